@@ -1,0 +1,9 @@
+//! # windlass-testkit
+//!
+//! What proves windlass right: the fixtures locator used by the conformance
+//! suites, and (as they land) the in-memory Kubernetes API server model, its
+//! HTTP front `windlass-apiserver`, fault injection and the deterministic
+//! simulation harness.
+#![warn(missing_docs)]
+
+pub mod fixtures;
