@@ -29,4 +29,5 @@
 pub mod codec;
 pub mod object;
 pub mod params;
+pub mod rand;
 pub mod watch;

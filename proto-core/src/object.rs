@@ -21,7 +21,10 @@ pub trait Object {
     /// alone when the object has no namespace (client-go's `MetaNamespaceKeyFunc`).
     fn key(&self) -> ObjectKey {
         let meta = self.meta();
-        ObjectKey::new(meta.namespace.as_deref(), meta.name.as_deref().unwrap_or(""))
+        ObjectKey::new(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or(""),
+        )
     }
 
     /// The object's `metadata.resourceVersion`, if any.

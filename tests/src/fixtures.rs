@@ -46,7 +46,11 @@ mod tests {
     #[test]
     fn fixtures_dir_holds_the_readme() {
         if let Some(dir) = super::dir() {
-            assert!(dir.join("README.md").is_file(), "{} has no README.md", dir.display());
+            assert!(
+                dir.join("README.md").is_file(),
+                "{} has no README.md",
+                dir.display()
+            );
         }
     }
 }
