@@ -11,11 +11,14 @@
 //! Behaviour follows client-go at v0.36 (see `reference/client-go-semantics.md`
 //! §1–4); the deliberate departures are documented where they are made.
 
+pub mod backoff;
 pub mod delta;
 pub mod delta_fifo;
 pub mod index;
 pub mod real_fifo;
+pub mod reflector;
 pub mod store;
+pub mod wire;
 
 pub use delta::{DeletedObject, Delta};
 pub use delta_fifo::DeltaFifo;
