@@ -30,4 +30,6 @@ pub mod codec;
 pub mod object;
 pub mod params;
 pub mod rand;
+pub mod request;
+pub mod resource;
 pub mod watch;
