@@ -27,9 +27,12 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod dynamic;
+pub mod list;
 pub mod object;
 pub mod params;
 pub mod rand;
 pub mod request;
 pub mod resource;
+pub mod response;
 pub mod watch;
