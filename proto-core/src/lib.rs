@@ -27,8 +27,13 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod dynamic;
 pub mod informer;
+pub mod list;
 pub mod object;
 pub mod params;
 pub mod rand;
+pub mod request;
+pub mod resource;
+pub mod response;
 pub mod watch;
