@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 pub use read::MAX_DEPTH;
 
 pub(crate) use de::ItemDeserializer;
-pub(crate) use read::read_item;
+pub(crate) use read::{Item, read_item};
 
 /// The self-described CBOR tag that opens every Kubernetes CBOR item.
 pub const SELF_DESCRIBED_TAG: u64 = 55799;
@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn cbor_rejects_what_kubernetes_rejects() {
-        let cases: &[(&str, fn(&Error) -> bool)] = &[
+        type Expect = fn(&Error) -> bool;
+        let cases: &[(&str, Expect)] = &[
             // duplicate key, byte and text spelling of the same name
             ("a2 41 61 01 61 61 02", |e| {
                 matches!(e, Error::DuplicateKey { .. })
