@@ -14,14 +14,17 @@ use windlass_proto::watch::{DecodeError, Framing, Limits, WatchDecoder, WatchEve
 use windlass_testkit::fixtures;
 use windlass_testkit::fuzzing::{dechunk, replay_exchanges};
 
+/// Every event or error, and what `finish` said.
+type Decoded<K> = (
+    Vec<Result<WatchEvent<K>, DecodeError>>,
+    Result<(), DecodeError>,
+);
+
 /// Decodes `chunks` in order; every event or error, then `finish`'s result.
 fn decode<K: DeserializeOwned>(
     framing: Framing,
     chunks: impl IntoIterator<Item = Vec<u8>>,
-) -> (
-    Vec<Result<WatchEvent<K>, DecodeError>>,
-    Result<(), DecodeError>,
-) {
+) -> Decoded<K> {
     let mut decoder = WatchDecoder::<K>::new(framing, Limits::default());
     let mut events = Vec::new();
     for chunk in chunks {
