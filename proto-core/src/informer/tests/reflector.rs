@@ -8,8 +8,9 @@ use crate::informer::backoff::BackoffConfig;
 use crate::informer::reflector::{
     Action, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId, TransportError,
 };
-use crate::informer::wire::{JsonCodec, ResourceRequests};
+use crate::informer::wire::StandardCodec;
 use crate::object::Object;
+use crate::request::Builder;
 
 /// A reflector over ConfigMaps and a fake clock, driven by hand.
 pub(crate) struct Harness {
@@ -34,8 +35,8 @@ impl Harness {
         let now = Instant::now();
         let r = Reflector::new(
             config,
-            Box::new(ResourceRequests::new("/api/v1/configmaps")),
-            Box::new(JsonCodec::default()),
+            Box::new(Builder::of::<ConfigMap>(None).unwrap()),
+            Box::new(StandardCodec::default()),
             seed,
             now,
         );
@@ -895,10 +896,8 @@ fn pod_reflector(use_watch_list: bool) -> (Reflector<k8s_openapi::api::core::v1:
             use_watch_list,
             ..config()
         },
-        Box::new(ResourceRequests::of::<k8s_openapi::api::core::v1::Pod>(
-            None,
-        )),
-        Box::new(JsonCodec::default()),
+        Box::new(Builder::of::<k8s_openapi::api::core::v1::Pod>(None).unwrap()),
+        Box::new(StandardCodec::default()),
         7,
         now,
     );
@@ -930,7 +929,7 @@ fn reflector_lists_a_recorded_pod_list_fed_in_small_chunks() {
     let expected: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let (mut r, now) = pod_reflector(false);
     let (id, uri) = sent_id(&mut r);
-    assert_eq!(uri, "/api/v1/pods?resourceVersion=0&limit=500");
+    assert_eq!(uri, "/api/v1/pods?limit=500&resourceVersion=0");
     r.handle_response(id, &ok_head(), now);
     for piece in body.chunks(97) {
         r.handle_chunk(id, piece, now);
