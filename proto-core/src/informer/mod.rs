@@ -17,6 +17,7 @@ pub mod delta_fifo;
 pub mod index;
 pub mod real_fifo;
 pub mod reflector;
+pub mod shared;
 pub mod store;
 pub mod wire;
 
@@ -24,6 +25,13 @@ pub use delta::{DeletedObject, Delta};
 pub use delta_fifo::DeltaFifo;
 pub use index::{IndexFn, NAMESPACE_INDEX, namespace_index_fn};
 pub use real_fifo::RealFifo;
+pub use reflector::{
+    Action, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId, TransportError,
+};
+pub use shared::{
+    FifoKind, HandlerId, InformerConfig, InformerError, Notification, SharedInformer,
+    drop_managed_fields,
+};
 pub use store::{Generation, KnownObjects, Store, StoreError};
 
 /// A FIFO's `pop` found it closed and empty (client-go's `ErrFIFOClosed`).

@@ -3,6 +3,7 @@
 
 mod fifo;
 mod reflector;
+mod shared;
 mod store;
 
 use std::collections::BTreeMap;
