@@ -294,3 +294,64 @@ fn store_generation_reuses_arcs_of_unchanged_objects() {
     assert_eq!(objects[1].resource_version(), Some("2"));
     assert_eq!(objects[2].key(), key("c"));
 }
+
+mod props {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum StoreOp {
+        Put(u8, u8),
+        Delete(u8),
+        Replace(Vec<(u8, u8)>),
+    }
+
+    fn store_op() -> impl Strategy<Value = StoreOp> {
+        prop_oneof![
+            4 => (0u8..10, 0u8..4).prop_map(|(n, v)| StoreOp::Put(n, v)),
+            2 => (0u8..10).prop_map(StoreOp::Delete),
+            1 => prop::collection::vec((0u8..10, 0u8..4), 0..8).prop_map(StoreOp::Replace),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn store_indices_always_match_a_scan_of_the_items(ops in prop::collection::vec(store_op(), 0..60)) {
+            let mut store = Store::with_namespace_index();
+            store.add_indexer("by_val", by_val()).unwrap();
+            let mut model: BTreeMap<String, u8> = BTreeMap::new();
+            let obj = |n: u8, v: u8| pod(&format!("ns{}", n % 3), &format!("p{n}"), &[("val", &v.to_string())]);
+            for op in ops {
+                match op {
+                    StoreOp::Put(n, v) => {
+                        store.add(obj(n, v));
+                        model.insert(obj(n, v).key().to_string(), v);
+                    }
+                    StoreOp::Delete(n) => {
+                        let key = obj(n, 0).key();
+                        store.delete(&key);
+                        model.remove(key.as_str());
+                    }
+                    StoreOp::Replace(items) => {
+                        store.replace(items.iter().map(|(n, v)| obj(*n, *v)), "1");
+                        model = items.iter().map(|(n, v)| (obj(*n, *v).key().to_string(), *v)).collect();
+                    }
+                }
+                let keys: BTreeSet<String> = store.list_keys().iter().map(|k| k.to_string()).collect();
+                prop_assert_eq!(&keys, &model.keys().cloned().collect::<BTreeSet<_>>());
+                let values: BTreeSet<String> = model.values().map(|v| v.to_string()).collect();
+                prop_assert_eq!(store.list_index_func_values("by_val"), values.iter().cloned().collect::<Vec<_>>());
+                for v in &values {
+                    let want: Vec<String> = model.iter().filter(|(_, mv)| mv.to_string() == *v).map(|(k, _)| k.clone()).collect();
+                    let got: Vec<String> = store.index_keys("by_val", v).unwrap().iter().map(|k| k.to_string()).collect();
+                    prop_assert_eq!(got, want);
+                }
+                let namespaces: BTreeSet<String> = model.keys().map(|k| k.split('/').next().unwrap().to_owned()).collect();
+                prop_assert_eq!(store.list_index_func_values(NAMESPACE_INDEX), namespaces.into_iter().collect::<Vec<_>>());
+            }
+        }
+    }
+}
