@@ -32,6 +32,7 @@
 //! | Watching | refused / 429 at open, ERROR 429 | Waiting (backoff) → Watching |
 //! | Watching | clean close, idle or watch deadline | Watching again at once |
 //! | Watching | close within 1 s with no event | Waiting (backoff) → new cycle |
+//! | Watching | ERROR InternalError within `max_internal_error_retry` | Watching again at once |
 //! | Watching | HTTP 410, ERROR 410, other error | Waiting (backoff) → new cycle (list at last RV) |
 //! | WatchListing | end bookmark | `Replaced`; Watching on the same stream |
 //! | WatchListing | refused / 429 | Waiting (backoff) → WatchListing |
@@ -216,6 +217,10 @@ pub struct ReflectorConfig {
     pub watch_deadline_grace: Duration,
     /// Retry delays.
     pub backoff: BackoffConfig,
+    /// client-go's `MaxInternalErrorRetryDuration`: a watch ending in an
+    /// InternalError is re-opened at once while the run of such errors is
+    /// younger than this. Zero (the default) turns it off.
+    pub max_internal_error_retry: Duration,
 }
 
 impl Default for ReflectorConfig {
@@ -233,6 +238,7 @@ impl Default for ReflectorConfig {
             watch_idle_timeout: Duration::from_secs(180),
             watch_deadline_grace: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
+            max_internal_error_retry: Duration::ZERO,
         }
     }
 }
@@ -259,6 +265,8 @@ enum Body<D> {
 
 struct Inflight<D> {
     id: RequestId,
+    /// The driver reported its end (EOF or error), or it was cancelled.
+    ended: bool,
     body: Body<D>,
     /// Header deadline, then the idle deadline.
     deadline: Instant,
@@ -358,6 +366,10 @@ impl Failure {
         by_cause || by_message
     }
 
+    fn is_internal_error(&self) -> bool {
+        self.reason() == Some("InternalError")
+    }
+
     fn is_too_many_requests(&self) -> bool {
         self.code() == Some(429) || self.reason() == Some("TooManyRequests")
     }
@@ -388,7 +400,42 @@ pub struct Reflector<K> {
     paginated_result: bool,
     resync_at: Option<Instant>,
     watch_list_failures: u32,
+    internal_errors: RetryWithDeadline,
     synced: bool,
+}
+
+/// client-go's `RetryWithDeadline(max, 1 min)` for watches ending in an
+/// InternalError: retried at once while the first of a run of such errors is
+/// at most `max` old; a gap of a minute between errors starts a new run.
+#[derive(Debug, Clone)]
+struct RetryWithDeadline {
+    max: Duration,
+    reset_after: Duration,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl RetryWithDeadline {
+    /// Records an error at `now` and says whether to retry at once.
+    fn retry(&mut self, now: Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) >= self.reset_after)
+        {
+            self.first = None;
+        }
+        let first = *self.first.get_or_insert(now);
+        self.last = Some(now);
+        if self.max.is_zero() {
+            return false;
+        }
+        if now.saturating_duration_since(first) <= self.max {
+            return true;
+        }
+        self.first = None;
+        self.last = None;
+        false
+    }
 }
 
 impl<K> std::fmt::Debug for Reflector<K> {
@@ -413,6 +460,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         seed: u64,
         now: Instant,
     ) -> Self {
+        let max_internal_error_retry = config.max_internal_error_retry;
         let mut reflector = Self {
             backoff: Backoff::new(config.backoff.clone()),
             config,
@@ -428,6 +476,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
             paginated_result: false,
             resync_at: None,
             watch_list_failures: 0,
+            internal_errors: RetryWithDeadline {
+                max: max_internal_error_retry,
+                reset_after: Duration::from_secs(60),
+                first: None,
+                last: None,
+            },
             synced: false,
         };
         reflector.run(Step::Cycle, now);
@@ -552,6 +606,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The body of `id` ended cleanly.
     pub fn handle_eof(&mut self, id: RequestId, now: Instant) {
+        self.mark_ended(id);
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 match std::mem::replace(&mut list.req.body, Body::AwaitingHead) {
@@ -600,6 +655,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The transport of `id` failed.
     pub fn handle_error(&mut self, id: RequestId, error: TransportError, now: Instant) {
+        self.mark_ended(id);
         match &self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 self.list_failed(Failure::Transport(error), now)
@@ -743,6 +799,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 self.actions.push_back(Action::Send { id, request });
                 Some(Inflight {
                     id,
+                    ended: false,
                     body: Body::AwaitingHead,
                     deadline: now + self.config.response_header_timeout,
                 })
@@ -754,13 +811,25 @@ impl<K: Object + Send + 'static> Reflector<K> {
         }
     }
 
+    /// Cancels the request in flight unless it already ended.
     fn cancel_current(&mut self) {
-        let id = match &self.phase {
-            Phase::Listing(l) => l.req.id,
-            Phase::Watching(s) | Phase::WatchListing(s) => s.req.id,
+        let (id, ended) = match &mut self.phase {
+            Phase::Listing(l) => (l.req.id, &mut l.req.ended),
+            Phase::Watching(s) | Phase::WatchListing(s) => (s.req.id, &mut s.req.ended),
             _ => return,
         };
-        self.actions.push_back(Action::Cancel(id));
+        if !std::mem::replace(ended, true) {
+            self.actions.push_back(Action::Cancel(id));
+        }
+    }
+
+    /// Marks the request in flight as ended by the driver, if it is `id`.
+    fn mark_ended(&mut self, id: RequestId) {
+        match &mut self.phase {
+            Phase::Listing(l) if l.req.id == id => l.req.ended = true,
+            Phase::Watching(s) | Phase::WatchListing(s) if s.req.id == id => s.req.ended = true,
+            _ => {}
+        }
     }
 
     fn relist_rv(&self) -> String {
@@ -820,6 +889,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         };
         state.req = Inflight {
             id: req.id,
+            ended: false,
             body: Body::AwaitingHead,
             deadline: req.deadline,
         };
@@ -858,6 +928,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
     }
 
     fn list_failed(&mut self, failure: Failure, now: Instant) {
+        self.cancel_current();
         let Phase::Listing(list) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
             return;
         };
@@ -930,6 +1001,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         let stream = StreamState {
             req: Inflight {
                 id: req.id,
+                ended: false,
                 body: Body::AwaitingHead,
                 deadline: req.deadline,
             },
@@ -1048,6 +1120,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The stream closed quietly (EOF, probable EOF, idle or watch deadline).
     fn stream_closed(&mut self, now: Instant) {
+        self.cancel_current();
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Watching(s) => {
                 if now.saturating_duration_since(s.started_at) < VERY_SHORT_WATCH && s.events == 0 {
@@ -1071,6 +1144,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The stream failed with an error.
     fn stream_failed(&mut self, failure: Failure, now: Instant) {
+        self.cancel_current();
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Watching(_) => {
                 let retriable = failure.is_too_many_requests()
@@ -1078,10 +1152,14 @@ impl<K: Object + Send + 'static> Reflector<K> {
                         failure,
                         Failure::Transport(TransportError::ConnectionRefused)
                     );
+                let internal_retry = failure.is_internal_error() && self.internal_errors.retry(now);
                 let error = failure.into_error("watch");
                 if retriable {
                     self.events.push_back(ReflectorEvent::Error(error));
                     self.wait(Step::Watch, now);
+                } else if internal_retry {
+                    self.events.push_back(ReflectorEvent::Error(error));
+                    self.start_watch(now);
                 } else {
                     // Expired/Gone relists at the last RV; so does anything else.
                     self.end_cycle(Some(error), now);
@@ -1182,6 +1260,7 @@ fn append_bounded(buf: &mut Vec<u8>, bytes: &[u8]) {
 fn placeholder<D>(now: Instant) -> Inflight<D> {
     Inflight {
         id: RequestId(0),
+        ended: false,
         body: Body::AwaitingHead,
         deadline: now,
     }

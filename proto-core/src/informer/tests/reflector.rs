@@ -1003,3 +1003,45 @@ fn reflector_watch_list_syncs_from_a_recorded_stream() {
     assert!(r.has_synced());
     assert_eq!(r.state_name(), "watching");
 }
+
+// reflector_test.go `TestReflectorInternalErrorRetry`-style: a watch ending in an
+// InternalError each second is re-opened at once for 30 s (31 retries), then the
+// reflector relists; a one-minute gap between errors starts a new window (40).
+#[test]
+fn reflector_internal_error_retried_within_window() {
+    for (max, jump_at, want) in [(0, None, 0), (30, None, 31), (30, Some(10), 40)] {
+        let mut h = Harness::new(ReflectorConfig {
+            max_internal_error_retry: Duration::from_secs(max),
+            ..config()
+        });
+        let mut w = list_then_watch(&mut h, "5");
+        let mut retries = 0;
+        for attempt in 1.. {
+            let step = if Some(attempt) == jump_at { 61 } else { 1 };
+            h.advance(Duration::from_secs(step));
+            h.events_on(w, &[error_event(500, "InternalError")]);
+            if h.r.state_name() != "watching" {
+                break;
+            }
+            retries += 1;
+            w = h.last("watch").0;
+            h.head(w, 200);
+        }
+        assert_eq!(retries, want, "max {max}s, jump at {jump_at:?}");
+        assert_eq!(h.r.state_name(), "waiting", "then the cycle ends");
+        assert_eq!(h.count("list"), 1);
+    }
+}
+
+#[test]
+fn reflector_cancels_a_request_it_abandons_but_not_one_that_ended() {
+    let mut h = Harness::new(config());
+    let (id, _) = h.last("list");
+    h.head(id, 200);
+    h.chunk(id, b"{\"items\": [}");
+    assert_eq!(h.cancelled, [id], "a malformed list body is abandoned");
+    h.next_timeout();
+    let (id, _) = h.last("list");
+    h.respond(id, 500, &status(500, "InternalError", "x"));
+    assert_eq!(h.cancelled.len(), 1, "an ended request is not cancelled");
+}
