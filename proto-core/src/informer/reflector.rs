@@ -42,8 +42,9 @@
 //! | Waiting | deadline | the step it waits for |
 //!
 //! "New cycle" is client-go's `ListAndWatch` ending: every end is followed
-//! by one backoff delay, and the delays only start over after two quiet
-//! minutes, so a server that keeps failing is never hit in a tight loop.
+//! by one backoff delay, and the delays only start over after two minutes
+//! since a watch was last answered 200 with no failure in between, so a
+//! server that keeps failing is never hit in a tight loop.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -63,6 +64,8 @@ use crate::watch::WatchEvent;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// client-go's page size.
 const DEFAULT_PAGE_SIZE: u32 = 500;
+/// client-go's default and smallest `MinWatchTimeout`.
+const MIN_WATCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// A watch closing this soon with no event is an error (client-go).
 const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
 
@@ -198,7 +201,7 @@ pub struct ReflectorConfig {
     /// The resync period; `None` or zero never resyncs.
     pub resync_period: Option<Duration>,
     /// The shortest server-side watch timeout; each watch asks for a random
-    /// `[min, 2·min)` (client-go: 5 min).
+    /// `[min, 2·min)`. Values under client-go's 5 min are raised to it.
     pub min_watch_timeout: Duration,
     /// Stream the initial state over a watch (`sendInitialEvents`).
     pub use_watch_list: bool,
@@ -230,7 +233,7 @@ impl Default for ReflectorConfig {
             field_selector: None,
             page_size: 0,
             resync_period: None,
-            min_watch_timeout: Duration::from_secs(300),
+            min_watch_timeout: MIN_WATCH_TIMEOUT,
             use_watch_list: false,
             watch_list_attempts: 3,
             response_header_timeout: Duration::from_secs(60),
@@ -553,6 +556,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 match self.codec.watch_decoder(head) {
                     Ok(decoder) => {
                         stream.req.body = Body::Ok(decoder);
+                        self.backoff.mark_healthy(now);
                         if matches!(self.phase, Phase::WatchListing(_)) {
                             self.events.push_back(ReflectorEvent::ListStarted);
                         }
@@ -964,7 +968,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
     }
 
     fn watch_params(&mut self, rv: String, watch_list: bool) -> WatchParams {
-        let min = self.config.min_watch_timeout.as_secs_f64();
+        // client-go honours `MinWatchTimeout` only above its 5 min default.
+        let min = self
+            .config
+            .min_watch_timeout
+            .max(MIN_WATCH_TIMEOUT)
+            .as_secs_f64();
         let timeout = (min * (1.0 + self.rng.next_f64())) as u32;
         WatchParams {
             label_selector: self.config.label_selector.clone(),

@@ -458,11 +458,12 @@ fn reflector_429_on_watch_backs_off_and_rewatches() {
     assert_eq!(h.count("watch"), 5);
 }
 
-// TestReflectorWatchTimeout-like: timeoutSeconds in [300, 600); a 30 min minimum gives [1800, 3600).
+// TestReflectorWatchTimeout-like: timeoutSeconds in [300, 600); a 1 s minimum is ignored;
+// a 30 min minimum gives [1800, 3600).
 #[test]
 fn reflector_watch_timeout_is_randomised_in_range() {
     for seed in 0..50 {
-        for (min, lo, hi) in [(300, 300, 600), (1800, 1800, 3600)] {
+        for (min, lo, hi) in [(300, 300, 600), (1, 300, 600), (1800, 1800, 3600)] {
             let mut h = Harness::with_seed(
                 ReflectorConfig {
                     min_watch_timeout: Duration::from_secs(min),
@@ -1044,4 +1045,24 @@ fn reflector_cancels_a_request_it_abandons_but_not_one_that_ended() {
     let (id, _) = h.last("list");
     h.respond(id, 500, &status(500, "InternalError", "x"));
     assert_eq!(h.cancelled.len(), 1, "an ended request is not cancelled");
+}
+
+// A failing attempt that takes long (here 90 s to answer) never resets the backoff.
+#[test]
+fn reflector_slow_failing_lists_never_reset_the_backoff() {
+    let mut h = Harness::new(ReflectorConfig {
+        response_header_timeout: Duration::from_secs(100),
+        ..config()
+    });
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        let (id, _) = h.last("list");
+        h.advance(Duration::from_secs(90));
+        h.respond(id, 503, &status(503, "ServiceUnavailable", "x"));
+        delays.push(h.next_timeout());
+    }
+    assert!(
+        delays[6..].iter().all(|d| *d >= Duration::from_secs(30)),
+        "{delays:?}"
+    );
 }
