@@ -9,8 +9,9 @@
 //! the HTTP code implies and the body, cut to 2 KiB, as its cause. It owns
 //! the `Retry-After` header (seconds, or an HTTP-date that needs the caller's
 //! clock) and the predicates client-go's `apierrors` offers. It decodes JSON
-//! success bodies; protobuf and CBOR bodies are the other codecs' (they hand
-//! a decoded `Status` to [`ApiError::from_status`]). It does not retry: the
+//! success bodies and reads `Status` error bodies in JSON and protobuf
+//! ([`protobuf_status`]); other protobuf and CBOR bodies are the other
+//! codecs' (they hand a decoded `Status` to [`ApiError::from_status`]). It does not retry: the
 //! retry policy reads [`ApiError::retry_after`].
 //!
 //! ```
@@ -36,10 +37,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, Status
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::codec::Format;
 use crate::codec::json::{self, JsonError};
+use crate::codec::{Format, PROTOBUF_MAGIC};
 use crate::list::ObjectList;
 use crate::request::negotiation::{self, ContentTypeError};
+
+pub mod protobuf_status;
 
 /// How much of a body that is not a `Status` an error keeps (client-go's
 /// `maxUnstructuredResponseTextBytes`).
@@ -402,8 +405,9 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// The error a response is, if it is one: any status outside 200–206 (101
-/// Switching Protocols aside). A `Status` body (JSON, `kind: Status` or no
-/// kind, non-empty `status`) is kept as sent; any other body is synthesized
+/// Switching Protocols aside). A `Status` body (JSON with `kind: Status` or no
+/// kind, or protobuf `k8s\0` + `v1` `Status`; with a non-empty `status`) is
+/// kept as sent; any other body is synthesized
 /// into one. `method` decides AlreadyExists vs Conflict for a bare 409.
 pub fn api_error(
     method: &Method,
@@ -416,9 +420,14 @@ pub fn api_error(
     }
     let retry_after = retry_after_header(headers);
     let content_type = content_type(headers);
-    if !negotiation::is_text(content_type)
-        && let Some(decoded) = status_body(body)
-    {
+    let sent = if body.starts_with(PROTOBUF_MAGIC) {
+        protobuf_status::decode(body).filter(|s| s.status.as_deref().is_some_and(|s| !s.is_empty()))
+    } else if negotiation::is_text(content_type) {
+        None
+    } else {
+        status_body(body)
+    };
+    if let Some(decoded) = sent {
         return Some(ApiError {
             status: decoded,
             http_status: status,

@@ -364,3 +364,39 @@ fn response_golden_raw_http_list_and_get() {
         serde_json::from_slice(&std::fs::read(base.join("get")).unwrap()).unwrap();
     assert_eq!(serde_json::to_value(&obj).unwrap(), expected);
 }
+
+// The protobuf Status error body: the kubernetes/api round-trip fixture
+// against its JSON twin, and the synthetic 410 ERROR object.
+#[test]
+fn response_protobuf_status_fixtures_match_json_twins() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+    let Some(dir) = fixtures_or_skip() else {
+        return;
+    };
+    for folder in ["k8s-api-HEAD", "k8s-api-v1.36.0"] {
+        let pb = std::fs::read(dir.join(folder).join("core.v1.Status.pb")).unwrap();
+        let json = std::fs::read(dir.join(folder).join("core.v1.Status.json")).unwrap();
+        let decoded = response::protobuf_status::decode(&pb).expect(folder);
+        let mut twin: Status = serde_json::from_slice(&json).unwrap();
+        twin.metadata.shard_info = None; // not read by the error path
+        assert_eq!(decoded, twin, "{folder}");
+        // Classified through the front door, with a protobuf Content-Type.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            "application/vnd.kubernetes.protobuf".parse().unwrap(),
+        );
+        let err =
+            response::api_error(&Method::GET, StatusCode::BAD_REQUEST, &headers, &pb).unwrap();
+        assert!(!err.is_synthesized());
+        assert_eq!(
+            err.status().details.as_ref().unwrap().retry_after_seconds,
+            Some(5)
+        );
+    }
+    let pb = std::fs::read(dir.join("synthetic/protobuf-status-410-expired.pb")).unwrap();
+    let err = response::api_error(&Method::GET, StatusCode::GONE, &HeaderMap::new(), &pb).unwrap();
+    assert!(err.is_expired() && !err.is_synthesized());
+    assert_eq!(err.reason(), "Expired");
+    assert_eq!(err.message(), "too old resource version: 1 (12746)");
+}
