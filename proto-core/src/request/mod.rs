@@ -317,6 +317,24 @@ impl Builder {
         self.build_patch(path, params, patch)
     }
 
+    /// `DELETE` a named subresource of one object, with `params` as the
+    /// `DeleteOptions` body.
+    pub fn delete_subresource(
+        &self,
+        subresource: &str,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let uri = self.subresource_path(name, subresource)?;
+        let body = delete_options_body(params)?;
+        self.build(
+            Method::DELETE,
+            uri,
+            Some(self.negotiation.accept(false)),
+            Some((Format::Json.media_type(), body)),
+        )
+    }
+
     /// `GET` the `status` subresource.
     pub fn get_status(&self, name: &str) -> Result<http::Request<Bytes>, RequestError> {
         self.get_subresource("status", name, &GetParams::default())
