@@ -64,7 +64,7 @@ const KNOWN_REASONS: &[&str] = &[
     "Gone",
     "Invalid",
     "ServerTimeout",
-    "StoreReadError",
+    "StorageReadError",
     "Timeout",
     "TooManyRequests",
     "BadRequest",
@@ -345,6 +345,12 @@ impl ApiError {
     /// 415 UnsupportedMediaType: a CBOR or protobuf body the server does not take.
     pub fn is_unsupported_media_type(&self) -> bool {
         self.is_reason_or_code("UnsupportedMediaType", 415)
+    }
+
+    /// 406 NotAcceptable: no representation the `Accept` allows (e.g. CBOR
+    /// asked of a server without it).
+    pub fn is_not_acceptable(&self) -> bool {
+        self.is_reason_or_code("NotAcceptable", 406)
     }
 
     /// 504 Timeout.

@@ -605,3 +605,36 @@ fn validation_request_names_and_namespaces() {
         "fieldManager: Required value: is required for apply patch"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Whatever the selectors, the built URI parses and its query decodes
+        // back to exactly what was asked.
+        #[test]
+        fn request_list_query_round_trips_arbitrary_selectors(
+            label in any::<String>(),
+            field in "[a-zA-Z0-9.=!, ()/%+&?#-]{0,60}",
+            rv in proptest::option::of("[0-9]{1,12}"),
+        ) {
+            let pods = Builder::of::<Pod>(Some("ns")).unwrap();
+            let params = ListParams {
+                label_selector: Some(label.clone()),
+                field_selector: Some(field.clone()),
+                resource_version: rv.clone(),
+                ..ListParams::default()
+            };
+            let req = pods.list(&params).unwrap();
+            let uri = req.uri();
+            prop_assert_eq!(uri.path(), "/api/v1/namespaces/ns/pods");
+            let pairs = query::decode(uri.query().unwrap_or("")).unwrap();
+            let mut expected = Vec::new();
+            if !field.is_empty() { expected.push(("fieldSelector".to_owned(), field)); }
+            if !label.is_empty() { expected.push(("labelSelector".to_owned(), label)); }
+            if let Some(rv) = rv { expected.push(("resourceVersion".to_owned(), rv)); }
+            prop_assert_eq!(pairs, expected);
+        }
+    }
+}
