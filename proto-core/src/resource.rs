@@ -108,6 +108,18 @@ impl ApiResource {
         }
     }
 
+    /// A resource from an `apiVersion` as objects and discovery spell it
+    /// (`apps/v1`, or `v1` for the core group).
+    pub fn from_api_version(
+        api_version: &str,
+        kind: impl Into<String>,
+        plural: impl Into<String>,
+        scope: Scope,
+    ) -> Self {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        Self::new(group, version, kind, plural, scope)
+    }
+
     /// Whether objects of this resource live in a namespace.
     pub fn is_namespaced(&self) -> bool {
         self.scope == Scope::Namespaced
@@ -336,6 +348,14 @@ mod tests {
         let nodes = ApiResource::of::<Node>();
         assert_eq!(nodes.object_path(None, "n1").unwrap(), "/api/v1/nodes/n1");
         let crd = ApiResource::new("flops", "v1alpha1", "Flip", "flips", Scope::Namespaced);
+        assert_eq!(
+            ApiResource::from_api_version("flops/v1alpha1", "Flip", "flips", Scope::Namespaced),
+            crd
+        );
+        assert_eq!(
+            ApiResource::from_api_version("v1", "Pod", "pods", Scope::Namespaced),
+            pods
+        );
         assert_eq!(crd.api_version, "flops/v1alpha1");
         assert_eq!(
             crd.subresource_path(Some("mops"), "mips", "fin").unwrap(),

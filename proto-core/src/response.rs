@@ -289,6 +289,21 @@ impl ApiError {
             .map(Duration::from_secs)
     }
 
+    /// Whether client-go would wait and retry this response, and for how long:
+    /// a 429 or any 5xx **with** a `Retry-After` header in seconds
+    /// (`rest/with_retry.go` `checkWait`). A 5xx without the header is not
+    /// retried this way; `details.retryAfterSeconds` alone does not count.
+    pub fn retry_wait(&self) -> Option<Duration> {
+        let code = self.http_status.as_u16();
+        if code != 429 && code < 500 {
+            return None;
+        }
+        match self.retry_after {
+            Some(RetryAfter::Delay(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The reason is `reason`, or the reason is not a known one and the code is `code`.
     fn is_reason_or_code(&self, reason: &str, code: u16) -> bool {
         let own = self.reason();
