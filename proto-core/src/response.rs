@@ -428,8 +428,7 @@ impl std::error::Error for ApiError {}
 /// The error a response is, if it is one: any status outside 200–206 (101
 /// Switching Protocols aside). A `Status` body (JSON with `kind: Status` or no
 /// kind, or protobuf `k8s\0` + `v1` `Status`; with a non-empty `status`) is
-/// kept as sent; any other body is synthesized
-/// into one. `method` decides AlreadyExists vs Conflict for a bare 409.
+/// kept as sent; any other body is synthesized into one. `method` decides AlreadyExists vs Conflict for a bare 409.
 pub fn api_error(
     method: &Method,
     status: StatusCode,

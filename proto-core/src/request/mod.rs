@@ -79,7 +79,8 @@ pub enum RequestError {
 
 /// Builds the requests for one resource, in one namespace or across all of them.
 ///
-/// Cheap to clone; build one per resource and namespace and reuse it.
+/// It holds only the resource, the namespace and the negotiation: build one
+/// per resource and namespace and reuse it for every call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Builder {
     resource: ApiResource,

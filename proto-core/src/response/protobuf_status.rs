@@ -221,4 +221,21 @@ mod tests {
         // Negative int32 (sign-extended) comes back negative.
         assert_eq!(int32(u64::MAX), -1);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn response_protobuf_status_never_panics_on_garbage(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            flip in proptest::prelude::any::<(usize, u8)>(),
+        ) {
+            let mut body = b"k8s\0".to_vec();
+            body.extend(&tail);
+            let _ = decode(&body);
+            // And a corrupted valid body.
+            let mut valid = expired();
+            let at = flip.0 % valid.len();
+            valid[at] ^= flip.1;
+            let _ = decode(&valid);
+        }
+    }
 }
