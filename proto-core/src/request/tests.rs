@@ -314,6 +314,31 @@ fn request_accept_follows_negotiation_for_objects_and_collections() {
 }
 
 #[test]
+fn request_table_include_object() {
+    let pods = Builder::of::<Pod>(Some("ns"))
+        .unwrap()
+        .with_table_include_object(IncludeObject::Object);
+    // Without Table negotiation the parameter is not sent.
+    assert_eq!(
+        pods.list(&ListParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods"
+    );
+    let table = pods.with_negotiation(Negotiation::Table);
+    assert_eq!(
+        table.list(&ListParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods?includeObject=Object"
+    );
+    assert_eq!(
+        table.get("p", &GetParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods/p?includeObject=Object"
+    );
+    assert_eq!(
+        table.watch(&WatchParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods?includeObject=Object&watch=true"
+    );
+}
+
+#[test]
 fn request_create_and_replace_with_body_format() {
     let deployments = Builder::of::<Deployment>(Some("default"))
         .unwrap()
