@@ -145,6 +145,9 @@ impl ApiResource {
     /// A namespace on a cluster-scoped resource, or a namespace or plural that
     /// is not a valid path segment, is an error.
     pub fn collection_path(&self, namespace: Option<&str>) -> Result<String, PathError> {
+        if self.plural.is_empty() {
+            return Err(PathError::Empty(Segment::Resource));
+        }
         validate_path_segment(Segment::Resource, &self.plural)?;
         let mut path = self.group_version_path();
         match (self.scope, namespace) {
@@ -413,6 +416,11 @@ mod tests {
                 ..
             })
         ));
+        let unnamed = ApiResource::new("example.com", "v1", "Foo", "", Scope::Cluster);
+        assert_eq!(
+            unnamed.collection_path(None),
+            Err(PathError::Empty(Segment::Resource))
+        );
         // A name with a dot inside is a valid segment ("my.pod").
         assert!(pods.object_path(Some("ns"), "my.pod").is_ok());
     }
