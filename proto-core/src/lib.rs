@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod object;
 pub mod params;
 pub mod rand;
