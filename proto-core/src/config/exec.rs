@@ -283,6 +283,9 @@ impl ExecPlugin {
         if stdout.len() > MAX_EXEC_OUTPUT {
             return Err(bad(format!("output exceeds {MAX_EXEC_OUTPUT} bytes")));
         }
+        if stdout.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("the output is empty".into()));
+        }
         let parsed: WireCredential = match serde_json::from_slice(stdout) {
             Ok(p) => p,
             Err(json_error) => {

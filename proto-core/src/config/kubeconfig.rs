@@ -7,7 +7,7 @@
 //! [`Config`](super::Config) is [`resolve`](super::resolve)'s.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
@@ -403,7 +403,18 @@ fn resolve_path(dir: &Path, value: &str) -> String {
     if p.is_absolute() {
         return value.to_owned();
     }
-    dir.join(p).to_string_lossy().into_owned()
+    // filepath.Join cleans the result: `./a/../b` becomes `b`.
+    let mut joined = PathBuf::new();
+    for component in dir.join(p).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(joined.components().next_back(), Some(Component::Normal(_))) => {
+                joined.pop();
+            }
+            other => joined.push(other),
+        }
+    }
+    joined.to_string_lossy().into_owned()
 }
 
 /// Bytes to text: UTF-8 (a BOM is dropped) or UTF-16 LE/BE with a BOM.
