@@ -12,16 +12,26 @@ use windlass_proto::config::{Config, ConfigError, ContextOptions, Kubeconfig, Tl
 
 /// A one-context kubeconfig; `cluster` and `user` are extra YAML lines.
 fn kubeconfig(server: &str, cluster: &[String], user: &[String]) -> String {
-    let indent = |lines: &[String]| lines.iter().map(|l| format!("    {l}\n")).collect::<String>();
+    let indent = |lines: &[String]| {
+        lines
+            .iter()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{}users:\n- name: u\n  user:\n{}contexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\ncurrent-context: ctx\n",
         indent(cluster),
-        if user.is_empty() { "    {}\n".to_owned() } else { indent(user) },
+        if user.is_empty() {
+            "    {}\n".to_owned()
+        } else {
+            indent(user)
+        },
     )
 }
 
 fn resolve(yaml: &str) -> Result<Config, ConfigError> {
-    Kubeconfig::parse(yaml.as_bytes(), Some("/kube/config".as_ref()))?.resolve(&ContextOptions::default(), &MemFiles::default())
+    Kubeconfig::parse(yaml.as_bytes(), Some("/kube/config".as_ref()))?
+        .resolve(&ContextOptions::default(), &MemFiles::default())
 }
 
 fn ca_data(ca: &Ca) -> String {
@@ -36,8 +46,15 @@ fn client_data(leaf: &Leaf) -> Vec<String> {
 }
 
 /// Resolves, builds the ClientConfig, and handshakes against a server.
-fn connect(config: &Config, server: &Leaf, client_ca: Option<&str>) -> Result<rustls::ServerConnection, TlsError> {
-    let name = config.tls.server_name(config.cluster_url.host().unwrap()).unwrap();
+fn connect(
+    config: &Config,
+    server: &Leaf,
+    client_ca: Option<&str>,
+) -> Result<rustls::ServerConnection, TlsError> {
+    let name = config
+        .tls
+        .server_name(config.cluster_url.host().unwrap())
+        .unwrap();
     let client = config.tls.client_config().unwrap();
     handshake(client, name.clone(), server_config(server, client_ca)).map_err(|f| match f {
         HandshakeFailure::Client(e) | HandshakeFailure::Server(e) => config.tls.explain(&name, e),
@@ -48,7 +65,12 @@ fn connect(config: &Config, server: &Leaf, client_ca: Option<&str>) -> Result<ru
 fn tls_ca_only_trusts_the_kubeconfig_ca() {
     let ca = Ca::new("cluster-ca");
     let server = ca.server(&["kube.example"]);
-    let config = resolve(&kubeconfig("https://kube.example:6443", &[ca_data(&ca)], &[])).unwrap();
+    let config = resolve(&kubeconfig(
+        "https://kube.example:6443",
+        &[ca_data(&ca)],
+        &[],
+    ))
+    .unwrap();
     connect(&config, &server, None).expect("a server signed by the kubeconfig's CA is trusted");
 }
 
@@ -56,7 +78,11 @@ fn tls_ca_only_trusts_the_kubeconfig_ca() {
 fn tls_ca_from_file_is_read_and_trusted() {
     let ca = Ca::new("cluster-ca");
     let server = ca.server(&["kube.example"]);
-    let yaml = kubeconfig("https://kube.example", &["certificate-authority: pki/ca.crt".into()], &[]);
+    let yaml = kubeconfig(
+        "https://kube.example",
+        &["certificate-authority: pki/ca.crt".into()],
+        &[],
+    );
     let files = MemFiles::default().with("/kube/pki/ca.crt", &ca.cert_pem);
     let config = Kubeconfig::parse(yaml.as_bytes(), Some("/kube/config".as_ref()))
         .unwrap()
@@ -70,13 +96,24 @@ fn tls_wrong_ca_fails_with_a_message_naming_the_trusted_ca() {
     let ours = Ca::new("our-ca");
     let theirs = Ca::new("their-ca");
     let server = theirs.server(&["kube.example"]);
-    let config = resolve(&kubeconfig("https://kube.example:6443", &[ca_data(&ours)], &[])).unwrap();
+    let config = resolve(&kubeconfig(
+        "https://kube.example:6443",
+        &[ca_data(&ours)],
+        &[],
+    ))
+    .unwrap();
     let error = connect(&config, &server, None).unwrap_err();
-    assert!(matches!(error, TlsError::UntrustedServer { .. }), "{error:?}");
+    assert!(
+        matches!(error, TlsError::UntrustedServer { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(message.contains("kube.example"), "{message}");
     assert!(message.contains("not signed by a trusted CA"), "{message}");
-    assert!(message.contains("clusters[\"c\"].cluster.certificate-authority-data"), "{message}");
+    assert!(
+        message.contains("clusters[\"c\"].cluster.certificate-authority-data"),
+        "{message}"
+    );
     assert!(message.contains("/kube/config"), "{message}");
 }
 
@@ -84,7 +121,12 @@ fn tls_wrong_ca_fails_with_a_message_naming_the_trusted_ca() {
 fn tls_wrong_name_fails_with_a_message_naming_both_names() {
     let ca = Ca::new("cluster-ca");
     let server = ca.server(&["other.example"]);
-    let config = resolve(&kubeconfig("https://kube.example:6443", &[ca_data(&ca)], &[])).unwrap();
+    let config = resolve(&kubeconfig(
+        "https://kube.example:6443",
+        &[ca_data(&ca)],
+        &[],
+    ))
+    .unwrap();
     let error = connect(&config, &server, None).unwrap_err();
     assert!(matches!(error, TlsError::WrongName { .. }), "{error:?}");
     let message = error.to_string();
@@ -129,7 +171,10 @@ fn tls_server_name_overrides_the_url_host() {
     let server = ca.server(&["kubernetes.default.svc"]);
     let yaml = kubeconfig(
         "https://10.96.0.1:443",
-        &[ca_data(&ca), "tls-server-name: kubernetes.default.svc".into()],
+        &[
+            ca_data(&ca),
+            "tls-server-name: kubernetes.default.svc".into(),
+        ],
         &[],
     );
     let config = resolve(&yaml).unwrap();
@@ -160,9 +205,16 @@ fn tls_client_certificate_is_presented_for_every_key_format() {
         };
         let yaml = kubeconfig("https://kube.example", &[ca_data(&ca)], &client_data(&leaf));
         let config = resolve(&yaml).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let conn = connect(&config, &server, Some(&ca.cert_pem)).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let presented = conn.peer_certificates().expect("the server saw a client certificate");
-        assert_eq!(presented[0], config.tls.identity.as_ref().unwrap().chain[0], "{label}");
+        let conn = connect(&config, &server, Some(&ca.cert_pem))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let presented = conn
+            .peer_certificates()
+            .expect("the server saw a client certificate");
+        assert_eq!(
+            presented[0],
+            config.tls.identity.as_ref().unwrap().chain[0],
+            "{label}"
+        );
     }
 }
 
@@ -174,7 +226,10 @@ fn tls_client_certificate_from_files_resolves_relative_to_the_kubeconfig() {
     let yaml = kubeconfig(
         "https://kube.example",
         &[ca_data(&ca)],
-        &["client-certificate: certs/bob.crt".into(), "client-key: certs/bob.key".into()],
+        &[
+            "client-certificate: certs/bob.crt".into(),
+            "client-key: certs/bob.key".into(),
+        ],
     );
     let files = MemFiles::default()
         .with("/kube/certs/bob.crt", &leaf.cert_pem)
@@ -193,8 +248,20 @@ fn tls_server_requiring_a_client_certificate_rejects_a_config_without_one() {
     let server = ca.server(&["kube.example"]);
     let config = resolve(&kubeconfig("https://kube.example", &[ca_data(&ca)], &[])).unwrap();
     let name = config.tls.server_name("kube.example").unwrap();
-    let result = handshake(config.tls.client_config().unwrap(), name, server_config(&server, Some(&ca.cert_pem)));
-    assert!(matches!(result, Err(HandshakeFailure::Server(rustls::Error::NoCertificatesPresented))), "{result:?}");
+    let result = handshake(
+        config.tls.client_config().unwrap(),
+        name,
+        server_config(&server, Some(&ca.cert_pem)),
+    );
+    assert!(
+        matches!(
+            result,
+            Err(HandshakeFailure::Server(
+                rustls::Error::NoCertificatesPresented
+            ))
+        ),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -202,7 +269,12 @@ fn tls_client_key_not_matching_its_certificate_is_a_config_error() {
     let ca = Ca::new("cluster-ca");
     let mut leaf = ca.client("carol");
     leaf.key_pem = ca.client("mallory").key_pem;
-    let config = resolve(&kubeconfig("https://kube.example", &[ca_data(&ca)], &client_data(&leaf))).unwrap();
+    let config = resolve(&kubeconfig(
+        "https://kube.example",
+        &[ca_data(&ca)],
+        &client_data(&leaf),
+    ))
+    .unwrap();
     let error = config.tls.client_config().unwrap_err();
     assert!(matches!(error, TlsError::Config(_)), "{error:?}");
 }
@@ -211,8 +283,16 @@ fn tls_client_key_not_matching_its_certificate_is_a_config_error() {
 fn tls_insecure_skip_verify_accepts_an_unknown_server() {
     let stranger = Ca::new("stranger");
     let server = stranger.server(&["whatever.example"]);
-    let config = resolve(&kubeconfig("https://kube.example", &["insecure-skip-tls-verify: yes".into()], &[])).unwrap();
-    assert!(config.tls.insecure_skip_verify, "YAML 1.1 `yes` reads as true");
+    let config = resolve(&kubeconfig(
+        "https://kube.example",
+        &["insecure-skip-tls-verify: yes".into()],
+        &[],
+    ))
+    .unwrap();
+    assert!(
+        config.tls.insecure_skip_verify,
+        "YAML 1.1 `yes` reads as true"
+    );
     connect(&config, &server, None).unwrap();
 }
 
@@ -248,14 +328,20 @@ fn tls_platform_roots_are_used_without_a_ca_and_reject_a_private_ca() {
 
 #[test]
 fn tls_bad_server_names_are_errors_not_panics() {
-    let config = resolve(&kubeconfig("https://kube.example", &["tls-server-name: \"bad name!\"".into()], &[])).unwrap();
+    let config = resolve(&kubeconfig(
+        "https://kube.example",
+        &["tls-server-name: \"bad name!\"".into()],
+        &[],
+    ))
+    .unwrap();
     let error = config.tls.server_name("kube.example").unwrap_err();
     assert!(error.to_string().contains("bad name!"), "{error}");
 }
 
 #[test]
 fn tls_bad_pem_names_the_field() {
-    let garbage = b64("-----BEGIN CERTIFICATE-----\nnot base64 at all!!\n-----END CERTIFICATE-----\n");
+    let garbage =
+        b64("-----BEGIN CERTIFICATE-----\nnot base64 at all!!\n-----END CERTIFICATE-----\n");
     let error = resolve(&kubeconfig(
         "https://kube.example",
         &[format!("certificate-authority-data: {garbage}")],
@@ -277,7 +363,10 @@ fn tls_bad_pem_names_the_field() {
     ))
     .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("users[\"u\"].user.client-key-data"), "{message}");
+    assert!(
+        message.contains("users[\"u\"].user.client-key-data"),
+        "{message}"
+    );
     assert!(message.contains("no PEM private key"), "{message}");
 }
 
@@ -285,7 +374,10 @@ fn tls_bad_pem_names_the_field() {
 fn tls_handshake_errors_that_are_not_trust_or_name_keep_rustls_error() {
     let config = resolve(&kubeconfig("https://kube.example", &[], &[])).unwrap();
     let name = config.tls.server_name("kube.example").unwrap();
-    let error = config.tls.explain(&name, rustls::Error::InvalidCertificate(CertificateError::Expired));
+    let error = config.tls.explain(
+        &name,
+        rustls::Error::InvalidCertificate(CertificateError::Expired),
+    );
     assert!(matches!(error, TlsError::Handshake { .. }));
     assert!(error.to_string().contains("kube.example"));
 }

@@ -408,7 +408,9 @@ fn resolve_path(dir: &Path, value: &str) -> String {
     for component in dir.join(p).components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir if matches!(joined.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(joined.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 joined.pop();
             }
             other => joined.push(other),

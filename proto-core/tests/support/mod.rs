@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use windlass_proto::config::Files;
 
@@ -23,8 +24,15 @@ pub fn kubeconfig_fixtures() -> Option<PathBuf> {
         return Some(dir.join("kubeconfigs"));
     }
     let required = std::env::var("WINDLASS_REQUIRE_FIXTURES").is_ok_and(|v| v == "1");
-    assert!(!required, "fixtures folder {} is missing and WINDLASS_REQUIRE_FIXTURES=1", dir.display());
-    eprintln!("skipped: fixtures folder {} not found (set WINDLASS_FIXTURES)", dir.display());
+    assert!(
+        !required,
+        "fixtures folder {} is missing and WINDLASS_REQUIRE_FIXTURES=1",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: fixtures folder {} not found (set WINDLASS_FIXTURES)",
+        dir.display()
+    );
     None
 }
 
@@ -33,7 +41,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("windlass-config-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("windlass-config-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -112,7 +121,12 @@ impl Ca {
     /// A server certificate for `names` (DNS names or IP addresses).
     pub fn server(&self, names: &[&str]) -> Leaf {
         let cn = names.first().copied().unwrap_or("server");
-        self.leaf(names, cn, KeyPair::generate().unwrap(), ExtendedKeyUsagePurpose::ServerAuth)
+        self.leaf(
+            names,
+            cn,
+            KeyPair::generate().unwrap(),
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     /// A client certificate for `user`, with a fresh P-256 key (PKCS#8).
@@ -125,10 +139,20 @@ impl Ca {
         self.leaf(&[], user, key, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
-    fn leaf(&self, names: &[&str], common_name: &str, key: KeyPair, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    fn leaf(
+        &self,
+        names: &[&str],
+        common_name: &str,
+        key: KeyPair,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Leaf {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
         params.extended_key_usages = vec![usage];
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
             cert_pem: cert.pem(),
@@ -139,7 +163,12 @@ impl Ca {
 
 /// A test key from `tests/data`.
 pub fn test_key(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// base64 of some bytes, as kubeconfig `*-data` fields hold them.
@@ -167,10 +196,15 @@ pub fn server_config(server: &Leaf, client_ca: Option<&str>) -> Arc<rustls::Serv
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            roots.add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
+            roots
+                .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
                 .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -191,8 +225,10 @@ pub fn handshake(
     server_config: Arc<rustls::ServerConfig>,
 ) -> Result<rustls::ServerConnection, HandshakeFailure> {
     use std::io::{Read, Write};
-    let mut client = rustls::ClientConnection::new(Arc::new(client_config), server_name).map_err(HandshakeFailure::Client)?;
-    let mut server = rustls::ServerConnection::new(server_config).map_err(HandshakeFailure::Server)?;
+    let mut client = rustls::ClientConnection::new(Arc::new(client_config), server_name)
+        .map_err(HandshakeFailure::Client)?;
+    let mut server =
+        rustls::ServerConnection::new(server_config).map_err(HandshakeFailure::Server)?;
     client.writer().write_all(b"ping").unwrap();
     let mut got = Vec::new();
     for _ in 0..32 {
