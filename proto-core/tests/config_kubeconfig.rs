@@ -762,6 +762,9 @@ fn kubeconfig_null_sections_and_bom_are_accepted() {
     let yaml = "\u{feff}apiVersion: v1\nclusters:\n- name: c\n  cluster:\n    server: https://x\n    extensions: null\nusers: null\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: \"\"\ncurrent-context: c\n";
     let config = resolve(yaml).unwrap();
     assert!(matches!(config.auth, AuthConfig::None));
+    // Duplicate keys: the last wins, as in Go's non-strict YAML decoding.
+    let yaml = "clusters: [{name: c, cluster: {server: \"https://first\", server: \"https://last\"}}]\ncontexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n";
+    assert_eq!(resolve(yaml).unwrap().cluster_url, "https://last/");
     // An empty document is an empty kubeconfig, not an error.
     assert!(Kubeconfig::parse(b"", None).unwrap().is_empty());
     assert!(Kubeconfig::parse(b"---\n", None).unwrap().is_empty());
@@ -1083,7 +1086,8 @@ fn kubeconfig_malformed_files_are_errors_naming_the_file() {
     bomb.push_str("clusters: *i\n");
     let started = std::time::Instant::now();
     assert!(Kubeconfig::parse(bomb.as_bytes(), Some(path)).is_err());
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // About 3 s in a debug build; the bound only proves it ends.
+    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 #[test]

@@ -491,3 +491,32 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     };
     Some(base + Duration::from_nanos(nanos))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_expiration_timestamps_parse_as_rfc3339() {
+        let secs =
+            |s: &str| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
+        assert_eq!(secs("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(secs("2026-01-01T00:00:00Z"), Some(1_767_225_600.0));
+        assert_eq!(secs("2024-02-29T12:30:15Z"), Some(1_709_209_815.0));
+        assert_eq!(secs("2026-01-01T01:00:00+01:00"), Some(1_767_225_600.0));
+        assert_eq!(secs("2025-12-31T19:00:00-05:00"), Some(1_767_225_600.0));
+        assert_eq!(secs("2026-01-01T00:00:00.25Z"), Some(1_767_225_600.25));
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01 00:00:00",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+0100",
+            "2026-01-01T0a:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+}

@@ -258,6 +258,8 @@ impl Kubeconfig {
         let mut options = serde_saphyr::Options::default();
         // A snippet of the source could show a token or a key.
         options.with_snippet = false;
+        // Go's non-strict YAML decoding keeps the last of duplicate keys.
+        options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
         let documents: Vec<Kubeconfig> = serde_saphyr::from_multiple_with_options(&text, options)
             .map_err(|e| ConfigError::Malformed {
             origin: origin.clone(),

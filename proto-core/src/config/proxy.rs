@@ -101,6 +101,27 @@ impl ProxyUrl {
         self.port
     }
 
+    /// The whole URL, userinfo included (hence secret), for a transport
+    /// that takes the proxy as a string.
+    pub fn url(&self) -> Secret<String> {
+        let scheme = match self.scheme {
+            ProxyScheme::Http => "http",
+            ProxyScheme::Https => "https",
+            ProxyScheme::Socks5 => "socks5",
+        };
+        let auth = match &self.credentials {
+            Some((user, password)) if password.expose().is_empty() => format!("{user}@"),
+            Some((user, password)) => format!("{user}:{}@", password.expose()),
+            None => String::new(),
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        Secret::new(format!("{scheme}://{auth}{host}:{}", self.port))
+    }
+
     /// The user and password from the URL's userinfo.
     pub fn credentials(&self) -> Option<(&str, &Secret<String>)> {
         self.credentials.as_ref().map(|(u, p)| (u.as_str(), p))
