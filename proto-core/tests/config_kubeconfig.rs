@@ -1335,6 +1335,18 @@ fn kubeconfig_infer_prefers_kubeconfig_then_in_cluster_and_says_what_it_tried() 
         load::infer(&ContextOptions::default(), &in_pod, &files),
         Err(ConfigError::Malformed { .. })
     ));
+    // In a pod whose token is not mounted: the error names the file.
+    let error = load::infer(&ContextOptions::default(), &in_pod, &MemFiles::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("in-cluster service-account token"),
+        "{error}"
+    );
+    assert!(
+        error.contains(windlass_proto::config::TOKEN_FILE),
+        "{error}"
+    );
     // Neither: the error lists both.
     let nowhere = Environment {
         home: Some(tmp.path().to_path_buf()),

@@ -154,7 +154,10 @@ pub fn in_cluster(env: &Environment, files: &dyn Files) -> Result<Config, Config
     let token_file = Path::new(incluster::TOKEN_FILE);
     let ca_file = Path::new(incluster::CA_FILE);
     let token = files.read(token_file).map_err(|source| ConfigError::Read {
-        origin: super::error::Origin::default(),
+        origin: super::error::Origin {
+            field: Some("in-cluster service-account token".into()),
+            ..Default::default()
+        },
         path: token_file.to_path_buf(),
         source,
     })?;
