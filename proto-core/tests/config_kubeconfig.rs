@@ -186,7 +186,7 @@ fn kubeconfig_fixture_minikube_reads_referenced_files_and_eks_user_fields() {
     assert_eq!(exec.command, "aws");
     assert!(exec.env.is_empty());
     assert_eq!(exec.install_hint.as_deref(), Some("Please install aws cli"));
-    // Its context: the cluster's CA data is a snipped placeholder (`LS0t<SNIP>LS0tLQo=`).
+    // Its context names the cluster by ARN, but the cluster is named "eks".
     let options = ContextOptions {
         context: Some("eks".into()),
         ..Default::default()
@@ -194,8 +194,48 @@ fn kubeconfig_fixture_minikube_reads_referenced_files_and_eks_user_fields() {
     let error = kc.resolve(&options, &files).unwrap_err().to_string();
     assert!(error.contains("context \"eks\""), "{error}");
     assert!(
-        error.contains("certificate-authority-data: invalid base64"),
+        error.contains("contexts[\"eks\"].context.cluster: cluster \"arn:aws:eks:us-west-2:012345678912:cluster/eks\" is not defined"),
         "{error}"
+    );
+    // Pointed at the "eks" cluster, its CA data is a snipped placeholder (`LS0t<SNIP>LS0tLQo=`).
+    let options = ContextOptions {
+        cluster: Some("eks".into()),
+        ..options
+    };
+    let error = kc.resolve(&options, &files).unwrap_err().to_string();
+    assert!(
+        error.contains("clusters[\"eks\"].cluster.certificate-authority-data: invalid base64"),
+        "{error}"
+    );
+    // With a real CA, the v1alpha1 exec plugin is refused (removed in client-go 1.24).
+    let ca_pem = b64(&ca.cert_pem);
+    let text = String::from_utf8(bytes)
+        .unwrap()
+        .replace("LS0t<SNIP>LS0tLQo=", &ca_pem);
+    let kc = Kubeconfig::parse(text.as_bytes(), Some(&path)).unwrap();
+    let error = kc.resolve(&options, &files).unwrap_err().to_string();
+    assert!(error.contains("user.exec.apiVersion"), "{error}");
+    // Moved to v1beta1 it resolves, with the impersonation headers.
+    let text = text.replace("v1alpha1", "v1beta1");
+    let config = Kubeconfig::parse(text.as_bytes(), Some(&path))
+        .unwrap()
+        .resolve(&options, &files)
+        .unwrap();
+    let AuthConfig::Exec(plugin) = &config.auth else {
+        panic!()
+    };
+    assert_eq!(
+        plugin.install_hint.as_deref(),
+        Some("Please install aws cli")
+    );
+    let mut headers = HeaderMap::new();
+    config.impersonation.apply(&mut headers).unwrap();
+    assert_eq!(headers["impersonate-user"], "admin");
+    assert_eq!(headers["impersonate-uid"], "12345");
+    assert_eq!(headers.get_all("impersonate-group").iter().count(), 2);
+    assert_eq!(
+        headers.get_all("impersonate-extra-scopes").iter().count(),
+        2
     );
 }
 
@@ -510,7 +550,7 @@ fn kubeconfig_fixture_in_cluster_equivalent_reads_the_service_account() {
         .unwrap()
         .resolve(&ContextOptions::default(), &files)
         .unwrap();
-    assert_eq!(config.cluster_url, "https://10.96.0.1/");
+    assert_eq!(config.cluster_url, "https://10.96.0.1:443/");
     assert_eq!(config.default_namespace, "default");
     assert_eq!(headers_of(&config)["authorization"], "Bearer sa-token");
     let AuthConfig::Bearer { file, .. } = &config.auth else {
