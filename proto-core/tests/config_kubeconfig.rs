@@ -989,6 +989,33 @@ fn kubeconfig_auth_token_file_is_reread_as_it_rotates() {
 }
 
 #[test]
+fn kubeconfig_auth_token_file_wins_over_token_when_readable() {
+    let tmp = TempDir::new("token-and-file");
+    tmp.write("token", "from-file");
+    let config_path = tmp.path().join("config");
+    let both = with_user("token: inline\ntokenFile: token");
+    let config = Kubeconfig::parse(both.as_bytes(), Some(&config_path))
+        .unwrap()
+        .resolve(&ContextOptions::default(), &LocalFiles)
+        .unwrap();
+    assert_eq!(headers_of(&config)["authorization"], "Bearer from-file");
+    let unreadable = with_user("token: inline\ntokenFile: missing");
+    let config = Kubeconfig::parse(unreadable.as_bytes(), Some(&config_path))
+        .unwrap()
+        .resolve(&ContextOptions::default(), &LocalFiles)
+        .unwrap();
+    assert_eq!(headers_of(&config)["authorization"], "Bearer inline");
+    let AuthConfig::Bearer { file, .. } = &config.auth else {
+        panic!()
+    };
+    assert_eq!(
+        file.as_deref(),
+        Some(tmp.path().join("missing").as_path()),
+        "still re-read later"
+    );
+}
+
+#[test]
 fn kubeconfig_auth_client_certificate_with_each_key_format() {
     let ca = Ca::new("ca");
     for (signing, written) in [

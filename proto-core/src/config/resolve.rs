@@ -381,18 +381,28 @@ impl Resolver<'_> {
             .as_deref()
             .filter(|f| !f.is_empty())
             .map(PathBuf::from);
-        let token = match (&user.token, &file) {
-            (Some(token), _) if !token.expose().is_empty() => token.clone(),
-            (_, Some(path)) => {
-                let bytes = self.read(path, user_origin("tokenFile"))?;
-                super::auth::token_from_file_bytes(&bytes).map_err(|message| {
-                    ConfigError::Invalid {
-                        origin: user_origin("tokenFile"),
-                        message: format!("{}: {message}", path.display()),
-                    }
-                })?
+        let inline = user.token.clone().filter(|t| !t.expose().is_empty());
+        let Some(path) = &file else {
+            return Ok(inline.map_or(AuthConfig::None, |token| AuthConfig::Bearer {
+                token,
+                file: None,
+            }));
+        };
+        // client-go reads the file on every request (cached for a minute),
+        // so a readable file wins over `token`, which is only the fallback.
+        let from_file = self.read(path, user_origin("tokenFile")).and_then(|bytes| {
+            super::auth::token_from_file_bytes(&bytes).map_err(|message| ConfigError::Invalid {
+                origin: user_origin("tokenFile"),
+                message: format!("{}: {message}", path.display()),
+            })
+        });
+        let token = match (from_file, inline) {
+            (Ok(token), _) => token,
+            (Err(error), Some(token)) => {
+                tracing::warn!(%error, "cannot read the token file; using the kubeconfig's token");
+                token
             }
-            _ => return Ok(AuthConfig::None),
+            (Err(error), None) => return Err(error),
         };
         Ok(AuthConfig::Bearer { token, file })
     }
