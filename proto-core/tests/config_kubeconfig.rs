@@ -1433,3 +1433,9 @@ fn kubeconfig_infer_prefers_kubeconfig_then_in_cluster_and_says_what_it_tried() 
         "{message}"
     );
 }
+
+#[test]
+fn kubeconfig_json_indented_with_tabs_is_read() {
+    let json = "{\n\t\"apiVersion\": \"v1\",\n\t\"clusters\": [\n\t\t{\n\t\t\t\"name\": \"c\",\n\t\t\t\"cluster\": {\n\t\t\t\t\"server\": \"https://tabs.example\"\n\t\t\t}\n\t\t}\n\t],\n\t\"contexts\": [{\"name\": \"c\", \"context\": {\"cluster\": \"c\"}}],\n\t\"current-context\": \"c\"\n}\n";
+    assert_eq!(resolve(json).unwrap().cluster_url, "https://tabs.example/");
+}
