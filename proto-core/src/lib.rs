@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod dynamic;
 pub mod list;
 pub mod object;
