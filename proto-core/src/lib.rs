@@ -27,7 +27,10 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod flowcontrol;
 pub mod object;
 pub mod params;
+pub mod queue;
 pub mod rand;
+pub mod ratelimit;
 pub mod watch;
