@@ -27,10 +27,12 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod controller;
 pub mod flowcontrol;
 pub mod object;
 pub mod params;
 pub mod queue;
 pub mod rand;
 pub mod ratelimit;
+pub mod retry;
 pub mod watch;

@@ -129,6 +129,7 @@ pub struct WorkQueue<T, Q = Fifo<T>> {
     processing: HashSet<T>,
     shutting_down: bool,
     drain: bool,
+    adds: u64,
 }
 
 impl<T: Hash + Eq + Clone> Default for WorkQueue<T> {
@@ -153,6 +154,7 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
             processing: HashSet::new(),
             shutting_down: false,
             drain: false,
+            adds: 0,
         }
     }
 
@@ -193,6 +195,13 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
         !self.drain || self.processing.is_empty()
     }
 
+    /// How many adds marked an item as needing processing since the queue
+    /// was made (client-go's `adds` metric: collapsed duplicates and adds
+    /// during shutdown do not count).
+    pub fn adds(&self) -> u64 {
+        self.adds
+    }
+
     /// The store under the queue.
     pub fn store(&self) -> &Q {
         &self.queue
@@ -214,6 +223,7 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
             return;
         }
         self.dirty.insert(item.clone());
+        self.adds += 1;
         if self.processing.contains(&item) {
             return;
         }
