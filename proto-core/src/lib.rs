@@ -28,6 +28,7 @@
 
 pub mod codec;
 pub mod controller;
+pub mod election;
 pub mod flowcontrol;
 pub mod object;
 pub mod params;
