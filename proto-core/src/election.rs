@@ -51,7 +51,7 @@
 //! | releasing | `Update` → ok, other error, deadline | stopped | — |
 //!
 //! Observing a record whose holder differs from the last one reported emits
-//! [`Event::NewLeader`].
+//! [`Event::NewLeader`] (a released, empty holder is not reported).
 //!
 //! The driving loop (here against a store that always answers at once):
 //!
@@ -695,7 +695,9 @@ impl LeaderElector {
             .and_then(|s| s.lease_duration_seconds)
             .unwrap_or(0)
             .max(0);
-        seen + Duration::from_secs(seconds as u64) > now
+        // A duration too long to add to an instant never runs out.
+        seen.checked_add(Duration::from_secs(seconds as u64))
+            .is_none_or(|until| until > now)
     }
 
     /// `lease` with this candidate as holder, renewed at `now`; acquire time
