@@ -41,6 +41,7 @@
 //! | following | error (404, 409, transport, timeout) | following | next attempt after `retry · (1 + rand · 1.2)` |
 //! | leading | attempt due (`retry` after the last one) | leading | `Update` of the last written Lease, or `Get` if it expired locally |
 //! | leading | fast `Update` → error | leading | `Get`, then as when following |
+//! | leading | `Get` → held by another | releasing (stopped without release) | `StoppedLeading` |
 //! | leading | `Update` → ok | leading | deadline = send time + renew deadline |
 //! | leading | error | leading | next attempt after `retry` |
 //! | leading | deadline passes, or `stop` | releasing (stopped without release) | `StoppedLeading` |
@@ -161,6 +162,9 @@ impl Config {
         if self.name.is_empty() {
             return Err(ConfigError::EmptyName);
         }
+        if self.namespace.is_empty() {
+            return Err(ConfigError::EmptyNamespace);
+        }
         for (field, value) in [
             ("lease duration", self.lease_duration),
             ("renew deadline", self.renew_deadline),
@@ -209,6 +213,9 @@ pub enum ConfigError {
     /// No Lease name was given.
     #[error("leader election: the lease name must not be empty")]
     EmptyName,
+    /// No Lease namespace was given (a Lease is namespaced).
+    #[error("leader election: the lease namespace must not be empty")]
+    EmptyNamespace,
     /// A duration is zero.
     #[error("leader election: the {field} must be greater than zero")]
     NotPositive {
@@ -547,6 +554,13 @@ impl LeaderElector {
             (Step::FastRenew, Err(_)) => self.send(Step::Get, None, now),
             (Step::Get, Ok(lease)) => {
                 self.observe(lease.clone(), now);
+                let taken =
+                    self.observed_leader().is_some_and(|h| !h.is_empty()) && !self.holds_record();
+                if taken && self.is_leader() {
+                    // Someone else holds the record we thought ours: we lost it.
+                    tracing::info!(lease = %self.config.name, "the lease was taken over");
+                    return self.stop_leading(now);
+                }
                 if !self.holds_record() && !self.is_free(now) {
                     return self.attempt_failed(now);
                 }
