@@ -46,6 +46,17 @@
 //! assert_eq!(handled, [("pod-a", Duration::from_millis(50))]);
 //! ```
 //!
+//! What an adapter with several workers needs to know to wake them, read
+//! after every call on the queue (all are cheap getters):
+//!
+//! - `len() > 0`: an item is ready — wake one waiting worker (an `add`, a
+//!   `done` that re-queued a dirty item, or `handle_timeout` releasing items);
+//! - `poll_timeout()`: the instant the timer should fire — re-arm it when it
+//!   changed (an `add_after` with an earlier ready time);
+//! - `is_shutting_down()`: wake every worker so each sees [`Next::ShutDown`]
+//!   once the queue is empty;
+//! - `is_drained()`: wake whoever waits in `shut_down_with_drain`.
+//!
 //! Not modelled, because they exist only to make Go's goroutines wake: the
 //! delaying queue's 1000-entry channel and its 10 s heartbeat.
 
