@@ -165,6 +165,11 @@ mod tests {
             pod.spec.unwrap().containers[0].image.as_deref(),
             Some("nginx")
         );
+        // A default object (data Null) still serializes.
+        assert_eq!(
+            serde_json::to_value(DynamicObject::default()).unwrap(),
+            json!({"metadata": {}})
+        );
         let foo = ApiResource::new("example.com", "v1", "Foo", "foos", Scope::Cluster);
         assert!(DynamicObject::new("f", &foo).try_parse::<Pod>().is_err());
     }

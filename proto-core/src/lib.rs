@@ -27,13 +27,20 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod dynamic;
 pub mod informer;
 pub mod list;
+pub mod controller;
+pub mod election;
+pub mod flowcontrol;
 pub mod object;
 pub mod params;
+pub mod queue;
 pub mod rand;
 pub mod request;
 pub mod resource;
 pub mod response;
+pub mod ratelimit;
+pub mod retry;
 pub mod watch;

@@ -108,6 +108,18 @@ impl ApiResource {
         }
     }
 
+    /// A resource from an `apiVersion` as objects and discovery spell it
+    /// (`apps/v1`, or `v1` for the core group).
+    pub fn from_api_version(
+        api_version: &str,
+        kind: impl Into<String>,
+        plural: impl Into<String>,
+        scope: Scope,
+    ) -> Self {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        Self::new(group, version, kind, plural, scope)
+    }
+
     /// Whether objects of this resource live in a namespace.
     pub fn is_namespaced(&self) -> bool {
         self.scope == Scope::Namespaced
@@ -133,6 +145,9 @@ impl ApiResource {
     /// A namespace on a cluster-scoped resource, or a namespace or plural that
     /// is not a valid path segment, is an error.
     pub fn collection_path(&self, namespace: Option<&str>) -> Result<String, PathError> {
+        if self.plural.is_empty() {
+            return Err(PathError::Empty(Segment::Resource));
+        }
         validate_path_segment(Segment::Resource, &self.plural)?;
         let mut path = self.group_version_path();
         match (self.scope, namespace) {
@@ -336,6 +351,14 @@ mod tests {
         let nodes = ApiResource::of::<Node>();
         assert_eq!(nodes.object_path(None, "n1").unwrap(), "/api/v1/nodes/n1");
         let crd = ApiResource::new("flops", "v1alpha1", "Flip", "flips", Scope::Namespaced);
+        assert_eq!(
+            ApiResource::from_api_version("flops/v1alpha1", "Flip", "flips", Scope::Namespaced),
+            crd
+        );
+        assert_eq!(
+            ApiResource::from_api_version("v1", "Pod", "pods", Scope::Namespaced),
+            pods
+        );
         assert_eq!(crd.api_version, "flops/v1alpha1");
         assert_eq!(
             crd.subresource_path(Some("mops"), "mips", "fin").unwrap(),
@@ -393,6 +416,11 @@ mod tests {
                 ..
             })
         ));
+        let unnamed = ApiResource::new("example.com", "v1", "Foo", "", Scope::Cluster);
+        assert_eq!(
+            unnamed.collection_path(None),
+            Err(PathError::Empty(Segment::Resource))
+        );
         // A name with a dot inside is a valid segment ("my.pod").
         assert!(pods.object_path(Some("ns"), "my.pod").is_ok());
     }

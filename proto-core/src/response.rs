@@ -9,8 +9,9 @@
 //! the HTTP code implies and the body, cut to 2 KiB, as its cause. It owns
 //! the `Retry-After` header (seconds, or an HTTP-date that needs the caller's
 //! clock) and the predicates client-go's `apierrors` offers. It decodes JSON
-//! success bodies; protobuf and CBOR bodies are the other codecs' (they hand
-//! a decoded `Status` to [`ApiError::from_status`]). It does not retry: the
+//! success bodies and reads `Status` error bodies in JSON and protobuf
+//! ([`protobuf_status`]); other protobuf and CBOR bodies are the other
+//! codecs' (they hand a decoded `Status` to [`ApiError::from_status`]). It does not retry: the
 //! retry policy reads [`ApiError::retry_after`].
 //!
 //! ```
@@ -36,10 +37,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, Status
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::codec::Format;
 use crate::codec::json::{self, JsonError};
+use crate::codec::{Format, PROTOBUF_MAGIC};
 use crate::list::ObjectList;
 use crate::request::negotiation::{self, ContentTypeError};
+
+pub mod protobuf_status;
 
 /// How much of a body that is not a `Status` an error keeps (client-go's
 /// `maxUnstructuredResponseTextBytes`).
@@ -61,7 +64,7 @@ const KNOWN_REASONS: &[&str] = &[
     "Gone",
     "Invalid",
     "ServerTimeout",
-    "StoreReadError",
+    "StorageReadError",
     "Timeout",
     "TooManyRequests",
     "BadRequest",
@@ -286,6 +289,21 @@ impl ApiError {
             .map(Duration::from_secs)
     }
 
+    /// Whether client-go would wait and retry this response, and for how long:
+    /// a 429 or any 5xx **with** a `Retry-After` header in seconds
+    /// (`rest/with_retry.go` `checkWait`). A 5xx without the header is not
+    /// retried this way; `details.retryAfterSeconds` alone does not count.
+    pub fn retry_wait(&self) -> Option<Duration> {
+        let code = self.http_status.as_u16();
+        if code != 429 && code < 500 {
+            return None;
+        }
+        match self.retry_after {
+            Some(RetryAfter::Delay(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The reason is `reason`, or the reason is not a known one and the code is `code`.
     fn is_reason_or_code(&self, reason: &str, code: u16) -> bool {
         let own = self.reason();
@@ -342,6 +360,12 @@ impl ApiError {
     /// 415 UnsupportedMediaType: a CBOR or protobuf body the server does not take.
     pub fn is_unsupported_media_type(&self) -> bool {
         self.is_reason_or_code("UnsupportedMediaType", 415)
+    }
+
+    /// 406 NotAcceptable: no representation the `Accept` allows (e.g. CBOR
+    /// asked of a server without it).
+    pub fn is_not_acceptable(&self) -> bool {
+        self.is_reason_or_code("NotAcceptable", 406)
     }
 
     /// 504 Timeout.
@@ -402,9 +426,9 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// The error a response is, if it is one: any status outside 200–206 (101
-/// Switching Protocols aside). A `Status` body (JSON, `kind: Status` or no
-/// kind, non-empty `status`) is kept as sent; any other body is synthesized
-/// into one. `method` decides AlreadyExists vs Conflict for a bare 409.
+/// Switching Protocols aside). A `Status` body (JSON with `kind: Status` or no
+/// kind, or protobuf `k8s\0` + `v1` `Status`; with a non-empty `status`) is
+/// kept as sent; any other body is synthesized into one. `method` decides AlreadyExists vs Conflict for a bare 409.
 pub fn api_error(
     method: &Method,
     status: StatusCode,
@@ -416,9 +440,14 @@ pub fn api_error(
     }
     let retry_after = retry_after_header(headers);
     let content_type = content_type(headers);
-    if !negotiation::is_text(content_type)
-        && let Some(decoded) = status_body(body)
-    {
+    let sent = if body.starts_with(PROTOBUF_MAGIC) {
+        protobuf_status::decode(body).filter(|s| s.status.as_deref().is_some_and(|s| !s.is_empty()))
+    } else if negotiation::is_text(content_type) {
+        None
+    } else {
+        status_body(body)
+    };
+    if let Some(decoded) = sent {
         return Some(ApiError {
             status: decoded,
             http_status: status,

@@ -39,7 +39,7 @@ use crate::codec::Format;
 use crate::params::{ListParams, WatchParams};
 use crate::resource::{ApiResource, PathError, Scope, TopLevelScope};
 
-pub use negotiation::Negotiation;
+pub use negotiation::{IncludeObject, Negotiation};
 pub use params::{
     DeleteParams, FieldValidation, GetParams, LogParams, LogStream, Patch, PatchParams, PostParams,
     Preconditions, PropagationPolicy,
@@ -79,13 +79,15 @@ pub enum RequestError {
 
 /// Builds the requests for one resource, in one namespace or across all of them.
 ///
-/// Cheap to clone; build one per resource and namespace and reuse it.
+/// It holds only the resource, the namespace and the negotiation: build one
+/// per resource and namespace and reuse it for every call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Builder {
     resource: ApiResource,
     namespace: Option<String>,
     negotiation: Negotiation,
     body_format: Format,
+    include_object: Option<IncludeObject>,
 }
 
 impl Builder {
@@ -98,6 +100,7 @@ impl Builder {
             namespace: namespace.map(str::to_owned),
             negotiation: Negotiation::Json,
             body_format: Format::Json,
+            include_object: None,
         })
     }
 
@@ -124,6 +127,13 @@ impl Builder {
         self
     }
 
+    /// With [`Negotiation::Table`], ask for each row's object in this form
+    /// (`includeObject` on get, list and watch; ignored otherwise).
+    pub fn with_table_include_object(mut self, include: IncludeObject) -> Self {
+        self.include_object = Some(include);
+        self
+    }
+
     /// The resource.
     pub fn resource(&self) -> &ApiResource {
         &self.resource
@@ -146,6 +156,7 @@ impl Builder {
         validation::validate_list(params)?;
         let mut query = Query::new();
         push_list_params(&mut query, params);
+        self.push_table_params(&mut query);
         let uri = query.to_path_and_query(&self.collection_path()?);
         self.build(Method::GET, uri, Some(self.negotiation.accept(true)), None)
     }
@@ -168,6 +179,7 @@ impl Builder {
             query.push("allowWatchBookmarks", "true");
         }
         query.push_opt("sendInitialEvents", params.send_initial_events);
+        self.push_table_params(&mut query);
         let uri = query.to_path_and_query(&self.collection_path()?);
         self.build(Method::GET, uri, Some(self.negotiation.accept(true)), None)
     }
@@ -221,6 +233,7 @@ impl Builder {
     ) -> Result<http::Request<Bytes>, RequestError> {
         let mut query = Query::new();
         push_non_empty(&mut query, "resourceVersion", &params.resource_version);
+        self.push_table_params(&mut query);
         let uri = query.to_path_and_query(&self.object_path(name)?);
         self.build(Method::GET, uri, Some(self.negotiation.accept(false)), None)
     }
@@ -315,6 +328,24 @@ impl Builder {
     ) -> Result<http::Request<Bytes>, RequestError> {
         let path = self.subresource_path(name, subresource)?;
         self.build_patch(path, params, patch)
+    }
+
+    /// `DELETE` a named subresource of one object, with `params` as the
+    /// `DeleteOptions` body.
+    pub fn delete_subresource(
+        &self,
+        subresource: &str,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let uri = self.subresource_path(name, subresource)?;
+        let body = delete_options_body(params)?;
+        self.build(
+            Method::DELETE,
+            uri,
+            Some(self.negotiation.accept(false)),
+            Some((Format::Json.media_type(), body)),
+        )
     }
 
     /// `GET` the `status` subresource.
@@ -433,6 +464,15 @@ impl Builder {
     }
 
     // --- internals
+
+    fn push_table_params(&self, query: &mut Query) {
+        if self.negotiation == Negotiation::Table {
+            query.push_opt(
+                "includeObject",
+                self.include_object.map(IncludeObject::as_str),
+            );
+        }
+    }
 
     fn collection_path(&self) -> Result<String, PathError> {
         self.resource.collection_path(self.namespace.as_deref())

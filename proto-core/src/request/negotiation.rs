@@ -69,6 +69,29 @@ impl Negotiation {
     }
 }
 
+/// `includeObject` on a `Table` request: what each row's `object` holds
+/// (the server's default is `Metadata`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IncludeObject {
+    /// No object.
+    None,
+    /// A `PartialObjectMetadata`.
+    Metadata,
+    /// The whole object.
+    Object,
+}
+
+impl IncludeObject {
+    /// The query-string value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Metadata => "Metadata",
+            Self::Object => "Object",
+        }
+    }
+}
+
 /// The `Content-Type` of a request body in `format`.
 pub fn content_type(format: Format) -> &'static str {
     format.media_type()

@@ -314,6 +314,31 @@ fn request_accept_follows_negotiation_for_objects_and_collections() {
 }
 
 #[test]
+fn request_table_include_object() {
+    let pods = Builder::of::<Pod>(Some("ns"))
+        .unwrap()
+        .with_table_include_object(IncludeObject::Object);
+    // Without Table negotiation the parameter is not sent.
+    assert_eq!(
+        pods.list(&ListParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods"
+    );
+    let table = pods.with_negotiation(Negotiation::Table);
+    assert_eq!(
+        table.list(&ListParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods?includeObject=Object"
+    );
+    assert_eq!(
+        table.get("p", &GetParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods/p?includeObject=Object"
+    );
+    assert_eq!(
+        table.watch(&WatchParams::default()).unwrap().uri(),
+        "/api/v1/namespaces/ns/pods?includeObject=Object&watch=true"
+    );
+}
+
+#[test]
 fn request_create_and_replace_with_body_format() {
     let deployments = Builder::of::<Deployment>(Some("default"))
         .unwrap()
@@ -604,4 +629,37 @@ fn validation_request_names_and_namespaces() {
         err.to_string(),
         "fieldManager: Required value: is required for apply patch"
     );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Whatever the selectors, the built URI parses and its query decodes
+        // back to exactly what was asked.
+        #[test]
+        fn request_list_query_round_trips_arbitrary_selectors(
+            label in any::<String>(),
+            field in "[a-zA-Z0-9.=!, ()/%+&?#-]{0,60}",
+            rv in proptest::option::of("[0-9]{1,12}"),
+        ) {
+            let pods = Builder::of::<Pod>(Some("ns")).unwrap();
+            let params = ListParams {
+                label_selector: Some(label.clone()),
+                field_selector: Some(field.clone()),
+                resource_version: rv.clone(),
+                ..ListParams::default()
+            };
+            let req = pods.list(&params).unwrap();
+            let uri = req.uri();
+            prop_assert_eq!(uri.path(), "/api/v1/namespaces/ns/pods");
+            let pairs = query::decode(uri.query().unwrap_or("")).unwrap();
+            let mut expected = Vec::new();
+            if !field.is_empty() { expected.push(("fieldSelector".to_owned(), field)); }
+            if !label.is_empty() { expected.push(("labelSelector".to_owned(), label)); }
+            if let Some(rv) = rv { expected.push(("resourceVersion".to_owned(), rv)); }
+            prop_assert_eq!(pairs, expected);
+        }
+    }
 }

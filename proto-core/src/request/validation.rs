@@ -178,10 +178,43 @@ pub fn validate_field_manager(manager: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// Go's `unicode.IsPrint`, close enough for names: no control characters and
-/// no space other than U+0020.
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and
+/// the ASCII space. Rust has no general-category table, so this excludes
+/// what is not printable by hand: controls, spaces other than U+0020, the
+/// format characters (category Cf) and private-use code points.
 fn is_printable(c: char) -> bool {
-    c == ' ' || !(c.is_control() || c.is_whitespace())
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    !matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            | 0xE000..=0xF8FF
+            | 0xF0000..=0x10FFFF
+    )
 }
 
 /// Create and replace parameters.
@@ -347,6 +380,17 @@ mod tests {
             })
         );
         assert_eq!(validate_field_manager("kubectl-client-side-apply"), Ok(()));
+        assert_eq!(validate_field_manager("contrôleur ünd 控制器"), Ok(()));
+        for bad in ['\u{200B}', '\u{FEFF}', '\u{00A0}', '\u{E000}', '\u{7F}'] {
+            assert_eq!(
+                validate_field_manager(&format!("m{bad}")),
+                Err(ValidationError::FieldManagerNotPrintable {
+                    ch: bad,
+                    position: 1
+                }),
+                "{bad:?}"
+            );
+        }
         assert!(
             ValidationError::FieldManagerTooLong { len: 200 }
                 .to_string()

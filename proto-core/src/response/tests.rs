@@ -337,6 +337,25 @@ fn response_delete_returns_object_or_success_status() {
     assert!(err.is_not_found());
 }
 
+#[test]
+fn response_retry_wait_follows_client_go_check_wait() {
+    let with_header = headers(&[("retry-after", "3")]);
+    let three = Some(Duration::from_secs(3));
+    assert_eq!(classify(429, &with_header, b"").retry_wait(), three);
+    assert_eq!(classify(503, &with_header, b"").retry_wait(), three);
+    assert_eq!(classify(500, &with_header, b"").retry_wait(), three);
+    // Not for a 4xx other than 429, nor without the header, nor for a date.
+    assert_eq!(classify(409, &with_header, b"").retry_wait(), None);
+    assert_eq!(classify(503, &HeaderMap::new(), b"").retry_wait(), None);
+    let date = headers(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+    assert_eq!(classify(503, &date, b"").retry_wait(), None);
+    // retryAfterSeconds in the body alone does not make client-go wait.
+    let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"ServerTimeout","details":{"retryAfterSeconds":2},"code":500}"#;
+    let err = classify(500, &json_headers(), body);
+    assert_eq!(err.retry_wait(), None);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+}
+
 proptest! {
     #[test]
     fn response_classification_never_panics_on_garbage(
