@@ -81,6 +81,10 @@ pub struct Config {
     /// Whether watch-list (`sendInitialEvents`) is served; when off it is
     /// refused as a server without the `WatchList` feature does (422).
     pub watch_list: bool,
+    /// Whether a list with `resourceVersion=0` ignores `limit`, as the watch
+    /// cache serves it (the whole list, no continue token). When off it is
+    /// paginated as etcd would.
+    pub rv_zero_ignores_limit: bool,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             // 2026-01-01T00:00:00Z
             start_unix_seconds: 1_767_225_600,
             watch_list: true,
+            rv_zero_ignores_limit: true,
         }
     }
 }
@@ -213,6 +218,8 @@ pub struct ApiServer {
     revision: u64,
     compacted: u64,
     epoch: u64,
+    /// The revision the watch caches are held at, when they lag etcd.
+    cache_frozen_at: Option<u64>,
     rng: Rng,
     start: Instant,
     patch_hook: Option<Box<dyn PatchHook>>,
@@ -242,6 +249,7 @@ impl ApiServer {
             revision: 0,
             compacted: 0,
             epoch: 0,
+            cache_frozen_at: None,
             start: now,
             patch_hook: None,
         };
@@ -273,6 +281,12 @@ impl ApiServer {
         self.revision
     }
 
+    /// The revision the watch caches have reached: the newest revision, or
+    /// where [`ApiServer::freeze_watch_cache`] holds them.
+    pub fn cache_resource_version(&self) -> u64 {
+        self.cache_frozen_at.unwrap_or(self.revision)
+    }
+
     /// The compaction revision: lists and continue tokens older than it get 410.
     pub fn compacted_resource_version(&self) -> u64 {
         self.compacted
@@ -295,10 +309,26 @@ impl ApiServer {
         self.config.watch_list = enabled;
     }
 
-    /// Compacts history at `rv` (capped at the newest revision): older
-    /// snapshots, continue tokens and watch-cache events are gone.
+    /// Holds the watch caches at the current revision, as an API server whose
+    /// cache lags etcd: what the cache serves (lists at `resourceVersion=0`
+    /// or `N` without a limit, watches) stays at this revision, so a client
+    /// that saw newer revisions elsewhere gets 504 "Too large resource
+    /// version". Writes still happen. [`ApiServer::thaw_watch_cache`] or a
+    /// restart lets the caches catch up.
+    pub fn freeze_watch_cache(&mut self) {
+        self.cache_frozen_at = Some(self.cache_resource_version());
+    }
+
+    /// Lets the watch caches catch up with every write made while frozen.
+    pub fn thaw_watch_cache(&mut self) {
+        self.cache_frozen_at = None;
+    }
+
+    /// Compacts history at `rv` (capped at the newest revision, and at a
+    /// frozen watch cache's revision): older snapshots, continue tokens and
+    /// watch-cache events are gone.
     pub fn compact(&mut self, rv: u64) {
-        let rv = rv.min(self.revision);
+        let rv = rv.min(self.cache_resource_version());
         if rv <= self.compacted {
             return;
         }
@@ -317,6 +347,7 @@ impl ApiServer {
     /// empty at the current revision. Objects and revisions are kept (etcd survives).
     pub fn restart(&mut self) {
         self.epoch += 1;
+        self.cache_frozen_at = None;
         for table in self.tables.values_mut() {
             table.cache = WatchCache::new(self.config.watch_cache_capacity, self.revision);
         }
@@ -376,7 +407,11 @@ impl ApiServer {
                 }
             }
             None => (
-                self.list_snapshot(rv_param, params.resource_version_match)?,
+                self.list_snapshot(
+                    rv_param,
+                    params.resource_version_match,
+                    params.limit.is_some_and(|l| l > 0),
+                )?,
                 None,
             ),
         };
@@ -391,7 +426,11 @@ impl ApiServer {
             .flat_map(|t| t.objects.range((lower.clone(), Bound::Unbounded)))
             .take_while(|(k, _)| k.as_str().starts_with(&prefix))
             .filter_map(|(k, versions)| Some((k, at(versions, snapshot)?)));
-        let limit = params.limit.filter(|l| *l > 0).map(|l| l as usize);
+        let served_by_cache = rv_param == "0" && start.is_none();
+        let limit = params
+            .limit
+            .filter(|l| *l > 0 && !(served_by_cache && self.config.rv_zero_ignores_limit))
+            .map(|l| l as usize);
         let api_version = resource.api_version(&gvr.version);
         let mut items = Vec::new();
         let mut last_key = None;
@@ -431,21 +470,40 @@ impl ApiServer {
         })
     }
 
-    fn list_snapshot(&self, rv: &str, matching: Option<ResourceVersionMatch>) -> Result<u64> {
-        if rv.is_empty() || rv == "0" {
+    /// The revision a list without a continue token reads at. `""` is a
+    /// consistent read (etcd's newest revision), `"0"` and `N` without a
+    /// limit are served by the watch cache, `Exact` and limited reads by etcd.
+    fn list_snapshot(
+        &self,
+        rv: &str,
+        matching: Option<ResourceVersionMatch>,
+        limited: bool,
+    ) -> Result<u64> {
+        if rv.is_empty() {
             return Ok(self.revision);
         }
+        if rv == "0" {
+            return Ok(self.cache_resource_version());
+        }
         let requested = parse_rv(rv)?;
-        if requested > self.revision {
-            return Err(status::too_large_resource_version(requested, self.revision));
-        }
-        match matching {
-            Some(ResourceVersionMatch::Exact) if requested < self.compacted => {
-                Err(status::expired(status::LIST_TOO_OLD))
+        if matching == Some(ResourceVersionMatch::Exact) {
+            if requested > self.revision {
+                return Err(status::too_large_resource_version(requested, self.revision));
             }
-            Some(ResourceVersionMatch::Exact) => Ok(requested),
-            _ => Ok(self.revision),
+            if requested < self.compacted {
+                return Err(status::expired(status::LIST_TOO_OLD));
+            }
+            return Ok(requested);
         }
+        let current = if limited {
+            self.revision
+        } else {
+            self.cache_resource_version()
+        };
+        if requested > current {
+            return Err(status::too_large_resource_version(requested, current));
+        }
+        Ok(current)
     }
 
     /// WATCH. A resourceVersion older than the watch cache's window is not
@@ -484,7 +542,7 @@ impl ApiServer {
                 .map(str::to_owned),
             labels,
             fields,
-            cursor: self.revision,
+            cursor: self.cache_resource_version(),
             initial: VecDeque::new(),
             end_bookmark: None,
             allow_bookmarks: params.allow_watch_bookmarks,
@@ -496,13 +554,23 @@ impl ApiServer {
             error: None,
             ended: None,
         };
-        match (params.send_initial_events, requested) {
-            (Some(true), Some(rv)) if rv > self.revision => {
-                watch.error = Some(status::too_large_resource_version(rv, self.revision));
+        let cache_rv = self.cache_resource_version();
+        // Watch-list with RV unset is a consistent read: the cache must have
+        // caught up with etcd.
+        let fresh_enough = requested.unwrap_or(if rv_param.is_empty() {
+            self.revision
+        } else {
+            0
+        });
+        let snapshot = match (params.send_initial_events, requested) {
+            (Some(true), _) if fresh_enough > cache_rv => {
+                watch.error = Some(status::too_large_resource_version(fresh_enough, cache_rv));
                 return Ok(watch);
             }
-            // Watch-list, or the legacy "current state first" of RV unset or "0".
-            (Some(true), _) | (None, None) => {}
+            (Some(true), _) => cache_rv,
+            // The legacy "current state first" of RV unset (served by etcd) or "0".
+            (None, None) if rv_param.is_empty() => self.revision,
+            (None, None) => cache_rv,
             (Some(false), None) => return Ok(watch),
             (_, Some(rv)) => {
                 let floor = table.cache.floor();
@@ -512,7 +580,8 @@ impl ApiServer {
                 watch.cursor = rv;
                 return Ok(watch);
             }
-        }
+        };
+        watch.cursor = snapshot;
         let prefix = watch
             .namespace
             .as_deref()
@@ -523,14 +592,14 @@ impl ApiServer {
             .range(ObjectKey::from_raw(&prefix)..)
             .take_while(|(k, _)| k.as_str().starts_with(&prefix))
         {
-            if let Some(object) = versions.last().and_then(|v| v.object.as_ref())
+            if let Some(object) = at(versions, snapshot)
                 && watch.selects(object)
             {
                 watch.initial.push_back(view(object, &watch.api_version));
             }
         }
         if params.send_initial_events == Some(true) && params.allow_watch_bookmarks {
-            watch.end_bookmark = Some(self.revision);
+            watch.end_bookmark = Some(snapshot);
         }
         Ok(watch)
     }

@@ -1174,6 +1174,127 @@ fn model_list_across_namespaces_is_sorted_by_key() {
     );
 }
 
+#[test]
+fn model_list_rv_zero_is_served_whole_by_the_watch_cache() {
+    let (mut s, now) = server();
+    for n in ["a", "b", "c"] {
+        s.create(&cms(), Some("default"), named(n), now).unwrap();
+    }
+    let zero = ListParams {
+        resource_version: Some("0".into()),
+        limit: Some(1),
+        ..ListParams::default()
+    };
+    let whole = s.list(&cms(), None, &zero).unwrap();
+    assert_eq!(
+        (names(&whole).len(), whole.continue_token.clone()),
+        (3, None)
+    );
+    let now2 = Instant::now();
+    let mut etcd = ApiServer::new(
+        Config {
+            rv_zero_ignores_limit: false,
+            ..Config::default()
+        },
+        now2,
+    );
+    for n in ["a", "b", "c"] {
+        etcd.create(&cms(), Some("default"), named(n), now2)
+            .unwrap();
+    }
+    let page = etcd.list(&cms(), None, &zero).unwrap();
+    assert_eq!(names(&page), ["a"]);
+    assert!(page.continue_token.is_some());
+}
+
+#[test]
+fn model_frozen_watch_cache_lags_etcd_until_thawed() {
+    let (mut s, now) = server();
+    s.create(&cms(), Some("default"), named("a"), now).unwrap();
+    let mut w = s
+        .watch(
+            &cms(),
+            None,
+            &WatchParams {
+                resource_version: Some(s.resource_version().to_string()),
+                allow_watch_bookmarks: true,
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    s.freeze_watch_cache();
+    let frozen = s.resource_version();
+    s.create(&cms(), Some("default"), named("b"), now).unwrap();
+    let latest = s.resource_version();
+    assert_eq!(s.cache_resource_version(), frozen);
+    // The cache serves "0" and N-without-limit at its own revision.
+    let zero = s
+        .list(
+            &cms(),
+            None,
+            &ListParams {
+                resource_version: Some("0".into()),
+                ..ListParams::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (names(&zero), zero.resource_version.clone()),
+        (vec!["a".to_owned()], frozen.to_string())
+    );
+    let e = s
+        .list(
+            &cms(),
+            None,
+            &ListParams {
+                resource_version: Some(latest.to_string()),
+                resource_version_match: Some(ResourceVersionMatch::NotOlderThan),
+                ..ListParams::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        format!("Too large resource version: {latest}, current: {frozen}")
+    );
+    // etcd serves consistent and limited reads.
+    assert_eq!(
+        names(&s.list(&cms(), None, &ListParams::default()).unwrap()),
+        ["a", "b"]
+    );
+    let limited = ListParams {
+        resource_version: Some(latest.to_string()),
+        limit: Some(10),
+        ..ListParams::default()
+    };
+    assert_eq!(names(&s.list(&cms(), None, &limited).unwrap()), ["a", "b"]);
+    // Watches see nothing past the cache; a consistent watch-list cannot be served.
+    w.request_bookmark();
+    assert_eq!(
+        describe(&drain(&mut w, &s, now)),
+        [format!("BOOKMARK {frozen}")]
+    );
+    let watch_list = WatchParams {
+        send_initial_events: Some(true),
+        resource_version_match: Some(ResourceVersionMatch::NotOlderThan),
+        allow_watch_bookmarks: true,
+        ..WatchParams::default()
+    };
+    let mut wl = s.watch(&cms(), None, &watch_list, now).unwrap();
+    assert_eq!(
+        describe(&drain(&mut wl, &s, now)),
+        [format!(
+            "ERROR 504 Too large resource version: {latest}, current: {frozen}"
+        )]
+    );
+    s.thaw_watch_cache();
+    assert_eq!(
+        describe(&drain(&mut w, &s, now)),
+        [format!("ADDED b {latest}")]
+    );
+}
+
 // --- selectors
 
 #[test]

@@ -215,7 +215,11 @@ impl Watch {
         if self.cursor < table.cache.floor() {
             return self.end(WatchEnd::TooSlow);
         }
+        let cache_rv = server.cache_resource_version();
         for event in table.cache.since(self.cursor) {
+            if event.rv > cache_rv {
+                break;
+            }
             self.cursor = event.rv;
             if let Some(out) = self.convert(event) {
                 return WatchPoll::Event(out);
@@ -223,7 +227,7 @@ impl Watch {
         }
         if self.bookmark_requested {
             self.bookmark_requested = false;
-            self.cursor = self.cursor.max(server.revision);
+            self.cursor = self.cursor.max(cache_rv);
             if self.allow_bookmarks {
                 return WatchPoll::Event(WatchEvent::Bookmark(Bookmark {
                     resource_version: self.cursor.to_string(),
