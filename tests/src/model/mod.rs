@@ -731,7 +731,8 @@ impl ApiServer {
                 )],
             ));
         }
-        let errors = validate_name(resource.name_rule, &name);
+        let mut errors = validate_name(resource.name_rule, &name);
+        errors.extend(check_labels(&object)?);
         if !errors.is_empty() {
             return Err(status::invalid(resource, &name, &errors));
         }
@@ -1045,6 +1046,10 @@ impl ApiServer {
                 object
             }
         };
+        let label_errors = check_labels(&next)?;
+        if !label_errors.is_empty() {
+            return Err(status::invalid(resource, &name, &label_errors));
+        }
         if next["status"].is_null()
             && let Some(m) = next.as_object_mut()
         {
@@ -1475,6 +1480,26 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         .ne(new.iter().filter(|(k, _)| skip(k)))
 }
 
+/// The label errors of `object` (422), or a 400 when `metadata.labels` is
+/// not a map of strings (the server cannot even decode it).
+fn check_labels(object: &Value) -> Result<Vec<FieldError>> {
+    let labels = &object["metadata"]["labels"];
+    if labels.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(map) = labels.as_object() else {
+        return Err(status::bad_request(
+            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type map[string]string",
+        ));
+    };
+    if map.values().any(|v| !v.is_string()) {
+        return Err(status::bad_request(
+            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type string",
+        ));
+    }
+    Ok(selector::label_errors(map))
+}
+
 fn parse_rv(rv: &str) -> Result<u64> {
     rv.parse::<u64>().map_err(|_| {
         status::bad_request(format!(
@@ -1517,7 +1542,7 @@ fn validate_list_params(params: &ListParams) -> Result<()> {
     }
 }
 
-const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+pub(crate) const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
 alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
 (e.g. 'example.com', regex used for validation is \
 '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";

@@ -205,6 +205,66 @@ fn model_create_invalid_name_is_422_with_causes() {
 }
 
 #[test]
+fn model_labels_are_validated_on_create_and_update() {
+    let (mut s, now) = server();
+    let e = s
+        .create(
+            &cms(),
+            Some("default"),
+            labelled("c", json!({"app": "bad value"})),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 422);
+    assert!(
+        e.message().starts_with("ConfigMap \"c\" is invalid: metadata.labels: Invalid value: \"bad value\": a valid label must be an empty string"),
+        "{}",
+        e.message()
+    );
+    let e = s
+        .create(
+            &cms(),
+            Some("default"),
+            labelled("c", json!({"Example.com/x": "v", "a/b/c": "v"})),
+            now,
+        )
+        .unwrap_err();
+    let causes = e
+        .status()
+        .details
+        .as_ref()
+        .unwrap()
+        .causes
+        .as_ref()
+        .unwrap();
+    assert_eq!(causes.len(), 2, "{}", e.message());
+    assert!(
+        e.message()
+            .contains("prefix part a lowercase RFC 1123 subdomain"),
+        "{}",
+        e.message()
+    );
+    let e = s
+        .create(&cms(), Some("default"), labelled("c", json!({"n": 1})), now)
+        .unwrap_err();
+    assert_eq!(e.code(), 400);
+    let c = s
+        .create(
+            &cms(),
+            Some("default"),
+            labelled("c", json!({"example.com/ok": "v_1.2-3"})),
+            now,
+        )
+        .unwrap();
+    let mut body = (*c).clone();
+    body["metadata"]["labels"]["-x"] = json!("v");
+    let e = s
+        .update(&cms(), Some("default"), "c", Subresource::Main, body, now)
+        .unwrap_err();
+    assert_eq!(e.code(), 422);
+}
+
+#[test]
 fn model_create_needs_an_existing_namespace() {
     let (mut s, now) = server();
     let e = s
