@@ -646,7 +646,10 @@ impl ApiServer {
 
     // --- writes
 
-    /// CREATE. `namespace` is the request's (ignored for cluster-scoped resources).
+    /// CREATE (the HTTP front answers 201). `namespace` is the request's
+    /// (ignored for cluster-scoped resources); the body's `metadata.namespace`
+    /// must be empty or the same. A created CustomResourceDefinition is
+    /// served at once (its status says `Established`).
     pub fn create(
         &mut self,
         gvr: &Gvr,
@@ -830,6 +833,10 @@ impl ApiServer {
     fn serve_crd(&mut self, crd: &Value) {
         if let Ok(resource) = Resource::from_crd(crd) {
             let gr = resource.group_resource();
+            if self.registry.get(&gr).is_some_and(|r| !r.is_custom) {
+                // A CRD cannot take over a built-in resource.
+                return;
+            }
             self.registry.register(resource);
             self.add_table(gr);
         }
@@ -866,6 +873,9 @@ impl ApiServer {
 
     /// PATCH of the object or its status. JSON and merge patches are applied
     /// here; strategic merge and apply go to the [`PatchHook`], or get 415.
+    /// An apply to a missing object creates it (the HTTP front answers 201
+    /// then: it can tell by a `get` before the call); every other patch of a
+    /// missing object is 404.
     pub fn patch(
         &mut self,
         gvr: &Gvr,
@@ -1609,6 +1619,14 @@ fn rfc3339(unix: i64) -> String {
         secs % 60
     )
 }
+
+// The HTTP front keeps the server behind a mutex and hands watches to
+// connection tasks: both must cross threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<ApiServer>();
+    is_send::<Watch>();
+};
 
 #[cfg(test)]
 mod tests;
