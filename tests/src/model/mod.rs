@@ -49,7 +49,7 @@ mod status;
 mod token;
 mod watch;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
@@ -110,13 +110,31 @@ pub enum Subresource {
     Status,
 }
 
-/// Preconditions of a DELETE (`DeleteOptions.preconditions`).
+/// What a DELETE asks (`DeleteOptions`): preconditions and what happens to
+/// dependents (objects whose `ownerReferences` name the deleted one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOptions {
-    /// The object must have this uid.
+    /// `preconditions.uid`: the object must have this uid.
     pub uid: Option<String>,
-    /// The object must be at this resourceVersion.
+    /// `preconditions.resourceVersion`: the object must be at this resourceVersion.
     pub resource_version: Option<String>,
+    /// `propagationPolicy`; `None` is `Background`, the default of every
+    /// resource the model serves.
+    pub propagation_policy: Option<PropagationPolicy>,
+}
+
+/// `propagationPolicy`: what the garbage collector does with dependents.
+/// The model's collector works at once, inside the DELETE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PropagationPolicy {
+    /// Dependents lose their reference to the deleted owner and stay.
+    Orphan,
+    /// The owner goes now; dependents with no other live owner follow.
+    #[default]
+    Background,
+    /// Dependents go first (the owner waits with the `foregroundDeletion`
+    /// finalizer), then the owner.
+    Foreground,
 }
 
 /// What a DELETE answers with.
@@ -220,6 +238,10 @@ pub struct ApiServer {
     epoch: u64,
     /// The revision the watch caches are held at, when they lag etcd.
     cache_frozen_at: Option<u64>,
+    /// The uids of live objects (the garbage collector's owner lookup).
+    live_uids: HashSet<String>,
+    /// How many live objects have `ownerReferences` (none: no collection to do).
+    owned: usize,
     rng: Rng,
     start: Instant,
     patch_hook: Option<Box<dyn PatchHook>>,
@@ -250,6 +272,8 @@ impl ApiServer {
             compacted: 0,
             epoch: 0,
             cache_frozen_at: None,
+            live_uids: HashSet::new(),
+            owned: 0,
             start: now,
             patch_hook: None,
         };
@@ -1135,7 +1159,8 @@ impl ApiServer {
             }
         }
         let api_version = resource.api_version(&gvr.version);
-        let object = self.delete_object(&resource, &current, now);
+        let policy = options.propagation_policy.unwrap_or_default();
+        let object = self.delete_object(&resource, &current, policy, now);
         if resource.returns_deleted_object || object["metadata"].get("deletionTimestamp").is_some()
         {
             return Ok(Deleted::Object(view(&object, &api_version)));
@@ -1147,12 +1172,15 @@ impl ApiServer {
     }
 
     /// DELETECOLLECTION: deletes what a list with `params` (selectors; not
-    /// pagination) selects, and answers with the deleted objects.
+    /// pagination) selects, and answers with the deleted objects. The
+    /// preconditions of `options` are not used (as the server ignores them
+    /// here); its propagation policy is.
     pub fn delete_collection(
         &mut self,
         gvr: &Gvr,
         namespace: Option<&str>,
         params: &ListParams,
+        options: &DeleteOptions,
         now: Instant,
     ) -> Result<List> {
         let resource = self.registry.lookup(gvr)?;
@@ -1166,7 +1194,8 @@ impl ApiServer {
             let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
             let item_ns = item["metadata"]["namespace"].as_str().map(str::to_owned);
             let current = self.current(&resource, item_ns.as_deref(), &name, Subresource::Main)?;
-            let deleted = self.delete_object(&resource, &current, now);
+            let policy = options.propagation_policy.unwrap_or_default();
+            let deleted = self.delete_object(&resource, &current, policy, now);
             *item = view(&deleted, &list.api_version);
         }
         list.resource_version = self.revision.to_string();
@@ -1179,6 +1208,7 @@ impl ApiServer {
         &mut self,
         resource: &Arc<Resource>,
         current: &Arc<Value>,
+        policy: PropagationPolicy,
         now: Instant,
     ) -> Arc<Value> {
         let name = current["metadata"]["name"]
@@ -1196,6 +1226,20 @@ impl ApiServer {
             && (has_finalizers || is_namespace)
         {
             return Arc::clone(current);
+        }
+        let uid = current["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+        let dependents = if self.owned > 0 && policy != PropagationPolicy::Background {
+            self.dependents(&uid, namespace.as_deref())
+        } else {
+            Vec::new()
+        };
+        if policy == PropagationPolicy::Orphan {
+            for (dep_resource, dependent) in dependents {
+                self.drop_owner_reference(&dep_resource, &dependent, &uid);
+            }
+        } else if policy == PropagationPolicy::Foreground && !dependents.is_empty() && !is_namespace
+        {
+            return self.delete_in_foreground(resource, current, dependents, now);
         }
         if !has_finalizers && !is_namespace {
             return self.remove(resource, key, (**current).clone(), now);
@@ -1237,7 +1281,7 @@ impl ApiServer {
                 })
                 .collect();
             for victim in victims {
-                self.delete_object(&resource, &victim, now);
+                self.delete_object(&resource, &victim, PropagationPolicy::Background, now);
             }
         }
         self.finish_namespace(namespace, now);
@@ -1288,12 +1332,147 @@ impl ApiServer {
         }
         let namespace = key.namespace().map(str::to_owned);
         let deleted = self.write(&group_resource, key, object, EventKind::Deleted);
+        if self.owned > 0 {
+            let uid = deleted["metadata"]["uid"].as_str().unwrap_or("");
+            self.collect_garbage(uid, namespace.as_deref(), now);
+        }
         if let Some(ns) = namespace
             && self.namespace_phase(&ns).as_deref() == Some("Terminating")
         {
             self.finish_namespace(&ns, now);
         }
         deleted
+    }
+
+    /// The live objects whose `ownerReferences` name `owner_uid`: in the
+    /// owner's namespace, or anywhere for a cluster-scoped owner.
+    fn dependents(
+        &self,
+        owner_uid: &str,
+        namespace: Option<&str>,
+    ) -> Vec<(Arc<Resource>, Arc<Value>)> {
+        let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+        let mut found = Vec::new();
+        for (gr, table) in &self.tables {
+            let Some(resource) = self.registry.get(gr) else {
+                continue;
+            };
+            if namespace.is_some() && !resource.namespaced {
+                continue;
+            }
+            let objects = table
+                .objects
+                .range(ObjectKey::from_raw(&prefix)..)
+                .take_while(|(k, _)| k.as_str().starts_with(&prefix))
+                .filter_map(|(_, v)| v.last()?.object.as_ref());
+            for object in objects {
+                if owner_uids(object).any(|uid| uid == owner_uid) {
+                    found.push((Arc::clone(resource), Arc::clone(object)));
+                }
+            }
+        }
+        found
+    }
+
+    /// The garbage collector after `owner_uid` went: a dependent with another
+    /// live owner loses the reference, any other dependent is deleted.
+    fn collect_garbage(&mut self, owner_uid: &str, namespace: Option<&str>, now: Instant) {
+        for (resource, dependent) in self.dependents(owner_uid, namespace) {
+            let Some(current) = self.refetch(&resource, &dependent) else {
+                continue;
+            };
+            let other_owner_alive =
+                owner_uids(&current).any(|uid| uid != owner_uid && self.live_uids.contains(uid));
+            if other_owner_alive {
+                self.drop_owner_reference(&resource, &current, owner_uid);
+            } else {
+                self.delete_object(&resource, &current, PropagationPolicy::Background, now);
+            }
+        }
+    }
+
+    /// Foreground deletion: the owner waits (deletionTimestamp and the
+    /// `foregroundDeletion` finalizer) while its dependents go first.
+    fn delete_in_foreground(
+        &mut self,
+        resource: &Arc<Resource>,
+        current: &Arc<Value>,
+        dependents: Vec<(Arc<Resource>, Arc<Value>)>,
+        now: Instant,
+    ) -> Arc<Value> {
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        let group_resource = resource.group_resource();
+        let mut marked = (**current).clone();
+        let meta = metadata_mut(&mut marked);
+        meta.insert("deletionTimestamp".into(), self.timestamp(now).into());
+        meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut() {
+            list.push(FOREGROUND_FINALIZER.into());
+        }
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
+        for (dep_resource, dependent) in dependents {
+            if let Some(current) = self.refetch(&dep_resource, &dependent) {
+                self.delete_object(&dep_resource, &current, PropagationPolicy::Foreground, now);
+            }
+        }
+        let mut released = (*marked).clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != FOREGROUND_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+            return marked;
+        }
+        self.write(&group_resource, key, released, EventKind::Modified)
+    }
+
+    fn drop_owner_reference(
+        &mut self,
+        resource: &Arc<Resource>,
+        dependent: &Arc<Value>,
+        owner_uid: &str,
+    ) {
+        let Some(current) = self.refetch(resource, dependent) else {
+            return;
+        };
+        let mut next = (*current).clone();
+        let meta = metadata_mut(&mut next);
+        if let Some(refs) = meta
+            .get_mut("ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+            if refs.is_empty() {
+                meta.remove("ownerReferences");
+            }
+        }
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.write(&resource.group_resource(), key, next, EventKind::Modified);
+    }
+
+    /// The latest state of `object`, if it still exists.
+    fn refetch(&self, resource: &Resource, object: &Value) -> Option<Arc<Value>> {
+        let key = ObjectKey::new(
+            object["metadata"]["namespace"].as_str(),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.tables
+            .get(&resource.group_resource())?
+            .latest(&key)
+            .cloned()
     }
 
     fn unserve(&mut self, served: &Resource) {
@@ -1337,6 +1516,22 @@ impl ApiServer {
         });
         let versions = table.objects.entry(key).or_default();
         let prev = versions.last().and_then(|v| v.object.clone());
+        let had_owners = prev
+            .as_deref()
+            .is_some_and(|p| owner_uids(p).next().is_some());
+        let has_owners = kind != EventKind::Deleted && owner_uids(&object).next().is_some();
+        self.owned = (self.owned + usize::from(has_owners)).saturating_sub(usize::from(had_owners));
+        if let Some(uid) = object["metadata"]["uid"].as_str() {
+            match kind {
+                EventKind::Added => {
+                    self.live_uids.insert(uid.to_owned());
+                }
+                EventKind::Deleted => {
+                    self.live_uids.remove(uid);
+                }
+                EventKind::Modified => {}
+            }
+        }
         versions.push(Version {
             rv,
             object: (kind != EventKind::Deleted).then(|| Arc::clone(&object)),
@@ -1421,6 +1616,17 @@ fn unsupported(resource: &Resource) -> StatusError {
     } else {
         status::unsupported_patch_type(ACCEPTED_WITHOUT_HOOK)
     }
+}
+
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// The uids in `object`'s `metadata.ownerReferences`.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }
 
 fn namespace_group_resource() -> GroupResource {

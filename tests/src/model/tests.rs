@@ -788,6 +788,7 @@ fn model_delete_preconditions_conflict() {
     let opts = DeleteOptions {
         uid: c["metadata"]["uid"].as_str().map(str::to_owned),
         resource_version: c["metadata"]["resourceVersion"].as_str().map(str::to_owned),
+        ..DeleteOptions::default()
     };
     s.delete(&cms(), Some("default"), "c", &opts, now).unwrap();
 }
@@ -902,13 +903,158 @@ fn model_deletecollection_deletes_what_the_selector_selects() {
         ..ListParams::default()
     };
     let deleted = s
-        .delete_collection(&cms(), Some("default"), &params, now)
+        .delete_collection(
+            &cms(),
+            Some("default"),
+            &params,
+            &DeleteOptions::default(),
+            now,
+        )
         .unwrap();
     assert_eq!(names(&deleted), ["a", "c"]);
     let left = s
         .list(&cms(), Some("default"), &ListParams::default())
         .unwrap();
     assert_eq!(names(&left), ["b"]);
+}
+
+fn owned_by(name: &str, owners: &[&Value]) -> Value {
+    let refs: Vec<Value> = owners
+        .iter()
+        .map(|o| json!({"apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"], "uid": o["metadata"]["uid"]}))
+        .collect();
+    json!({"metadata": {"name": name, "ownerReferences": refs}})
+}
+
+#[test]
+fn model_delete_background_collects_dependents_without_other_owners() {
+    let (mut s, now) = server();
+    let d = Gvr::new("apps", "v1", "deployments");
+    let owner = s.create(&d, Some("default"), named("web"), now).unwrap();
+    let other = s
+        .create(&cms(), Some("default"), named("other"), now)
+        .unwrap();
+    s.create(&pods(), Some("default"), owned_by("only", &[&owner]), now)
+        .unwrap();
+    s.create(
+        &pods(),
+        Some("default"),
+        owned_by("shared", &[&owner, &other]),
+        now,
+    )
+    .unwrap();
+    let grandchild = s.get(&pods(), Some("default"), "only").unwrap();
+    s.create(
+        &cms(),
+        Some("default"),
+        owned_by("grandchild", &[&grandchild]),
+        now,
+    )
+    .unwrap();
+    s.create(&pods(), Some("default"), named("free"), now)
+        .unwrap();
+    s.delete(&d, Some("default"), "web", &DeleteOptions::default(), now)
+        .unwrap();
+    assert_eq!(
+        s.get(&pods(), Some("default"), "only").unwrap_err().code(),
+        404
+    );
+    assert_eq!(
+        s.get(&cms(), Some("default"), "grandchild")
+            .unwrap_err()
+            .code(),
+        404
+    );
+    let shared = s.get(&pods(), Some("default"), "shared").unwrap();
+    assert_eq!(
+        shared["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(shared["metadata"]["ownerReferences"][0]["name"], "other");
+    assert!(s.get(&pods(), Some("default"), "free").is_ok());
+}
+
+#[test]
+fn model_delete_orphan_keeps_dependents_without_the_reference() {
+    let (mut s, now) = server();
+    let owner = s
+        .create(&cms(), Some("default"), named("owner"), now)
+        .unwrap();
+    s.create(&pods(), Some("default"), owned_by("child", &[&owner]), now)
+        .unwrap();
+    let opts = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteOptions::default()
+    };
+    s.delete(&cms(), Some("default"), "owner", &opts, now)
+        .unwrap();
+    let child = s.get(&pods(), Some("default"), "child").unwrap();
+    assert!(child["metadata"].get("ownerReferences").is_none());
+}
+
+#[test]
+fn model_delete_foreground_removes_dependents_before_the_owner() {
+    let (mut s, now) = server();
+    let owner = s
+        .create(&cms(), Some("default"), named("owner"), now)
+        .unwrap();
+    s.create(&pods(), Some("default"), owned_by("child", &[&owner]), now)
+        .unwrap();
+    let from = s.resource_version();
+    let mut w_cm = s
+        .watch(
+            &cms(),
+            None,
+            &WatchParams {
+                resource_version: Some(from.to_string()),
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    let mut w_pod = s
+        .watch(
+            &pods(),
+            None,
+            &WatchParams {
+                resource_version: Some(from.to_string()),
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    let opts = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..DeleteOptions::default()
+    };
+    let Deleted::Object(answer) = s
+        .delete(&cms(), Some("default"), "owner", &opts, now)
+        .unwrap()
+    else {
+        panic!("a foreground delete answers the waiting owner");
+    };
+    assert_eq!(
+        answer["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    assert_eq!(
+        s.get(&cms(), Some("default"), "owner").unwrap_err().code(),
+        404
+    );
+    assert_eq!(
+        describe(&drain(&mut w_cm, &s, now)),
+        [
+            format!("MODIFIED owner {}", from + 1),
+            format!("DELETED owner {}", from + 3)
+        ]
+    );
+    assert_eq!(
+        describe(&drain(&mut w_pod, &s, now)),
+        [format!("DELETED child {}", from + 2)]
+    );
 }
 
 // --- list
