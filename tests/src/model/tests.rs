@@ -2463,6 +2463,34 @@ mod prop {
         log
     }
 
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z/.~0-9-]{0,8}".prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            let key = prop_oneof![
+                Just("metadata".to_owned()),
+                Just("name".to_owned()),
+                Just("labels".to_owned()),
+                Just("status".to_owned()),
+                Just("op".to_owned()),
+                Just("path".to_owned()),
+                Just("value".to_owned()),
+                Just("from".to_owned()),
+                "[a-z]{1,6}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(key, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -2503,6 +2531,49 @@ mod prop {
             let want: Vec<String> = live.into_keys().filter(|k| ns.is_none_or(|ns| k.starts_with(&format!("{ns}/")))).collect();
             let got: Vec<String> = seen.iter().map(|o| format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())).collect();
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn model_hostile_bodies_selectors_and_tokens_never_panic(
+            body in json_value(),
+            patch in json_value(),
+            text in any::<String>(),
+            ascii in "[a-z=!,()<> \\\\.~/0-9-]{0,24}",
+        ) {
+            let now = Instant::now();
+            let mut s = ApiServer::new(Config::default(), now);
+            let crds = Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+            for gvr in [cms(), pods(), crds.clone(), Gvr::core("namespaces")] {
+                let _ = s.create(&gvr, Some("default"), body.clone(), now);
+                let _ = s.create(&gvr, Some("default"), patch.clone(), now);
+            }
+            let c = s.create(&cms(), Some("default"), named("c"), now).unwrap();
+            let _ = s.update(&cms(), Some("default"), "c", Subresource::Main, body.clone(), now);
+            let _ = s.patch(&cms(), Some("default"), "c", Subresource::Main, &Patch::Merge(patch.clone()), now);
+            let _ = s.patch(&cms(), Some("default"), "c", Subresource::Main, &Patch::Json(patch.clone()), now);
+            let _ = s.patch(&pods(), Some("default"), "c", Subresource::Status, &Patch::Json(Value::Array(vec![patch.clone()])), now);
+            let _ = s.delete(&cms(), Some("default"), "c", &DeleteOptions { uid: Some(text.clone()), ..DeleteOptions::default() }, now);
+            for selector in [&text, &ascii] {
+                let list = ListParams {
+                    label_selector: Some(selector.clone()),
+                    field_selector: Some(selector.clone()),
+                    ..ListParams::default()
+                };
+                let _ = s.list(&cms(), None, &list);
+                let _ = s.list(&cms(), None, &ListParams { label_selector: Some(selector.clone()), ..ListParams::default() });
+                let _ = s.list(&cms(), None, &ListParams { field_selector: Some(selector.clone()), ..ListParams::default() });
+                let _ = s.list(&cms(), None, &ListParams { continue_token: Some(selector.clone()), ..ListParams::default() });
+                let _ = s.list(&cms(), Some(selector), &ListParams { resource_version: Some(selector.clone()), ..ListParams::default() });
+                let _ = s.watch(&cms(), Some(selector), &WatchParams { resource_version: Some(selector.clone()), label_selector: Some(selector.clone()), ..WatchParams::default() }, now);
+                let _ = s.get(&cms(), Some(selector), selector);
+            }
+            // Whatever was refused, what is stored is still well-formed.
+            let all = s.list(&cms(), None, &ListParams::default()).unwrap();
+            for item in &all.items {
+                prop_assert!(item["metadata"]["name"].is_string());
+                prop_assert!(item["metadata"]["resourceVersion"].is_string());
+            }
+            prop_assert!(rv_of(&c) <= s.resource_version());
         }
 
         #[test]
