@@ -45,7 +45,7 @@
 mod patch;
 mod resource;
 mod selector;
-mod status;
+pub mod status;
 mod token;
 mod watch;
 

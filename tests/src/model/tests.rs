@@ -1110,7 +1110,7 @@ fn model_list_resource_version_semantics() {
     assert_eq!(
         e.message(),
         format!(
-            "Too large resource version: {}, current: {latest}",
+            "Timeout: Too large resource version: {}, current: {latest}",
             latest + 5
         )
     );
@@ -1462,7 +1462,7 @@ fn model_frozen_watch_cache_lags_etcd_until_thawed() {
         .unwrap_err();
     assert_eq!(
         e.message(),
-        format!("Too large resource version: {latest}, current: {frozen}")
+        format!("Timeout: Too large resource version: {latest}, current: {frozen}")
     );
     // etcd serves consistent and limited reads.
     assert_eq!(
@@ -1491,7 +1491,7 @@ fn model_frozen_watch_cache_lags_etcd_until_thawed() {
     assert_eq!(
         describe(&drain(&mut wl, &s, now)),
         [format!(
-            "ERROR 504 Too large resource version: {latest}, current: {frozen}"
+            "ERROR 504 Timeout: Too large resource version: {latest}, current: {frozen}"
         )]
     );
     s.thaw_watch_cache();
@@ -1988,7 +1988,7 @@ fn model_watch_list_sends_initial_events_then_end_bookmark_then_live() {
     assert_eq!(
         events,
         [format!(
-            "ERROR 504 Too large resource version: {}, current: {}",
+            "ERROR 504 Timeout: Too large resource version: {}, current: {}",
             rv + 100,
             rv + 1
         )]
@@ -2625,6 +2625,38 @@ mod prop {
             prop_assert_eq!(state, now_state);
         }
     }
+}
+
+#[test]
+fn model_status_constructors_carry_the_servers_codes_reasons_and_messages() {
+    let (s, _) = server();
+    let pods = s.registry().lookup(&Gvr::core("pods")).unwrap();
+    let cases = [
+        (status::unauthorized("Unauthorized"), 401, "Unauthorized", "Unauthorized".to_owned()),
+        (status::method_not_supported(&pods, "create"), 405, "MethodNotAllowed", "create is not supported on resources of kind \"pods\"".to_owned()),
+        (status::not_acceptable(&["application/json", "application/yaml"]), 406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml".to_owned()),
+        (status::request_entity_too_large("limit is 3145728"), 413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728".to_owned()),
+        (status::too_many_requests("Too many requests, please try again later.", 2), 429, "TooManyRequests", "Too many requests, please try again later.".to_owned()),
+        (status::server_timeout(&pods, "list", 3), 500, "ServerTimeout", "The list operation against pods could not be completed at this time, please try again.".to_owned()),
+        (status::service_unavailable("apiserver is shutting down"), 503, "ServiceUnavailable", "apiserver is shutting down".to_owned()),
+    ];
+    for (error, code, reason, message) in cases {
+        assert_eq!(
+            (error.code(), error.reason(), error.message()),
+            (code, reason, message.as_str())
+        );
+        assert_eq!(error.to_json()["kind"], "Status");
+        assert_eq!(error.to_json()["status"], "Failure");
+    }
+    assert_eq!(
+        status::too_many_requests("x", 2)
+            .status()
+            .details
+            .as_ref()
+            .unwrap()
+            .retry_after_seconds,
+        Some(2)
+    );
 }
 
 // --- against real recordings (../shared/fixtures; skipped when absent)
