@@ -85,6 +85,10 @@ pub struct Config {
     /// cache serves it (the whole list, no continue token). When off it is
     /// paginated as etcd would.
     pub rv_zero_ignores_limit: bool,
+    /// Whether watch-list ends its initial events with the
+    /// `k8s.io/initial-events-end` bookmark; off is a server that never
+    /// sends it (kubernetes #140890).
+    pub initial_events_end_bookmark: bool,
 }
 
 impl Default for Config {
@@ -96,6 +100,7 @@ impl Default for Config {
             start_unix_seconds: 1_767_225_600,
             watch_list: true,
             rv_zero_ignores_limit: true,
+            initial_events_end_bookmark: true,
         }
     }
 }
@@ -331,6 +336,12 @@ impl ApiServer {
     /// Serves watch-list or refuses it (422, as without the `WatchList` feature).
     pub fn set_watch_list(&mut self, enabled: bool) {
         self.config.watch_list = enabled;
+    }
+
+    /// Sends or withholds the bookmark that ends a watch-list's initial
+    /// events (for watches opened from now on).
+    pub fn set_initial_events_end_bookmark(&mut self, enabled: bool) {
+        self.config.initial_events_end_bookmark = enabled;
     }
 
     /// Holds the watch caches at the current revision, as an API server whose
@@ -623,7 +634,10 @@ impl ApiServer {
                 watch.initial.push_back(view(object, &watch.api_version));
             }
         }
-        if params.send_initial_events == Some(true) && params.allow_watch_bookmarks {
+        if params.send_initial_events == Some(true)
+            && params.allow_watch_bookmarks
+            && self.config.initial_events_end_bookmark
+        {
             watch.end_bookmark = Some(snapshot);
         }
         Ok(watch)

@@ -1996,6 +1996,26 @@ fn model_watch_list_sends_initial_events_then_end_bookmark_then_live() {
 }
 
 #[test]
+fn model_watch_list_without_end_bookmark_when_the_server_withholds_it() {
+    let (mut s, now) = server();
+    s.create(&cms(), Some("default"), named("a"), now).unwrap();
+    s.set_initial_events_end_bookmark(false);
+    let params = WatchParams {
+        send_initial_events: Some(true),
+        resource_version_match: Some(ResourceVersionMatch::NotOlderThan),
+        allow_watch_bookmarks: true,
+        ..WatchParams::default()
+    };
+    let mut w = s.watch(&cms(), None, &params, now).unwrap();
+    w.request_bookmark();
+    let rv = s.resource_version();
+    assert_eq!(
+        describe(&drain(&mut w, &s, now)),
+        [format!("ADDED a {rv}"), format!("BOOKMARK {rv}")]
+    );
+}
+
+#[test]
 fn model_watch_list_refused_when_disabled_and_options_validated() {
     let (mut s, now) = server();
     s.set_watch_list(false);
