@@ -41,6 +41,28 @@
 //! | `delete` | the object, or a `Success` Status | 404, 409 Conflict (precondition) |
 //! | `list` | a [`List`] | 400 BadRequest (selectors, tokens), 410 Expired, 422, 504 Timeout (RV too large) |
 //! | `watch` | a [`Watch`] (HTTP 200; a too-old RV becomes one ERROR event) | 400, 422 |
+//! | `delete_collection` | a [`List`] of what was deleted | as `list` |
+//!
+//! Every call first looks the resource up: a path the server does not serve
+//! is 404 `the server could not find the requested resource`; a namespaced
+//! write without a namespace is 405.
+//!
+//! What the simulator and fault injection turn:
+//!
+//! | control | effect |
+//! |---|---|
+//! | [`ApiServer::compact`] | older `Exact` lists and continue tokens get 410 (the latter with a fresh token); new watches from before it get the ERROR 410 |
+//! | [`ApiServer::restart`] | every watch ends; watch caches start empty at the current revision; objects and revisions stay |
+//! | [`ApiServer::freeze_watch_cache`] | the cache lags etcd: stale `resourceVersion=0` lists, 504 too-large RV, watches stall |
+//! | [`ApiServer::set_watch_list`] | refuse `sendInitialEvents` (422) |
+//! | [`ApiServer::set_initial_events_end_bookmark`] | watch-list never sends its end bookmark |
+//! | [`Watch::request_bookmark`] | a BOOKMARK once the watch has caught up (with `allowWatchBookmarks`) |
+//! | [`Config::watch_cache_capacity`] | the window a watch can resume in |
+//!
+//! Simplifications, all of them documented where they apply: deletion has
+//! no grace period (a pod goes at once unless finalizers hold it), the
+//! garbage collector and the namespace controller act inside the DELETE,
+//! and strategic merge patch and server-side apply come from a [`PatchHook`].
 
 mod patch;
 mod resource;
