@@ -874,6 +874,14 @@ impl ApiServer {
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let crd = Resource::from_crd(object)
                     .map_err(|errors| status::invalid(resource, name, &errors))?;
+                let finalizers = metadata_mut(object)
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = finalizers.as_array_mut()
+                    && !list.iter().any(|f| f == CRD_CLEANUP_FINALIZER)
+                {
+                    list.push(CRD_CLEANUP_FINALIZER.into());
+                }
                 object["status"] = json!({
                     "acceptedNames": object["spec"]["names"].clone(),
                     "storedVersions": [crd.storage_version],
@@ -1287,11 +1295,51 @@ impl ApiServer {
         if is_namespace {
             marked["status"] = json!({"phase": "Terminating"});
         }
-        let marked = self.write(&group_resource, key, marked, EventKind::Modified);
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
         if is_namespace {
             self.empty_namespace(&name, now);
         }
+        let cleanup = marked["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == CRD_CLEANUP_FINALIZER));
+        if group_resource == crd_group_resource() && cleanup {
+            self.clean_up_crd(resource, key, &marked, now);
+        }
         marked
+    }
+
+    /// The CRD finalizer's work: the custom resources go, the resource stops
+    /// being served, the finalizer comes off (and the CRD goes if it was the last).
+    fn clean_up_crd(
+        &mut self,
+        resource: &Arc<Resource>,
+        key: ObjectKey,
+        marked: &Value,
+        now: Instant,
+    ) {
+        if let Ok(served) = Resource::from_crd(marked) {
+            self.unserve(&served);
+        }
+        let mut released = marked.clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != CRD_CLEANUP_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+        } else {
+            self.write(
+                &resource.group_resource(),
+                key,
+                released,
+                EventKind::Modified,
+            );
+        }
     }
 
     /// The namespace controller's work: delete everything in `namespace`,
@@ -1655,6 +1703,7 @@ fn unsupported(resource: &Resource) -> StatusError {
 }
 
 const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// The uids in `object`'s `metadata.ownerReferences`.
 fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {

@@ -2357,14 +2357,43 @@ fn model_crd_creation_serves_a_new_resource_and_deletion_removes_it() {
             now,
         )
         .unwrap();
-    s.delete(
-        &crds,
-        None,
-        "widgets.example.com",
-        &DeleteOptions::default(),
-        now,
-    )
-    .unwrap();
+    let mut crd_watch = s
+        .watch(
+            &crds,
+            None,
+            &WatchParams {
+                resource_version: Some(s.resource_version().to_string()),
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    let Deleted::Object(answer) = s
+        .delete(
+            &crds,
+            None,
+            "widgets.example.com",
+            &DeleteOptions::default(),
+            now,
+        )
+        .unwrap()
+    else {
+        panic!("a CRD delete answers the CRD, held by its cleanup finalizer");
+    };
+    assert_eq!(
+        answer["metadata"]["finalizers"],
+        json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+    let crd_events = describe(&drain(&mut crd_watch, &s, now));
+    assert_eq!(crd_events.len(), 2, "{crd_events:?}");
+    assert!(crd_events[0].starts_with("MODIFIED") && crd_events[1].starts_with("DELETED"));
+    assert_eq!(
+        s.get(&crds, None, "widgets.example.com")
+            .unwrap_err()
+            .code(),
+        404
+    );
     assert_eq!(
         s.get(&widgets, Some("default"), "w").unwrap_err().code(),
         404
