@@ -383,7 +383,9 @@ impl ApiServer {
 
     /// Compacts history at `rv` (capped at the newest revision, and at a
     /// frozen watch cache's revision): older snapshots, continue tokens and
-    /// watch-cache events are gone.
+    /// watch-cache events are gone. Storage keeps every version since the
+    /// last compaction, so a long-running server compacts now and then (as
+    /// kube-apiserver does every five minutes).
     pub fn compact(&mut self, rv: u64) {
         let rv = rv.min(self.cache_resource_version());
         if rv <= self.compacted {
@@ -605,8 +607,10 @@ impl ApiServer {
             end_bookmark: None,
             allow_bookmarks: params.allow_watch_bookmarks,
             bookmark_requested: false,
+            // timeoutSeconds=0 leaves the timeout to the server: none here.
             deadline: params
                 .timeout_seconds
+                .filter(|s| *s > 0)
                 .map(|s| now + std::time::Duration::from_secs(u64::from(s))),
             epoch: self.epoch,
             error: None,

@@ -1934,6 +1934,16 @@ fn model_watch_timeout_is_a_deadline_the_caller_checks() {
         WatchPoll::Ended(WatchEnd::Timeout)
     );
     assert!(w.is_ended());
+    let zero = WatchParams {
+        timeout_seconds: Some(0),
+        ..WatchParams::default()
+    };
+    let w = s.watch(&cms(), None, &zero, now).unwrap();
+    assert_eq!(
+        w.poll_timeout(),
+        None,
+        "timeoutSeconds=0 leaves the timeout to the server"
+    );
 }
 
 #[test]
