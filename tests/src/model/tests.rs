@@ -2636,6 +2636,61 @@ mod prop {
         }
 
         #[test]
+        fn model_watch_never_skips_silently_under_eviction_and_compaction(
+            steps in proptest::collection::vec((0..7u8, 0..3u8, 0..6u8), 0..120),
+            capacity in 1..8usize,
+        ) {
+            let now = Instant::now();
+            let mut s = ApiServer::new(Config { watch_cache_capacity: capacity, ..Config::default() }, now);
+            let from = s.resource_version();
+            let params = WatchParams { resource_version: Some(from.to_string()), ..WatchParams::default() };
+            let mut w = s.watch(&cms(), None, &params, now).unwrap();
+            let mut log = Vec::new();
+            let mut seen = Vec::new();
+            let mut end = None;
+            let poll = |w: &mut Watch, s: &ApiServer, seen: &mut Vec<(u64, String)>, end: &mut Option<WatchPoll>| {
+                loop {
+                    match w.poll(s, now) {
+                        WatchPoll::Event(e) => {
+                            let (kind, o) = match e {
+                                WatchEvent::Added(o) => ("ADDED", o),
+                                WatchEvent::Modified(o) => ("MODIFIED", o),
+                                WatchEvent::Deleted(o) => ("DELETED", o),
+                                other => { *end = Some(WatchPoll::Event(other)); return; }
+                            };
+                            seen.push((rv_of(&o), format!("{kind} {}/{}", o["metadata"]["namespace"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())));
+                        }
+                        WatchPoll::Pending => return,
+                        ended @ WatchPoll::Ended(_) => { *end = Some(ended); return; }
+                    }
+                }
+            };
+            for (op, n, k) in steps {
+                let (ns, name) = (NAMESPACES[n as usize], format!("o{k}"));
+                let result = match op {
+                    0 => s.create(&cms(), Some(ns), named(&name), now).map(|_| "ADDED"),
+                    1 => s.update(&cms(), Some(ns), &name, Subresource::Main, json!({"metadata": {"name": name}, "data": {"v": s.resource_version().to_string()}}), now).map(|_| "MODIFIED"),
+                    2 => s.delete(&cms(), Some(ns), &name, &DeleteOptions::default(), now).map(|_| "DELETED"),
+                    3 => { let _ = s.create(&pods(), Some(ns), named(&name), now); continue; }
+                    4 => { s.compact(s.resource_version().saturating_sub(u64::from(k))); continue; }
+                    _ => { poll(&mut w, &s, &mut seen, &mut end); continue; }
+                };
+                if let Ok(kind) = result {
+                    log.push((s.resource_version(), format!("{kind} {ns}/{name}")));
+                }
+            }
+            poll(&mut w, &s, &mut seen, &mut end);
+            match end {
+                None => prop_assert_eq!(&seen, &log),
+                Some(WatchPoll::Ended(WatchEnd::TooSlow)) => {
+                    prop_assert!(seen.len() < log.len());
+                    prop_assert_eq!(&seen[..], &log[..seen.len()]);
+                }
+                Some(other) => prop_assert!(false, "unexpected end {other:?}"),
+            }
+        }
+
+        #[test]
         fn model_watch_from_rv_replays_exactly_the_changes_after_it(
             before in proptest::collection::vec(op(), 0..30),
             after in proptest::collection::vec(op(), 0..40),
