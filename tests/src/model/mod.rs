@@ -350,6 +350,15 @@ impl ApiServer {
 
     // --- control (what the simulator and fault injection use)
 
+    /// Serves one more resource (e.g. a built-in beyond the default set),
+    /// replacing any resource with the same group and plural name; objects
+    /// already stored under that name stay.
+    pub fn serve(&mut self, resource: Resource) {
+        let gr = resource.group_resource();
+        self.registry.register(resource);
+        self.add_table(gr);
+    }
+
     /// Installs strategic merge patch and server-side apply.
     pub fn set_patch_hook(&mut self, hook: Box<dyn PatchHook>) {
         self.patch_hook = Some(hook);

@@ -102,7 +102,10 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn builtin(group: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+    /// A resource served at `v1` of `group` with the defaults of most
+    /// built-ins (subdomain names, no status subresource, no generation);
+    /// adjust the public fields for the rest.
+    pub fn builtin(group: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
         Self {
             group: group.to_owned(),
             versions: vec!["v1".to_owned()],

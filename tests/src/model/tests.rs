@@ -2421,6 +2421,27 @@ fn model_crd_creation_serves_a_new_resource_and_deletion_removes_it() {
 }
 
 #[test]
+fn model_serve_adds_a_builtin_resource_at_run_time() {
+    let (mut s, now) = server();
+    let nodes = Gvr::core("nodes");
+    assert_eq!(
+        s.list(&nodes, None, &ListParams::default())
+            .unwrap_err()
+            .code(),
+        404
+    );
+    let mut node = Resource::builtin("", "Node", "nodes", false);
+    node.has_status = true;
+    s.serve(node);
+    let n = s.create(&nodes, Some("ignored"), named("n1"), now).unwrap();
+    assert!(n["metadata"].get("namespace").is_none());
+    assert_eq!(
+        names(&s.list(&nodes, None, &ListParams::default()).unwrap()),
+        ["n1"]
+    );
+}
+
+#[test]
 fn model_crd_with_wrong_name_is_invalid() {
     let (mut s, now) = server();
     let crds = Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
