@@ -814,9 +814,9 @@ impl ApiServer {
             return Err(status::invalid(resource, &name, &errors));
         }
         if let Some(ns) = &namespace {
-            match self.namespace_phase(ns) {
+            match self.namespace_terminating(ns) {
                 None => return Err(status::namespace_not_found(ns)),
-                Some(phase) if phase == "Terminating" => {
+                Some(true) => {
                     return Err(status::forbidden(
                         &format!(
                             "unable to create new content in namespace {ns} because it is being terminated"
@@ -825,7 +825,7 @@ impl ApiServer {
                         &name,
                     ));
                 }
-                Some(_) => {}
+                Some(false) => {}
             }
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
@@ -860,7 +860,7 @@ impl ApiServer {
         }
         self.prepare_create(resource, &name, &mut object)?;
         let stored = self.write(&table_key, key, object, EventKind::Added);
-        if table_key == crd_group_resource() {
+        if is_crd(&table_key) {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -1156,12 +1156,12 @@ impl ApiServer {
             metadata_mut(&mut next).insert("generation".into(), generation.into());
         }
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource() {
+        if is_crd(&group_resource) {
             Resource::from_crd(&next)
                 .map_err(|errors| status::invalid(resource, &name, &errors))?;
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
-        let finalized = group_resource != namespace_group_resource()
+        let finalized = !is_namespaces(&group_resource)
             && next["metadata"].get("deletionTimestamp").is_some()
             && next["metadata"]["finalizers"]
                 .as_array()
@@ -1171,7 +1171,7 @@ impl ApiServer {
         } else {
             self.write(&group_resource, key, next, EventKind::Modified)
         };
-        if group_resource == crd_group_resource() && !finalized {
+        if is_crd(&group_resource) && !finalized {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -1275,7 +1275,7 @@ impl ApiServer {
         let namespace = current["metadata"]["namespace"].as_str().map(str::to_owned);
         let key = ObjectKey::new(namespace.as_deref(), &name);
         let group_resource = resource.group_resource();
-        let is_namespace = group_resource == namespace_group_resource();
+        let is_namespace = is_namespaces(&group_resource);
         let has_finalizers = current["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
@@ -1315,7 +1315,7 @@ impl ApiServer {
         let cleanup = marked["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| f.iter().any(|f| f == CRD_CLEANUP_FINALIZER));
-        if group_resource == crd_group_resource() && cleanup {
+        if is_crd(&group_resource) && cleanup {
             self.clean_up_crd(resource, key, &marked, now);
         }
         marked
@@ -1422,7 +1422,7 @@ impl ApiServer {
         now: Instant,
     ) -> Arc<Value> {
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource()
+        if is_crd(&group_resource)
             && let Ok(served) = Resource::from_crd(&object)
         {
             self.unserve(&served);
@@ -1434,7 +1434,7 @@ impl ApiServer {
             self.collect_garbage(uid, namespace.as_deref(), now);
         }
         if let Some(ns) = namespace
-            && self.namespace_phase(&ns).as_deref() == Some("Terminating")
+            && self.namespace_terminating(&ns) == Some(true)
         {
             self.finish_namespace(&ns, now);
         }
@@ -1658,17 +1658,13 @@ impl ApiServer {
         }
     }
 
-    fn namespace_phase(&self, namespace: &str) -> Option<String> {
+    /// Whether `namespace` is terminating; `None` when it does not exist.
+    fn namespace_terminating(&self, namespace: &str) -> Option<bool> {
         let ns = self
             .tables
             .get(&namespace_group_resource())?
             .latest(&ObjectKey::cluster(namespace))?;
-        Some(
-            ns["status"]["phase"]
-                .as_str()
-                .unwrap_or("Active")
-                .to_owned(),
-        )
+        Some(ns["status"]["phase"] == "Terminating")
     }
 
     fn timestamp(&self, now: Instant) -> String {
@@ -1734,11 +1730,12 @@ fn namespace_group_resource() -> GroupResource {
     }
 }
 
-fn crd_group_resource() -> GroupResource {
-    GroupResource {
-        group: "apiextensions.k8s.io".into(),
-        resource: "customresourcedefinitions".into(),
-    }
+fn is_namespaces(gr: &GroupResource) -> bool {
+    gr.group.is_empty() && gr.resource == "namespaces"
+}
+
+fn is_crd(gr: &GroupResource) -> bool {
+    gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions"
 }
 
 fn object_key(resource: &Resource, namespace: Option<&str>, name: &str) -> Result<ObjectKey> {
