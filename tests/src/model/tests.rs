@@ -1715,6 +1715,25 @@ fn model_watch_from_resource_version_replays_later_changes() {
 }
 
 #[test]
+fn model_watch_from_a_future_resource_version_waits_for_it() {
+    let (mut s, now) = server();
+    let future = s.resource_version() + 2;
+    let params = WatchParams {
+        resource_version: Some(future.to_string()),
+        ..WatchParams::default()
+    };
+    let mut w = s.watch(&cms(), None, &params, now).unwrap();
+    s.create(&cms(), Some("default"), named("a"), now).unwrap();
+    s.create(&cms(), Some("default"), named("b"), now).unwrap();
+    assert_eq!(w.poll(&s, now), WatchPoll::Pending);
+    s.create(&cms(), Some("default"), named("c"), now).unwrap();
+    assert_eq!(
+        describe(&drain(&mut w, &s, now)),
+        [format!("ADDED c {}", future + 1)]
+    );
+}
+
+#[test]
 fn model_watch_without_resource_version_starts_with_current_state() {
     let (mut s, now) = server();
     s.create(&cms(), Some("default"), named("a"), now).unwrap();
