@@ -288,6 +288,9 @@ impl std::fmt::Debug for ApiServer {
 
 const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
+/// The namespaces namespace lifecycle admission refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-public", "kube-system"];
+
 impl ApiServer {
     /// A server with the built-in resources and the namespaces a fresh
     /// cluster has (`default`, `kube-node-lease`, `kube-public`, `kube-system`).
@@ -1191,6 +1194,13 @@ impl ApiServer {
     ) -> Result<Deleted> {
         let resource = self.registry.lookup(gvr)?;
         let current = self.current(&resource, namespace, name, Subresource::Main)?;
+        if is_namespaces(&resource.group_resource()) && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(status::forbidden(
+                "this namespace may not be deleted",
+                &resource,
+                name,
+            ));
+        }
         if let Some(uid) = &options.uid {
             let have = current["metadata"]["uid"].as_str().unwrap_or("");
             if uid != have {

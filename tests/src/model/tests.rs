@@ -853,6 +853,25 @@ fn model_namespace_deletion_removes_what_it_contains() {
 }
 
 #[test]
+fn model_system_namespaces_cannot_be_deleted() {
+    let (mut s, now) = server();
+    let e = s
+        .delete(
+            &Gvr::core("namespaces"),
+            None,
+            "default",
+            &DeleteOptions::default(),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.reason()), (403, "Forbidden"));
+    assert_eq!(
+        e.message(),
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
+}
+
+#[test]
 fn model_namespace_with_held_object_stays_terminating_and_refuses_new_content() {
     let (mut s, now) = server();
     let ns = Gvr::core("namespaces");
