@@ -37,6 +37,11 @@ impl Gvr {
         Self::new("", "v1", resource)
     }
 
+    /// The resource of a k8s-openapi type: `Gvr::of::<Pod>()` is `Gvr::core("pods")`.
+    pub fn of<K: k8s_openapi::Resource>() -> Self {
+        Self::new(K::GROUP, K::VERSION, K::URL_PATH_SEGMENT)
+    }
+
     /// The `apiVersion` string: `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         api_version(&self.group, &self.version)

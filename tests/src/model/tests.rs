@@ -119,6 +119,34 @@ fn model_create_sets_uid_generation_timestamp_and_global_resource_version() {
 }
 
 #[test]
+fn model_gvr_of_a_typed_resource_and_typed_round_trip() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    assert_eq!(Gvr::of::<Pod>(), Gvr::core("pods"));
+    assert_eq!(
+        Gvr::of::<Deployment>(),
+        Gvr::new("apps", "v1", "deployments")
+    );
+    let (mut s, now) = server();
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("typed".into());
+    let stored = s
+        .create(
+            &Gvr::of::<Pod>(),
+            Some("default"),
+            serde_json::to_value(&pod).unwrap(),
+            now,
+        )
+        .unwrap();
+    let back: Pod = serde_json::from_value((*stored).clone()).unwrap();
+    assert_eq!(back.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(
+        back.metadata.resource_version.as_deref(),
+        Some(s.resource_version().to_string().as_str())
+    );
+}
+
+#[test]
 fn model_create_is_deterministic_for_a_seed() {
     let now = Instant::now();
     let run = |seed| {
