@@ -359,3 +359,65 @@ fn reflector_sim_informer_catches_up_with_the_model_server() {
         "{totals:?}"
     );
 }
+
+// kubernetes #140890: a server that never sends the initial-events-end bookmark.
+// The informer must back off, fall back to list+watch and sync — not loop.
+#[test]
+fn reflector_sim_watch_list_without_end_bookmark_falls_back_without_a_storm() {
+    let now = Instant::now();
+    let mut inf = SharedInformer::new(
+        InformerConfig {
+            reflector: ReflectorConfig {
+                use_watch_list: true,
+                ..ReflectorConfig::default()
+            },
+            ..InformerConfig::default()
+        },
+        Box::new(Builder::of::<ConfigMap>(None).unwrap()),
+        Box::new(StandardCodec::default()),
+    );
+    inf.start(5, now);
+    let mut sim = Sim {
+        server: ApiServer::new(
+            Config {
+                initial_events_end_bookmark: false,
+                ..Config::default()
+            },
+            now,
+        ),
+        inf,
+        watches: HashMap::new(),
+        now,
+        gvr: Gvr::core("configmaps"),
+        lists: 0,
+        watch_opens: 0,
+    };
+    for i in 0..5 {
+        let obj = json!({"metadata": {"name": format!("cm-{i}")}});
+        sim.server
+            .create(&sim.gvr, Some("default"), obj, now)
+            .unwrap();
+    }
+    sim.pump();
+    sim.deliver();
+    // Ten simulated minutes.
+    let mut synced_after = None;
+    for step in 1..=120 {
+        sim.advance(Duration::from_secs(5));
+        if synced_after.is_none() && sim.inf.has_synced() {
+            synced_after = Some(step * 5);
+        }
+    }
+    eprintln!(
+        "no end bookmark: synced after {synced_after:?} s, {} watch and {} list requests in 600 s",
+        sim.watch_opens, sim.lists
+    );
+    assert!(sim.inf.has_synced(), "{:?}", sim.inf.reflector());
+    assert_eq!(sim.informer_state(), sim.server_state());
+    assert!(sim.lists >= 1, "fell back to a list");
+    assert!(
+        sim.watch_opens < 40,
+        "{} watch requests in ten minutes",
+        sim.watch_opens
+    );
+}

@@ -37,7 +37,7 @@
 //! | WatchListing | end bookmark | `Replaced`; Watching on the same stream |
 //! | WatchListing | refused / 429 | Waiting (backoff) → WatchListing |
 //! | WatchListing | 410 / too-large | WatchListing at RV `""` |
-//! | WatchListing | stream ends or deadline, no end bookmark | Waiting (backoff) → WatchListing; Listing after `watch_list_attempts` |
+//! | WatchListing | stream ends, 30 s silent or deadline, no end bookmark | Waiting (backoff) → WatchListing; Listing after `watch_list_attempts` |
 //! | WatchListing | other error (e.g. 400 "not allowed") | Listing at once |
 //! | Waiting | deadline | the step it waits for |
 //!
@@ -215,6 +215,10 @@ pub struct ReflectorConfig {
     /// How long a watch body may go without a byte (bookmarks arrive about
     /// once a minute from the watch cache).
     pub watch_idle_timeout: Duration,
+    /// How long a watch-list may go without a byte before its end bookmark:
+    /// the server streams the initial state and the bookmark back to back,
+    /// so silence means it will not come (kubernetes #140890).
+    pub watch_list_idle_timeout: Duration,
     /// Past the watch's `timeoutSeconds`, how long before the reflector
     /// gives up on the server closing it.
     pub watch_deadline_grace: Duration,
@@ -239,6 +243,7 @@ impl Default for ReflectorConfig {
             response_header_timeout: Duration::from_secs(60),
             list_idle_timeout: Duration::from_secs(60),
             watch_idle_timeout: Duration::from_secs(180),
+            watch_list_idle_timeout: Duration::from_secs(30),
             watch_deadline_grace: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
             max_internal_error_retry: Duration::ZERO,
@@ -522,7 +527,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         let ok = head.status.is_success();
         let code = head.status.as_u16();
         let list_idle = now + self.config.list_idle_timeout;
-        let watch_idle = now + self.config.watch_idle_timeout;
+        let watch_idle = now + self.stream_idle_timeout();
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 if !matches!(list.req.body, Body::AwaitingHead) {
@@ -571,7 +576,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
     /// Body bytes arrived for `id`.
     pub fn handle_chunk(&mut self, id: RequestId, bytes: &[u8], now: Instant) {
         let list_idle = now + self.config.list_idle_timeout;
-        let watch_idle = now + self.config.watch_idle_timeout;
+        let watch_idle = now + self.stream_idle_timeout();
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 list.req.deadline = list_idle;
@@ -1112,8 +1117,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 self.synced = true;
                 self.watch_list_failures = 0;
                 self.resync_at = self.resync_period().map(|p| now + p);
-                // The same open stream carries on as the watch.
-                if let Phase::WatchListing(s) = std::mem::replace(&mut self.phase, Phase::Stopped) {
+                // The same open stream carries on as the watch, with the
+                // watch's idle deadline.
+                if let Phase::WatchListing(mut s) =
+                    std::mem::replace(&mut self.phase, Phase::Stopped)
+                {
+                    s.req.deadline = (now + self.config.watch_idle_timeout).min(s.end_by);
                     self.phase = Phase::Watching(s);
                 }
             }
@@ -1224,6 +1233,14 @@ impl<K: Object + Send + 'static> Reflector<K> {
             Step::WatchList
         };
         self.wait(step, now);
+    }
+
+    /// The idle deadline of the stream in flight.
+    fn stream_idle_timeout(&self) -> Duration {
+        match self.phase {
+            Phase::WatchListing(_) => self.config.watch_list_idle_timeout,
+            _ => self.config.watch_idle_timeout,
+        }
     }
 
     fn resync_period(&self) -> Option<Duration> {

@@ -693,8 +693,11 @@ fn reflector_watch_list_replaces_at_end_bookmark_and_keeps_the_stream() {
     );
     assert!(h.r.has_synced());
     assert_eq!(h.count("watch"), 1, "the same stream carries on");
+    // Now a watch: quiet for longer than the watch-list's 30 s is fine.
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.count("watch"), 1);
+    assert_eq!(h.r.state_name(), "watching");
     // Stopped after sync → a plain watch from the last RV.
-    h.advance(Duration::from_secs(5));
     h.eof(w);
     let (_, watch) = h.last("watch");
     assert_eq!(watch["resourceVersion"], "11");
@@ -1065,4 +1068,19 @@ fn reflector_slow_failing_lists_never_reset_the_backoff() {
         delays[6..].iter().all(|d| *d >= Duration::from_secs(30)),
         "{delays:?}"
     );
+}
+
+// #140890 with a server that keeps the stream open but silent: 30 s of silence
+// before the end bookmark fails the attempt.
+#[test]
+fn reflector_watch_list_silent_without_end_bookmark_is_a_failure() {
+    let mut h = watch_list_harness();
+    let (w, _) = h.last("watch");
+    h.head(w, 200);
+    h.events_on(w, &[ev("ADDED", "a", "3")]);
+    h.advance(Duration::from_secs(29));
+    assert_eq!(h.r.state_name(), "watch-listing");
+    h.advance(Duration::from_secs(2));
+    assert!(h.cancelled.contains(&w));
+    assert_eq!(h.r.state_name(), "waiting");
 }
