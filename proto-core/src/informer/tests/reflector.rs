@@ -882,14 +882,18 @@ fn reflector_watch_body_split_anywhere_gives_same_events() {
 
 // ---- real bodies recorded from kind clusters (fixtures/recorded)
 
+mod fixtures_dir {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/fixtures_dir.rs"
+    ));
+}
+
 fn fixture(rel: &str) -> Option<Vec<u8>> {
-    let required = std::env::var("WINDLASS_REQUIRE_FIXTURES").is_ok_and(|v| v == "1");
-    let dir = std::env::var("WINDLASS_FIXTURES").ok();
-    let path = dir.map(|d| std::path::Path::new(&d).join(rel));
-    match path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        Some(bytes) => Some(bytes),
-        None if required => panic!("fixture {rel} missing (WINDLASS_FIXTURES={path:?})"),
-        None => None,
+    let path = fixtures_dir::dir()?.join(rel);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => panic!("fixture {} unreadable: {e}", path.display()),
     }
 }
 
