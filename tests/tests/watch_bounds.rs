@@ -375,3 +375,19 @@ fn watch_large_frame_in_one_byte_chunks_decodes_in_linear_time() {
         );
     }
 }
+
+/// A string head longer than a tiny frame limit, claiming 2^64-1 bytes: the
+/// size arithmetic saturates instead of overflowing.
+#[test]
+fn watch_cbor_huge_string_head_over_a_tiny_limit_is_refused() {
+    let mut d = decoder(Framing::CborSequence, 3);
+    d.push(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    assert!(matches!(
+        drain(&mut d)[..],
+        [Err(DecodeError::FrameTooLarge {
+            len: u64::MAX,
+            limit: 3
+        })]
+    ));
+}
