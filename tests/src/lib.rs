@@ -7,4 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod fixtures;
+pub mod kinds;
 pub mod protobuf_schema;

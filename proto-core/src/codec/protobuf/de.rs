@@ -190,6 +190,13 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     _ => Err(malformed(self.message, "schema", "wrong wire type")),
                 }
             }
+            Shape::StringList => {
+                let (_, items) = self
+                    .message
+                    .field_by_tag(1)
+                    .ok_or_else(|| malformed(self.message, "", "schema has no field 1"))?;
+                visitor.visit_seq(SeqDe::new(self.bytes, self.message, items, self.depth))
+            }
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => {
                 let (_, items) = self
                     .message

@@ -129,6 +129,32 @@ pub fn decode_message<K: DeserializeOwned>(message_name: &str, raw: &[u8]) -> Re
     K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(e, message.name))
 }
 
+/// The message name of a watch event frame (`meta.v1.WatchEvent`).
+pub const WATCH_EVENT: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent";
+
+/// The parts of a `k8s\0` + `runtime.Unknown` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// `typeMeta.apiVersion` (may be empty).
+    pub api_version: &'a str,
+    /// `typeMeta.kind` (may be empty).
+    pub kind: &'a str,
+    /// The bare message.
+    pub raw: &'a [u8],
+}
+
+/// Open a protobuf body without decoding its message: for a body whose
+/// `TypeMeta` is empty or names a kind the caller resolves itself (then use
+/// [`decode_message`] on `raw`).
+pub fn envelope(body: &[u8]) -> Result<Envelope<'_>, Error> {
+    let (api_version, kind, raw) = split_envelope(body)?;
+    Ok(Envelope {
+        api_version,
+        kind,
+        raw,
+    })
+}
+
 /// The full proto name of the message that carries `kind` of `apiVersion`,
 /// e.g. `("v1", "Pod")` → `k8s.io.api.core.v1.Pod`.
 pub fn message_name(api_version: &str, kind: &str) -> Option<&'static str> {
@@ -149,6 +175,15 @@ fn in_message(e: Error, message: &'static str) -> Error {
 /// Split a `k8s\0` body into its `(apiVersion, kind)`, its raw message and
 /// that message's schema.
 fn open_envelope(body: &[u8]) -> Result<((&str, &str), &[u8], &'static table::Message), Error> {
+    let (api_version, kind, raw) = split_envelope(body)?;
+    let message = table::message_for_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+    })?;
+    Ok(((api_version, kind), raw, message))
+}
+
+fn split_envelope(body: &[u8]) -> Result<(&str, &str, &[u8]), Error> {
     let rest = body.strip_prefix(MAGIC.as_slice()).ok_or(Error::NoMagic)?;
     let envelope = |e: wire::WireError| Error::Envelope(e.to_string());
     let string = |raw: Raw<'_>, what: &str| -> Result<String, Error> {
@@ -195,11 +230,7 @@ fn open_envelope(body: &[u8]) -> Result<((&str, &str), &[u8], &'static table::Me
             _ => {}
         }
     }
-    let message = table::message_for_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
-        api_version: api_version.to_owned(),
-        kind: kind.to_owned(),
-    })?;
-    Ok(((api_version, kind), raw, message))
+    Ok((api_version, kind, raw))
 }
 
 fn type_meta_text(b: &[u8]) -> Result<&str, Error> {
