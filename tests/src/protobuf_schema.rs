@@ -622,7 +622,7 @@ fn parse_prost_field(
             // BTreeMap<String, Path>
             let inner = compact
                 .rsplit_once(',')
-                .map(|(_, v)| v.trim_end_matches(|c| c == '>' || c == ','))
+                .map(|(_, v)| v.trim_end_matches(['>', ',']))
                 .ok_or("bad map type")?;
             (String::from("map:message"), Some(resolve(inner, module)))
         } else {
@@ -635,7 +635,7 @@ fn parse_prost_field(
             .trim_start_matches("::core::option::Option<")
             .trim_start_matches("::prost::alloc::vec::Vec<")
             .trim_start_matches("::prost::alloc::boxed::Box<");
-        let inner = inner.trim_end_matches(|c| c == '>' || c == ',');
+        let inner = inner.trim_end_matches(['>', ',']);
         (String::from("message"), Some(resolve(inner, module)))
     } else {
         (first.to_owned(), None)
@@ -785,15 +785,13 @@ impl OpenApiTypes {
             if in_struct && line == "}" {
                 in_struct = false;
             }
-            if in_struct {
-                if let Some((name, ty)) = line
-                    .trim()
-                    .strip_prefix("pub ")
-                    .and_then(|l| l.strip_suffix(','))
-                    .and_then(|l| l.split_once(": "))
-                {
-                    rust_types.insert(name.to_owned(), ty.to_owned());
-                }
+            let declaration = line
+                .trim()
+                .strip_prefix("pub ")
+                .and_then(|l| l.strip_suffix(','))
+                .and_then(|l| l.split_once(": "));
+            if let (true, Some((name, ty))) = (in_struct, declaration) {
+                rust_types.insert(name.to_owned(), ty.to_owned());
             }
         }
         let mut by_json = BTreeMap::new();
@@ -1273,5 +1271,34 @@ fn fits(spec: &Spec, values: &[Wire<'_>], json: &Ordered, exact: bool) -> bool {
             items.len() == values.len() && values.iter().zip(items).all(|(w, j)| scalar(w, j))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn protobuf_schema_generated_file_is_current() {
+        let Some(fixtures) = crate::fixtures::dir() else {
+            return;
+        };
+        let generated = super::generate_from_registry(&fixtures).expect("generate the schema");
+        let path = super::repo_root().join(super::OUTPUT);
+        let committed = std::fs::read_to_string(&path).expect("read the committed schema");
+        assert!(
+            generated == committed,
+            "{} is stale: run `WINDLASS_FIXTURES=… cargo run -p windlass-testkit --bin gen-protobuf-schema`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn protobuf_schema_matches_prost_fields_to_json_names() {
+        assert_eq!(super::normalise("volume_id"), super::normalise("volumeID"));
+        assert_eq!(
+            super::normalise("x_kubernetes_list_type"),
+            super::normalise("x-kubernetes-list-type")
+        );
+        assert_eq!(super::normalise("r#ref"), super::normalise("$ref"));
+        assert_eq!(super::lower_camel("host_ip"), "hostIp");
     }
 }

@@ -188,7 +188,7 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
                 }
             }
             y.keys()
-                .filter(|k| !(path.len() > 0 && (*k == "apiVersion" || *k == "kind")))
+                .filter(|k| !(!path.is_empty() && (*k == "apiVersion" || *k == "kind")))
                 .find(|k| !x.contains_key(*k))
                 .map(|k| format!("{path}.{k}: unexpected {}", short(&y[k])))
         }
@@ -204,10 +204,9 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 80 {
-        format!("{}…", &s[..s.floor_char_boundary(80)])
-    } else {
-        s
+    match s.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s,
     }
 }
 

@@ -167,9 +167,9 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     return visitor.visit_unit();
                 }
                 if bytes.starts_with(super::MAGIC) {
-                    let (type_meta, raw, message) = super::open_envelope(bytes)?;
-                    let mut inner = MessageDe::new(raw, message, self.depth + 1);
-                    inner.type_meta = Some(type_meta);
+                    let (envelope, message) = super::open_envelope(bytes)?;
+                    let mut inner = MessageDe::new(envelope.raw, message, self.depth + 1);
+                    inner.type_meta = Some((envelope.api_version, envelope.kind));
                     return de::Deserializer::deserialize_any(inner, visitor);
                 }
                 let mut json = serde_json::Deserializer::from_slice(bytes);
