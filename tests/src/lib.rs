@@ -8,4 +8,5 @@
 
 pub mod fixtures;
 pub mod fuzzing;
+pub mod kinds;
 pub mod protobuf_schema;

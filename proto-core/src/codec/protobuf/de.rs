@@ -167,9 +167,9 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     return visitor.visit_unit();
                 }
                 if bytes.starts_with(super::MAGIC) {
-                    let (type_meta, raw, message) = super::open_envelope(bytes)?;
-                    let mut inner = MessageDe::new(raw, message, self.depth + 1);
-                    inner.type_meta = Some(type_meta);
+                    let (envelope, message) = super::open_envelope(bytes)?;
+                    let mut inner = MessageDe::new(envelope.raw, message, self.depth + 1);
+                    inner.type_meta = Some((envelope.api_version, envelope.kind));
                     return de::Deserializer::deserialize_any(inner, visitor);
                 }
                 let mut json = serde_json::Deserializer::from_slice(bytes);
@@ -189,6 +189,13 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     (None, None) => visitor.visit_bool(false),
                     _ => Err(malformed(self.message, "schema", "wrong wire type")),
                 }
+            }
+            Shape::StringList => {
+                let (_, items) = self
+                    .message
+                    .field_by_tag(1)
+                    .ok_or_else(|| malformed(self.message, "", "schema has no field 1"))?;
+                visitor.visit_seq(SeqDe::new(self.bytes, self.message, items, self.depth))
             }
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => {
                 let (_, items) = self

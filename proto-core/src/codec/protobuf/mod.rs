@@ -1,6 +1,6 @@
-//! Kubernetes protobuf (`application/vnd.kubernetes.protobuf`): the `k8s\0`
-//! + `runtime.Unknown` envelope, decoded into and encoded from **the same
-//! k8s-openapi types** the JSON codec uses.
+//! Kubernetes protobuf (`application/vnd.kubernetes.protobuf`): the
+//! `k8s\0` and `runtime.Unknown` envelope, decoded into and encoded from
+//! **the same k8s-openapi types** the JSON codec uses.
 //!
 //! There is no second family of Rust types. A generated schema table
 //! (`schema.rs`, written by `windlass-testkit`'s `gen-protobuf-schema` from
@@ -39,6 +39,7 @@
 
 mod de;
 mod json_text;
+#[rustfmt::skip] // generated; `protobuf_schema_generated_file_is_current` checks it
 mod schema;
 mod ser;
 mod table;
@@ -115,9 +116,9 @@ pub enum Error {
 /// `K` is any type that reads the JSON form of that kind: a k8s-openapi
 /// type (`Pod`, `List<Pod>`, `Status`) or a dynamic one (`serde_json::Value`).
 pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
-    let (type_meta, raw, message) = open_envelope(body)?;
-    let mut de = de::MessageDe::new(raw, message, 0);
-    de.type_meta = Some(type_meta);
+    let (envelope, message) = open_envelope(body)?;
+    let mut de = de::MessageDe::new(envelope.raw, message, 0);
+    de.type_meta = Some((envelope.api_version, envelope.kind));
     K::deserialize(de).map_err(|e| in_message(e, message.name))
 }
 
@@ -127,6 +128,32 @@ pub fn decode_message<K: DeserializeOwned>(message_name: &str, raw: &[u8]) -> Re
     let message = table::message_by_name(message_name)
         .ok_or_else(|| Error::UnknownMessage(message_name.to_owned()))?;
     K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(e, message.name))
+}
+
+/// The message name of a watch event frame (`meta.v1.WatchEvent`).
+pub const WATCH_EVENT: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent";
+
+/// The parts of a `k8s\0` + `runtime.Unknown` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// `typeMeta.apiVersion` (may be empty).
+    pub api_version: &'a str,
+    /// `typeMeta.kind` (may be empty).
+    pub kind: &'a str,
+    /// The bare message.
+    pub raw: &'a [u8],
+}
+
+/// Open a protobuf body without decoding its message: for a body whose
+/// `TypeMeta` is empty or names a kind the caller resolves itself (then use
+/// [`decode_message`] on `raw`).
+pub fn envelope(body: &[u8]) -> Result<Envelope<'_>, Error> {
+    let (api_version, kind, raw) = split_envelope(body)?;
+    Ok(Envelope {
+        api_version,
+        kind,
+        raw,
+    })
 }
 
 /// The full proto name of the message that carries `kind` of `apiVersion`,
@@ -148,7 +175,19 @@ fn in_message(e: Error, message: &'static str) -> Error {
 
 /// Split a `k8s\0` body into its `(apiVersion, kind)`, its raw message and
 /// that message's schema.
-fn open_envelope(body: &[u8]) -> Result<((&str, &str), &[u8], &'static table::Message), Error> {
+fn open_envelope(body: &[u8]) -> Result<(Envelope<'_>, &'static table::Message), Error> {
+    let envelope = envelope(body)?;
+    let message =
+        table::message_for_kind(envelope.api_version, envelope.kind).ok_or_else(|| {
+            Error::UnknownKind {
+                api_version: envelope.api_version.to_owned(),
+                kind: envelope.kind.to_owned(),
+            }
+        })?;
+    Ok((envelope, message))
+}
+
+fn split_envelope(body: &[u8]) -> Result<(&str, &str, &[u8]), Error> {
     let rest = body.strip_prefix(MAGIC.as_slice()).ok_or(Error::NoMagic)?;
     let envelope = |e: wire::WireError| Error::Envelope(e.to_string());
     let string = |raw: Raw<'_>, what: &str| -> Result<String, Error> {
@@ -195,11 +234,7 @@ fn open_envelope(body: &[u8]) -> Result<((&str, &str), &[u8], &'static table::Me
             _ => {}
         }
     }
-    let message = table::message_for_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
-        api_version: api_version.to_owned(),
-        kind: kind.to_owned(),
-    })?;
-    Ok(((api_version, kind), raw, message))
+    Ok((api_version, kind, raw))
 }
 
 fn type_meta_text(b: &[u8]) -> Result<&str, Error> {

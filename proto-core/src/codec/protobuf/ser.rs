@@ -49,6 +49,9 @@ pub(crate) struct MessageSer<'o> {
 
 impl<'o> MessageSer<'o> {
     fn int(self, v: i64) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
         if self.message.shape != Shape::IntOrString {
             return Err(unsupported(self.message, "", "a number"));
         }
@@ -69,6 +72,16 @@ impl<'o> MessageSer<'o> {
         }
     }
 
+    /// Any value, for a `RawJson` message: through `serde_json::Value`.
+    fn raw_json<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(|e| Error::Malformed {
+            message: self.message.name,
+            field: "raw",
+            what: e.to_string(),
+        })?;
+        write_raw_json(self.sink, self.message, &value)
+    }
+
     fn object(self) -> Result<Compound<'o>, Error> {
         if self.depth > MAX_DEPTH {
             return Err(Error::TooDeep {
@@ -77,6 +90,11 @@ impl<'o> MessageSer<'o> {
             });
         }
         let (message, wrap) = match self.message.shape {
+            Shape::RawJson => {
+                let map = ser::Serializer::serialize_map(serde_json::value::Serializer, None)
+                    .map_err(|e| Error::Custom(e.to_string()))?;
+                return Ok(Compound::JsonMap(self.sink, map, self.message));
+            }
             Shape::Struct => (self.message, None),
             Shape::SchemaOrBool => (self.child(2)?, Some(2)),
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => (self.child(1)?, Some(1)),
@@ -117,6 +135,9 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64));
 
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
         if self.message.shape != Shape::SchemaOrBool {
             return Err(unsupported(self.message, "", "a bool"));
         }
@@ -131,7 +152,10 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         Err(unsupported(self.message, "", "a number"))
     }
 
-    fn serialize_f64(self, _: f64) -> Result<(), Error> {
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
         Err(unsupported(self.message, "", "a number"))
     }
 
@@ -154,6 +178,7 @@ impl<'o> ser::Serializer for MessageSer<'o> {
                 put_varint(&mut buf, i64::from(nanos) as u64);
             }
             Shape::Quantity => put_bytes(&mut buf, 1, v.as_bytes()),
+            Shape::RawJson => return self.raw_json(v),
             Shape::IntOrString => {
                 put_key(&mut buf, 1, WireType::Varint);
                 put_varint(&mut buf, 1);
@@ -229,15 +254,21 @@ impl<'o> ser::Serializer for MessageSer<'o> {
     }
 
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
+        if self.message.shape == Shape::RawJson {
+            let seq = ser::Serializer::serialize_seq(serde_json::value::Serializer, None)
+                .map_err(|e| Error::Custom(e.to_string()))?;
+            return Ok(Compound::JsonSeq(self.sink, seq, self.message));
+        }
         let (_, items) = match self.message.shape {
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => self.message.field_by_tag(2),
+            Shape::StringList => self.message.field_by_tag(1),
             _ => None,
         }
         .ok_or_else(|| unsupported(self.message, "", "an array"))?;
         Ok(Compound::Seq(SeqSer {
             sink: self.sink,
             buf: Vec::new(),
-            tag: 2,
+            tag: items.tag,
             ty: items.ty,
             json: items.json,
             parent: self.message,
@@ -578,6 +609,31 @@ pub(crate) enum Compound<'o> {
     Struct(StructSer<'o>),
     Seq(SeqSer<'o>),
     Map(MapSer<'o>),
+    /// A JSON object or array held in a `RawJson` message's bytes.
+    JsonMap(Sink<'o>, JsonMapSer, &'static Message),
+    JsonSeq(Sink<'o>, JsonSeqSer, &'static Message),
+}
+
+type JsonMapSer = <serde_json::value::Serializer as ser::Serializer>::SerializeMap;
+type JsonSeqSer = <serde_json::value::Serializer as ser::Serializer>::SerializeSeq;
+
+/// Write a JSON value as the bytes of a `RawJson` message.
+fn write_raw_json(
+    sink: Sink<'_>,
+    message: &'static Message,
+    value: &serde_json::Value,
+) -> Result<(), Error> {
+    let json = serde_json::to_vec(value).map_err(|e| Error::Malformed {
+        message: message.name,
+        field: "raw",
+        what: e.to_string(),
+    })?;
+    let mut buf = Vec::with_capacity(json.len() + 6);
+    if !value.is_null() {
+        put_bytes(&mut buf, 1, &json);
+    }
+    sink.write(&buf);
+    Ok(())
 }
 
 pub(crate) struct StructSer<'o> {
@@ -589,73 +645,47 @@ pub(crate) struct StructSer<'o> {
     /// (`JSONSchemaPropsOr*`).
     wrap: Option<u32>,
     key: Option<String>,
-    /// The bytes of inline messages (Go structs embedded with `json:",inline"`), by tag.
-    inline: Vec<(u32, Vec<u8>)>,
+    /// The inline messages (Go structs embedded with `json:",inline"`) being written.
+    inline: Vec<InlineBuf>,
 }
 
-/// The field with JSON name `key` in one of `message`'s inline messages:
-/// the inline field's tag, the inline message, the field.
-fn inline_field(
+/// The bytes of an inline message (a Go struct embedded with
+/// `json:",inline"`, such as Volume's VolumeSource) being written.
+pub(crate) struct InlineBuf {
+    tag: u32,
     message: &'static Message,
-    key: &str,
-) -> Option<(u32, &'static Message, &'static table::Field)> {
-    message
-        .fields
-        .iter()
-        .filter(|f| f.json.is_empty())
-        .find_map(|f| {
-            let Type::Message(i) = f.ty else { return None };
-            let inner = table::message(i);
-            inner.field_by_json(key).map(|field| (f.tag, inner, field))
-        })
+    buf: Vec<u8>,
+    inline: Vec<InlineBuf>,
 }
 
 impl StructSer<'_> {
     fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), Error> {
-        let (out, parent, field) = match self.message.field_by_json(key) {
-            Some(field) => (&mut self.buf, self.message, field),
-            None => {
-                let Some((tag, parent, field)) = inline_field(self.message, key) else {
-                    if key == "apiVersion" || key == "kind" {
-                        return Ok(());
-                    }
-                    return Err(Error::Malformed {
-                        message: self.message.name,
-                        field: "",
-                        what: format!("field {key:?} has no protobuf field number"),
-                    });
-                };
-                let at = match self.inline.iter().position(|(t, _)| *t == tag) {
-                    Some(at) => at,
-                    None => {
-                        self.inline.push((tag, Vec::new()));
-                        self.inline.len() - 1
-                    }
-                };
-                (&mut self.inline[at].1, parent, field)
-            }
-        };
-        value.serialize(FieldSer {
-            out,
-            tag: field.tag,
-            ty: field.ty,
-            json: field.json,
-            repeated: field.repeated,
-            parent,
-            depth: self.depth,
+        if write_field(
+            self.message,
+            &mut self.buf,
+            &mut self.inline,
+            key,
+            value,
+            self.depth,
+        )? {
+            return Ok(());
+        }
+        if key == "apiVersion" || key == "kind" {
+            return Ok(());
+        }
+        Err(Error::Malformed {
+            message: self.message.name,
+            field: "",
+            what: format!("field {key:?} has no protobuf field number"),
         })
     }
 
     fn finish(mut self) {
-        // Go writes an embedded (inline) struct even when it is empty.
-        for field in self.message.fields.iter().filter(|f| f.json.is_empty()) {
-            let bytes = self
-                .inline
-                .iter()
-                .find(|(t, _)| *t == field.tag)
-                .map_or(&[][..], |(_, b)| b.as_slice());
-            put_bytes(&mut self.buf, field.tag, bytes);
-        }
+        flush_inline(
+            self.message,
+            &mut self.buf,
+            std::mem::take(&mut self.inline),
+        );
         match self.wrap {
             None => self.sink.write(&self.buf),
             Some(tag) => {
@@ -663,6 +693,90 @@ impl StructSer<'_> {
                 put_bytes(&mut outer, tag, &self.buf);
                 self.sink.write(&outer);
             }
+        }
+    }
+}
+
+/// Whether `message`, or an inline message in it, has a field named `key`.
+fn has_field(message: &'static Message, key: &str) -> bool {
+    message.field_by_json(key).is_some()
+        || message
+            .fields
+            .iter()
+            .any(|f| match (f.json.is_empty(), f.ty) {
+                (true, Type::Message(i)) => has_field(table::message(i), key),
+                _ => false,
+            })
+}
+
+/// Write field `key` of `message` into `buf`, or into the inline message
+/// that holds it. `false` when neither has it.
+fn write_field<T: ?Sized + Serialize>(
+    message: &'static Message,
+    buf: &mut Vec<u8>,
+    inline: &mut Vec<InlineBuf>,
+    key: &str,
+    value: &T,
+    depth: usize,
+) -> Result<bool, Error> {
+    if let Some(field) = message.field_by_json(key) {
+        value.serialize(FieldSer {
+            out: buf,
+            tag: field.tag,
+            ty: field.ty,
+            json: field.json,
+            repeated: field.repeated,
+            parent: message,
+            depth,
+        })?;
+        return Ok(true);
+    }
+    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
+        let Type::Message(i) = field.ty else { continue };
+        let sub = table::message(i);
+        if !has_field(sub, key) {
+            continue;
+        }
+        let at = match inline.iter().position(|b| b.tag == field.tag) {
+            Some(at) => at,
+            None => {
+                inline.push(InlineBuf {
+                    tag: field.tag,
+                    message: sub,
+                    buf: Vec::new(),
+                    inline: Vec::new(),
+                });
+                inline.len() - 1
+            }
+        };
+        let entry = &mut inline[at];
+        return write_field(
+            entry.message,
+            &mut entry.buf,
+            &mut entry.inline,
+            key,
+            value,
+            depth + 1,
+        );
+    }
+    Ok(false)
+}
+
+/// Append `message`'s inline fields to `buf`. Go writes an embedded struct
+/// even when it is empty.
+fn flush_inline(message: &'static Message, buf: &mut Vec<u8>, mut inline: Vec<InlineBuf>) {
+    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
+        match inline.iter().position(|b| b.tag == field.tag) {
+            Some(at) => {
+                let mut entry = inline.swap_remove(at);
+                flush_inline(
+                    entry.message,
+                    &mut entry.buf,
+                    std::mem::take(&mut entry.inline),
+                );
+                put_bytes(buf, field.tag, &entry.buf);
+            }
+            None => put_bytes(buf, field.tag, &[]),
         }
     }
 }
@@ -717,7 +831,10 @@ impl ser::SerializeStruct for Compound<'_> {
                 m.key = Some(key.to_owned());
                 ser::SerializeMap::serialize_value(self, value)
             }
+            Compound::JsonMap(_, m, _) => ser::SerializeStruct::serialize_field(m, key, value)
+                .map_err(|e| Error::Custom(e.to_string())),
             Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => Err(Error::Custom("an object field in a JSON array".into())),
         }
     }
 
@@ -734,7 +851,10 @@ impl ser::SerializeMap for Compound<'_> {
         match self {
             Compound::Struct(s) => s.key = Some(key_string(key, s.message, "")?),
             Compound::Map(m) => m.key = Some(key_string(key, m.parent, m.json)?),
+            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_key(m, key)
+                .map_err(|e| Error::Custom(e.to_string()))?,
             Compound::Seq(s) => return Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => return Err(Error::Custom("a key in a JSON array".into())),
         }
         Ok(())
     }
@@ -761,7 +881,10 @@ impl ser::SerializeMap for Compound<'_> {
                 put_bytes(m.out, m.tag, &entry);
                 Ok(())
             }
+            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_value(m, value)
+                .map_err(|e| Error::Custom(e.to_string())),
             Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => Err(Error::Custom("a value in a JSON array".into())),
         }
     }
 
@@ -785,8 +908,11 @@ impl ser::SerializeSeq for Compound<'_> {
                 parent: s.parent,
                 depth: s.depth,
             }),
+            Compound::JsonSeq(_, seq, _) => ser::SerializeSeq::serialize_element(seq, value)
+                .map_err(|e| Error::Custom(e.to_string())),
             Compound::Struct(s) => Err(unsupported(s.message, "", "an array")),
             Compound::Map(m) => Err(unsupported(m.parent, m.json, "an array")),
+            Compound::JsonMap(..) => Err(Error::Custom("an element in a JSON object".into())),
         }
     }
 
@@ -795,6 +921,15 @@ impl ser::SerializeSeq for Compound<'_> {
             Compound::Struct(s) => s.finish(),
             Compound::Seq(s) => s.sink.write(&s.buf),
             Compound::Map(_) => {}
+            Compound::JsonMap(sink, m, message) => {
+                let value = ser::SerializeMap::end(m).map_err(|e| Error::Custom(e.to_string()))?;
+                write_raw_json(sink, message, &value)?;
+            }
+            Compound::JsonSeq(sink, seq, message) => {
+                let value =
+                    ser::SerializeSeq::end(seq).map_err(|e| Error::Custom(e.to_string()))?;
+                write_raw_json(sink, message, &value)?;
+            }
         }
         Ok(())
     }

@@ -34,6 +34,8 @@ pub(crate) enum Shape {
     SchemaOrArray,
     /// `{1: JSONSchemaProps schema, 2: repeated string}`: the array, or the schema.
     SchemaOrStringArray,
+    /// `{1: repeated string items}` (a Go named slice such as `ExtraValue`): an array.
+    StringList,
 }
 
 /// One field of a message.
