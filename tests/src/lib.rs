@@ -9,3 +9,5 @@
 pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
+pub mod kinds;
+pub mod protobuf_schema;

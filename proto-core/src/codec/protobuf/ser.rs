@@ -1,0 +1,942 @@
+//! Encoding: a `serde::Serializer` that takes the JSON-shaped output of a
+//! type's own `Serialize` impl and writes protobuf by the schema table.
+//!
+//! JSON-only shapes are turned back into their messages: RFC 3339 strings
+//! into `Time`/`MicroTime` `{seconds, nanos}`, base64 strings into bytes,
+//! numbers or strings into `IntOrString`, embedded JSON values into the raw
+//! bytes of `FieldsV1`/`RawExtension`/`JSON`. Fields are written in the order
+//! the type serializes them; like Go, non-pointer scalars of the special
+//! messages are always written. A field the schema lacks is an error (it
+//! would be lost), except `apiVersion` and `kind`, which the envelope carries.
+
+use serde::ser::{self, Impossible, Serialize};
+
+use super::Error;
+use super::de::MAX_DEPTH;
+use super::json_text::{base64_decode, parse_time};
+use super::table::{self, Message, Shape, Type};
+use super::wire::{WireType, put_bytes, put_key, put_varint};
+
+/// Where a finished message goes: appended bare, or as a length-delimited field.
+pub(crate) enum Sink<'o> {
+    Bare(&'o mut Vec<u8>),
+    Field(&'o mut Vec<u8>, u32),
+}
+
+impl Sink<'_> {
+    fn write(self, bytes: &[u8]) {
+        match self {
+            Sink::Bare(out) => out.extend_from_slice(bytes),
+            Sink::Field(out, tag) => put_bytes(out, tag, bytes),
+        }
+    }
+}
+
+fn unsupported(message: &'static Message, field: &'static str, what: &str) -> Error {
+    Error::Malformed {
+        message: message.name,
+        field,
+        what: format!("cannot encode {what} here"),
+    }
+}
+
+/// One message-typed value.
+pub(crate) struct MessageSer<'o> {
+    pub sink: Sink<'o>,
+    pub message: &'static Message,
+    pub depth: usize,
+}
+
+impl<'o> MessageSer<'o> {
+    fn int(self, v: i64) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
+        if self.message.shape != Shape::IntOrString {
+            return Err(unsupported(self.message, "", "a number"));
+        }
+        let mut buf = Vec::with_capacity(8);
+        put_key(&mut buf, 1, WireType::Varint);
+        put_varint(&mut buf, 0);
+        put_key(&mut buf, 2, WireType::Varint);
+        put_varint(&mut buf, i64::from(v as i32) as u64);
+        put_bytes(&mut buf, 3, b"");
+        self.sink.write(&buf);
+        Ok(())
+    }
+
+    fn child(&self, tag: u32) -> Result<&'static Message, Error> {
+        match self.message.field_by_tag(tag).map(|(_, f)| f.ty) {
+            Some(Type::Message(i)) => Ok(table::message(i)),
+            _ => Err(unsupported(self.message, "", "a schema")),
+        }
+    }
+
+    /// Any value, for a `RawJson` message: through `serde_json::Value`.
+    fn raw_json<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(|e| Error::Malformed {
+            message: self.message.name,
+            field: "raw",
+            what: e.to_string(),
+        })?;
+        write_raw_json(self.sink, self.message, &value)
+    }
+
+    fn object(self) -> Result<Compound<'o>, Error> {
+        if self.depth > MAX_DEPTH {
+            return Err(Error::TooDeep {
+                message: self.message.name,
+                limit: MAX_DEPTH,
+            });
+        }
+        let (message, wrap) = match self.message.shape {
+            Shape::RawJson => {
+                let map = ser::Serializer::serialize_map(serde_json::value::Serializer, None)
+                    .map_err(|e| Error::Custom(e.to_string()))?;
+                return Ok(Compound::JsonMap(self.sink, map, self.message));
+            }
+            Shape::Struct => (self.message, None),
+            Shape::SchemaOrBool => (self.child(2)?, Some(2)),
+            Shape::SchemaOrArray | Shape::SchemaOrStringArray => (self.child(1)?, Some(1)),
+            _ => return Err(unsupported(self.message, "", "an object")),
+        };
+        Ok(Compound::Struct(StructSer {
+            sink: self.sink,
+            buf: Vec::new(),
+            message,
+            depth: self.depth,
+            wrap,
+            key: None,
+            inline: Vec::new(),
+        }))
+    }
+}
+
+macro_rules! ints_via {
+    ($via:ident: $($name:ident($ty:ty)),*) => {
+        $(fn $name(self, v: $ty) -> Result<(), Error> {
+            self.$via(v as i64)
+        })*
+    };
+}
+
+impl<'o> ser::Serializer for MessageSer<'o> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'o>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Compound<'o>;
+    type SerializeStruct = Compound<'o>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    ints_via!(int: serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64));
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
+        if self.message.shape != Shape::SchemaOrBool {
+            return Err(unsupported(self.message, "", "a bool"));
+        }
+        let mut buf = Vec::with_capacity(2);
+        put_key(&mut buf, 1, WireType::Varint);
+        put_varint(&mut buf, u64::from(v));
+        self.sink.write(&buf);
+        Ok(())
+    }
+
+    fn serialize_f32(self, _: f32) -> Result<(), Error> {
+        Err(unsupported(self.message, "", "a number"))
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        if self.message.shape == Shape::RawJson {
+            return self.raw_json(&v);
+        }
+        Err(unsupported(self.message, "", "a number"))
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        let mut buf = Vec::with_capacity(v.len() + 8);
+        match self.message.shape {
+            Shape::Time | Shape::MicroTime => {
+                let (seconds, nanos) = parse_time(v).map_err(|what| Error::Malformed {
+                    message: self.message.name,
+                    field: "",
+                    what,
+                })?;
+                put_key(&mut buf, 1, WireType::Varint);
+                put_varint(&mut buf, seconds as u64);
+                put_key(&mut buf, 2, WireType::Varint);
+                put_varint(&mut buf, i64::from(nanos) as u64);
+            }
+            Shape::Quantity => put_bytes(&mut buf, 1, v.as_bytes()),
+            Shape::RawJson => return self.raw_json(v),
+            Shape::IntOrString => {
+                put_key(&mut buf, 1, WireType::Varint);
+                put_varint(&mut buf, 1);
+                put_key(&mut buf, 2, WireType::Varint);
+                put_varint(&mut buf, 0);
+                put_bytes(&mut buf, 3, v.as_bytes());
+            }
+            _ => return Err(unsupported(self.message, "", "a string")),
+        }
+        self.sink.write(&buf);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
+        Err(unsupported(self.message, "", "bytes"))
+    }
+
+    fn serialize_none(self) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        self.sink.write(&[]);
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        if self.message.shape != Shape::RawJson {
+            return value.serialize(self);
+        }
+        let json = serde_json::to_vec(value).map_err(|e| Error::Malformed {
+            message: self.message.name,
+            field: "raw",
+            what: e.to_string(),
+        })?;
+        let mut buf = Vec::with_capacity(json.len() + 6);
+        if json != b"null" {
+            put_bytes(&mut buf, 1, &json);
+        }
+        self.sink.write(&buf);
+        Ok(())
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Error> {
+        Err(unsupported(self.message, "", "an enum"))
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
+        if self.message.shape == Shape::RawJson {
+            let seq = ser::Serializer::serialize_seq(serde_json::value::Serializer, None)
+                .map_err(|e| Error::Custom(e.to_string()))?;
+            return Ok(Compound::JsonSeq(self.sink, seq, self.message));
+        }
+        let (_, items) = match self.message.shape {
+            Shape::SchemaOrArray | Shape::SchemaOrStringArray => self.message.field_by_tag(2),
+            Shape::StringList => self.message.field_by_tag(1),
+            _ => None,
+        }
+        .ok_or_else(|| unsupported(self.message, "", "an array"))?;
+        Ok(Compound::Seq(SeqSer {
+            sink: self.sink,
+            buf: Vec::new(),
+            tag: items.tag,
+            ty: items.ty,
+            json: items.json,
+            parent: self.message,
+            depth: self.depth,
+        }))
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
+        Err(unsupported(self.message, "", "a tuple"))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Error> {
+        Err(unsupported(self.message, "", "a tuple"))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        Err(unsupported(self.message, "", "an enum"))
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
+        self.object()
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'o>, Error> {
+        self.object()
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        Err(unsupported(self.message, "", "an enum"))
+    }
+}
+
+/// One field's value, written with its key into `out` (nothing for `None`).
+struct FieldSer<'o> {
+    out: &'o mut Vec<u8>,
+    tag: u32,
+    ty: Type,
+    json: &'static str,
+    repeated: bool,
+    parent: &'static Message,
+    depth: usize,
+}
+
+impl<'o> FieldSer<'o> {
+    fn nested(self) -> Result<MessageSer<'o>, Error> {
+        match self.ty {
+            Type::Message(i) => Ok(MessageSer {
+                sink: Sink::Field(self.out, self.tag),
+                message: table::message(i),
+                depth: self.depth + 1,
+            }),
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("an object for a {ty:?} field"),
+            )),
+        }
+    }
+
+    fn int(self, v: i64) -> Result<(), Error> {
+        match self.ty {
+            Type::Int32 | Type::Int64 | Type::Uint32 | Type::Uint64 => {
+                put_key(self.out, self.tag, WireType::Varint);
+                put_varint(self.out, v as u64);
+                Ok(())
+            }
+            Type::Double => self.float(v as f64),
+            Type::Message(_) => ser::Serializer::serialize_i64(self.nested()?, v),
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("a number for a {ty:?} field"),
+            )),
+        }
+    }
+
+    fn float(self, v: f64) -> Result<(), Error> {
+        match self.ty {
+            Type::Double => {
+                put_key(self.out, self.tag, WireType::Fixed64);
+                self.out.extend_from_slice(&v.to_bits().to_le_bytes());
+                Ok(())
+            }
+            Type::Float => {
+                put_key(self.out, self.tag, WireType::Fixed32);
+                self.out
+                    .extend_from_slice(&(v as f32).to_bits().to_le_bytes());
+                Ok(())
+            }
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("a float for a {ty:?} field"),
+            )),
+        }
+    }
+}
+
+impl<'o> ser::Serializer for FieldSer<'o> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'o>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Compound<'o>;
+    type SerializeStruct = Compound<'o>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    ints_via!(int: serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32));
+
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        if self.ty == Type::Uint64 {
+            put_key(self.out, self.tag, WireType::Varint);
+            put_varint(self.out, v);
+            return Ok(());
+        }
+        let v = i64::try_from(v)
+            .map_err(|_| unsupported(self.parent, self.json, "a number above i64::MAX"))?;
+        self.int(v)
+    }
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        match self.ty {
+            Type::Bool => {
+                put_key(self.out, self.tag, WireType::Varint);
+                put_varint(self.out, u64::from(v));
+                Ok(())
+            }
+            Type::Message(_) => self.nested()?.serialize_bool(v),
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("a bool for a {ty:?} field"),
+            )),
+        }
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        self.float(f64::from(v))
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        self.float(v)
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        match self.ty {
+            Type::String => {
+                put_bytes(self.out, self.tag, v.as_bytes());
+                Ok(())
+            }
+            Type::Bytes => {
+                let bytes = base64_decode(v).map_err(|what| Error::Malformed {
+                    message: self.parent.name,
+                    field: self.json,
+                    what,
+                })?;
+                put_bytes(self.out, self.tag, &bytes);
+                Ok(())
+            }
+            Type::Message(_) => {
+                let (parent, json) = (self.parent.name, self.json);
+                self.nested()?.serialize_str(v).map_err(|e| match e {
+                    Error::Malformed {
+                        field: "", what, ..
+                    } => Error::Malformed {
+                        message: parent,
+                        field: json,
+                        what,
+                    },
+                    other => other,
+                })
+            }
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("a string for a {ty:?} field"),
+            )),
+        }
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        match self.ty {
+            Type::Bytes => {
+                put_bytes(self.out, self.tag, v);
+                Ok(())
+            }
+            ty => Err(unsupported(
+                self.parent,
+                self.json,
+                &format!("bytes for a {ty:?} field"),
+            )),
+        }
+    }
+
+    fn serialize_none(self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        match self.ty {
+            Type::Message(_) if !self.repeated => {
+                self.nested()?.serialize_newtype_struct(name, value)
+            }
+            _ => value.serialize(self),
+        }
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Error> {
+        Err(unsupported(self.parent, self.json, "an enum"))
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
+        if self.repeated {
+            return Ok(Compound::Seq(SeqSer {
+                sink: Sink::Bare(self.out),
+                buf: Vec::new(),
+                tag: self.tag,
+                ty: self.ty,
+                json: self.json,
+                parent: self.parent,
+                depth: self.depth,
+            }));
+        }
+        self.nested()?.serialize_seq(None)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
+        Err(unsupported(self.parent, self.json, "a tuple"))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Error> {
+        Err(unsupported(self.parent, self.json, "a tuple"))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        Err(unsupported(self.parent, self.json, "an enum"))
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
+        let value = match self.ty {
+            Type::MapString => Type::String,
+            Type::MapBytes => Type::Bytes,
+            Type::MapMessage(i) => Type::Message(i),
+            _ => return self.nested()?.serialize_map(None),
+        };
+        Ok(Compound::Map(MapSer {
+            out: self.out,
+            tag: self.tag,
+            value,
+            json: self.json,
+            parent: self.parent,
+            depth: self.depth,
+            key: None,
+        }))
+    }
+
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'o>, Error> {
+        self.nested()?.serialize_struct(name, len)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        Err(unsupported(self.parent, self.json, "an enum"))
+    }
+}
+
+/// The compound values: a message's fields, a repeated field, a proto map.
+pub(crate) enum Compound<'o> {
+    Struct(StructSer<'o>),
+    Seq(SeqSer<'o>),
+    Map(MapSer<'o>),
+    /// A JSON object or array held in a `RawJson` message's bytes.
+    JsonMap(Sink<'o>, JsonMapSer, &'static Message),
+    JsonSeq(Sink<'o>, JsonSeqSer, &'static Message),
+}
+
+type JsonMapSer = <serde_json::value::Serializer as ser::Serializer>::SerializeMap;
+type JsonSeqSer = <serde_json::value::Serializer as ser::Serializer>::SerializeSeq;
+
+/// Write a JSON value as the bytes of a `RawJson` message.
+fn write_raw_json(
+    sink: Sink<'_>,
+    message: &'static Message,
+    value: &serde_json::Value,
+) -> Result<(), Error> {
+    let json = serde_json::to_vec(value).map_err(|e| Error::Malformed {
+        message: message.name,
+        field: "raw",
+        what: e.to_string(),
+    })?;
+    let mut buf = Vec::with_capacity(json.len() + 6);
+    if !value.is_null() {
+        put_bytes(&mut buf, 1, &json);
+    }
+    sink.write(&buf);
+    Ok(())
+}
+
+pub(crate) struct StructSer<'o> {
+    sink: Sink<'o>,
+    buf: Vec<u8>,
+    message: &'static Message,
+    depth: usize,
+    /// Write the finished message as this field of a wrapper message
+    /// (`JSONSchemaPropsOr*`).
+    wrap: Option<u32>,
+    key: Option<String>,
+    /// The inline messages (Go structs embedded with `json:",inline"`) being written.
+    inline: Vec<InlineBuf>,
+}
+
+/// The bytes of an inline message (a Go struct embedded with
+/// `json:",inline"`, such as Volume's VolumeSource) being written.
+pub(crate) struct InlineBuf {
+    tag: u32,
+    message: &'static Message,
+    buf: Vec<u8>,
+    inline: Vec<InlineBuf>,
+}
+
+impl StructSer<'_> {
+    fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        if write_field(
+            self.message,
+            &mut self.buf,
+            &mut self.inline,
+            key,
+            value,
+            self.depth,
+        )? {
+            return Ok(());
+        }
+        if key == "apiVersion" || key == "kind" {
+            return Ok(());
+        }
+        Err(Error::Malformed {
+            message: self.message.name,
+            field: "",
+            what: format!("field {key:?} has no protobuf field number"),
+        })
+    }
+
+    fn finish(mut self) {
+        flush_inline(
+            self.message,
+            &mut self.buf,
+            std::mem::take(&mut self.inline),
+        );
+        match self.wrap {
+            None => self.sink.write(&self.buf),
+            Some(tag) => {
+                let mut outer = Vec::with_capacity(self.buf.len() + 6);
+                put_bytes(&mut outer, tag, &self.buf);
+                self.sink.write(&outer);
+            }
+        }
+    }
+}
+
+/// Whether `message`, or an inline message in it, has a field named `key`.
+fn has_field(message: &'static Message, key: &str) -> bool {
+    message.field_by_json(key).is_some()
+        || message
+            .fields
+            .iter()
+            .any(|f| match (f.json.is_empty(), f.ty) {
+                (true, Type::Message(i)) => has_field(table::message(i), key),
+                _ => false,
+            })
+}
+
+/// Write field `key` of `message` into `buf`, or into the inline message
+/// that holds it. `false` when neither has it.
+fn write_field<T: ?Sized + Serialize>(
+    message: &'static Message,
+    buf: &mut Vec<u8>,
+    inline: &mut Vec<InlineBuf>,
+    key: &str,
+    value: &T,
+    depth: usize,
+) -> Result<bool, Error> {
+    if let Some(field) = message.field_by_json(key) {
+        value.serialize(FieldSer {
+            out: buf,
+            tag: field.tag,
+            ty: field.ty,
+            json: field.json,
+            repeated: field.repeated,
+            parent: message,
+            depth,
+        })?;
+        return Ok(true);
+    }
+    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
+        let Type::Message(i) = field.ty else { continue };
+        let sub = table::message(i);
+        if !has_field(sub, key) {
+            continue;
+        }
+        let at = match inline.iter().position(|b| b.tag == field.tag) {
+            Some(at) => at,
+            None => {
+                inline.push(InlineBuf {
+                    tag: field.tag,
+                    message: sub,
+                    buf: Vec::new(),
+                    inline: Vec::new(),
+                });
+                inline.len() - 1
+            }
+        };
+        let entry = &mut inline[at];
+        return write_field(
+            entry.message,
+            &mut entry.buf,
+            &mut entry.inline,
+            key,
+            value,
+            depth + 1,
+        );
+    }
+    Ok(false)
+}
+
+/// Append `message`'s inline fields to `buf`. Go writes an embedded struct
+/// even when it is empty.
+fn flush_inline(message: &'static Message, buf: &mut Vec<u8>, mut inline: Vec<InlineBuf>) {
+    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
+        match inline.iter().position(|b| b.tag == field.tag) {
+            Some(at) => {
+                let mut entry = inline.swap_remove(at);
+                flush_inline(
+                    entry.message,
+                    &mut entry.buf,
+                    std::mem::take(&mut entry.inline),
+                );
+                put_bytes(buf, field.tag, &entry.buf);
+            }
+            None => put_bytes(buf, field.tag, &[]),
+        }
+    }
+}
+
+pub(crate) struct SeqSer<'o> {
+    sink: Sink<'o>,
+    buf: Vec<u8>,
+    tag: u32,
+    ty: Type,
+    json: &'static str,
+    parent: &'static Message,
+    depth: usize,
+}
+
+pub(crate) struct MapSer<'o> {
+    out: &'o mut Vec<u8>,
+    tag: u32,
+    value: Type,
+    json: &'static str,
+    parent: &'static Message,
+    depth: usize,
+    key: Option<String>,
+}
+
+fn key_string<T: ?Sized + Serialize>(
+    key: &T,
+    message: &'static Message,
+    field: &'static str,
+) -> Result<String, Error> {
+    match key.serialize(serde_json::value::Serializer) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(unsupported(
+            message,
+            field,
+            "a map key that is not a string",
+        )),
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        match self {
+            Compound::Struct(s) => s.field(key, value),
+            Compound::Map(m) => {
+                m.key = Some(key.to_owned());
+                ser::SerializeMap::serialize_value(self, value)
+            }
+            Compound::JsonMap(_, m, _) => ser::SerializeStruct::serialize_field(m, key, value)
+                .map_err(|e| Error::Custom(e.to_string())),
+            Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => Err(Error::Custom("an object field in a JSON array".into())),
+        }
+    }
+
+    fn end(self) -> Result<(), Error> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
+        match self {
+            Compound::Struct(s) => s.key = Some(key_string(key, s.message, "")?),
+            Compound::Map(m) => m.key = Some(key_string(key, m.parent, m.json)?),
+            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_key(m, key)
+                .map_err(|e| Error::Custom(e.to_string()))?,
+            Compound::Seq(s) => return Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => return Err(Error::Custom("a key in a JSON array".into())),
+        }
+        Ok(())
+    }
+
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        match self {
+            Compound::Struct(s) => {
+                let key = s.key.take().unwrap_or_default();
+                s.field(&key, value)
+            }
+            Compound::Map(m) => {
+                let key = m.key.take().unwrap_or_default();
+                let mut entry = Vec::with_capacity(key.len() + 16);
+                put_bytes(&mut entry, 1, key.as_bytes());
+                value.serialize(FieldSer {
+                    out: &mut entry,
+                    tag: 2,
+                    ty: m.value,
+                    json: m.json,
+                    repeated: false,
+                    parent: m.parent,
+                    depth: m.depth,
+                })?;
+                put_bytes(m.out, m.tag, &entry);
+                Ok(())
+            }
+            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_value(m, value)
+                .map_err(|e| Error::Custom(e.to_string())),
+            Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
+            Compound::JsonSeq(..) => Err(Error::Custom("a value in a JSON array".into())),
+        }
+    }
+
+    fn end(self) -> Result<(), Error> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        match self {
+            Compound::Seq(s) => value.serialize(FieldSer {
+                out: &mut s.buf,
+                tag: s.tag,
+                ty: s.ty,
+                json: s.json,
+                repeated: false,
+                parent: s.parent,
+                depth: s.depth,
+            }),
+            Compound::JsonSeq(_, seq, _) => ser::SerializeSeq::serialize_element(seq, value)
+                .map_err(|e| Error::Custom(e.to_string())),
+            Compound::Struct(s) => Err(unsupported(s.message, "", "an array")),
+            Compound::Map(m) => Err(unsupported(m.parent, m.json, "an array")),
+            Compound::JsonMap(..) => Err(Error::Custom("an element in a JSON object".into())),
+        }
+    }
+
+    fn end(self) -> Result<(), Error> {
+        match self {
+            Compound::Struct(s) => s.finish(),
+            Compound::Seq(s) => s.sink.write(&s.buf),
+            Compound::Map(_) => {}
+            Compound::JsonMap(sink, m, message) => {
+                let value = ser::SerializeMap::end(m).map_err(|e| Error::Custom(e.to_string()))?;
+                write_raw_json(sink, message, &value)?;
+            }
+            Compound::JsonSeq(sink, seq, message) => {
+                let value =
+                    ser::SerializeSeq::end(seq).map_err(|e| Error::Custom(e.to_string()))?;
+                write_raw_json(sink, message, &value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ser::Error for Error {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Error::Custom(msg.to_string())
+    }
+}
