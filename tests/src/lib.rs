@@ -6,5 +6,6 @@
 //! simulation harness.
 #![warn(missing_docs)]
 
+pub mod apiserver;
 pub mod fixtures;
 pub mod model;
