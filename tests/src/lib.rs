@@ -9,3 +9,4 @@
 pub mod apiserver;
 pub mod fixtures;
 pub mod model;
+pub mod protobuf_schema;
