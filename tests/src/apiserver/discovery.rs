@@ -203,6 +203,76 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
     })
 }
 
+/// `/openapi/v3`: one document per served group-version.
+pub fn openapi_index(registry: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(String, String)> = Vec::new();
+    for r in registry.iter() {
+        for v in &r.versions {
+            if !gvs.contains(&(r.group.clone(), v.clone())) {
+                gvs.push((r.group.clone(), v.clone()));
+            }
+        }
+    }
+    for (group, version) in gvs {
+        let path = if group.is_empty() {
+            format!("api/{version}")
+        } else {
+            format!("apis/{group}/{version}")
+        };
+        let url = format!("/openapi/v3/{path}?hash={}", registry.iter().count());
+        paths.insert(path, json!({ "serverRelativeURL": url }));
+    }
+    json!({ "paths": paths })
+}
+
+/// `/openapi/v3/<group-version>`: a minimal document, enough for kubectl to
+/// see that each kind's PATCH takes `fieldValidation` (so it validates on
+/// the server rather than downloading schemas). Objects are not described.
+pub fn openapi_document(
+    registry: &Registry,
+    group: &str,
+    version: &str,
+) -> Result<Value, StatusError> {
+    let mut paths = serde_json::Map::new();
+    for r in registry
+        .iter()
+        .filter(|r| r.group == group && r.serves(version))
+    {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let operation = json!({
+            "operationId": format!("patch{}", r.kind),
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+            "parameters": [
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
+            ],
+            "responses": {"200": {"description": "OK"}},
+        });
+        paths.insert(path, json!({ "patch": operation }));
+    }
+    if paths.is_empty() {
+        return Err(not_found());
+    }
+    Ok(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
 fn not_found() -> StatusError {
     status_error(
         404,

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 use serde_json::{Value, json};
+use windlass_proto::codec::protobuf;
 
 use super::Shared;
 use super::discovery;
@@ -80,6 +81,10 @@ fn discovery_response(
         (Route::Group(g), _) => discovery::group(registry, g)?,
         (Route::ResourceList { group, version }, _) => {
             discovery::resource_list(registry, group, version)?
+        }
+        (Route::OpenApiIndex, _) => discovery::openapi_index(registry),
+        (Route::OpenApi { group, version }, _) => {
+            discovery::openapi_document(registry, group, version)?
         }
         (Route::Resource(_), _) => return Err(not_found()),
     };
@@ -332,10 +337,21 @@ fn content_type(parts: &Parts) -> String {
         .to_ascii_lowercase()
 }
 
-/// A create or update body: JSON (`application/json`, or no content type).
+/// A create or update body: JSON (`application/json`, or no content type)
+/// or protobuf (kubectl's typed clients send it for built-ins).
 fn decode_body(parts: &Parts, body: &[u8]) -> Result<Value, StatusError> {
     match content_type(parts).as_str() {
         "" | "application/json" | "*/*" => {}
+        "application/vnd.kubernetes.protobuf" => {
+            let value: Value = protobuf::decode(body).map_err(|e| {
+                status_error(
+                    400,
+                    "BadRequest",
+                    format!("the object provided is unrecognized: {e}"),
+                )
+            })?;
+            return Ok(drop_empty(value));
+        }
         other => {
             return Err(status_error(
                 415,
@@ -361,6 +377,28 @@ fn decode_body(parts: &Parts, body: &[u8]) -> Result<Value, StatusError> {
         ));
     }
     Ok(value)
+}
+
+/// A protobuf-decoded object without the zero values Go writes for every
+/// non-pointer field (`""`, `0`, `false`, empty maps), which JSON omits.
+/// Zeros inside lists are kept: a list item's shape is its own.
+fn drop_empty(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, drop_empty(v)))
+                .filter(|(_, v)| match v {
+                    Value::Null => false,
+                    Value::String(s) => !s.is_empty(),
+                    Value::Object(m) => !m.is_empty(),
+                    Value::Array(a) => !a.is_empty(),
+                    _ => true,
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(drop_empty).collect()),
+        v => v,
+    }
 }
 
 /// A body's `apiVersion` and `kind`, when given, must be the resource's.

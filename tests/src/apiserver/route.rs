@@ -31,6 +31,15 @@ pub enum Route {
         /// Version.
         version: String,
     },
+    /// `/openapi/v3`: the index of group-version documents.
+    OpenApiIndex,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`.
+    OpenApi {
+        /// Group (empty for core).
+        group: String,
+        /// Version.
+        version: String,
+    },
     /// Anything below a resource.
     Resource(ResourcePath),
 }
@@ -67,6 +76,19 @@ pub fn parse(path: &str) -> Option<Route> {
         ["api"] => return Some(Route::CoreVersions),
         ["apis"] => return Some(Route::Groups),
         ["apis", group] => return Some(Route::Group((*group).to_owned())),
+        ["openapi", "v3"] => return Some(Route::OpenApiIndex),
+        ["openapi", "v3", "api", version] => {
+            return Some(Route::OpenApi {
+                group: String::new(),
+                version: (*version).to_owned(),
+            });
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return Some(Route::OpenApi {
+                group: (*group).to_owned(),
+                version: (*version).to_owned(),
+            });
+        }
         _ => {}
     }
     let (group, version, rest) = match parts.as_slice() {
