@@ -5,7 +5,7 @@
 //! goes away, and applies stream faults (cut or stall after K bytes).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
@@ -99,6 +99,16 @@ async fn run(
                         return;
                     }
                     if let Some(StreamFaultKind::Cut(_)) = fault {
+                        // hyper drops unflushed bytes when the body fails, and it
+                        // flushes only once the body is pending: let the connection
+                        // take the prefix and go idle before failing it.
+                        let drained = async {
+                            while tx.capacity() < tx.max_capacity() {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
                         let _ = tx.send(Err(StreamCut)).await;
                         return;
                     }
