@@ -132,7 +132,7 @@ async fn apiserver_kubeconfig_embeds_ca_client_certificate_and_token() {
         creds.client_cert_pem
     );
     assert_eq!(decode(&field("client-key-data:")[0]), creds.client_key_pem);
-    assert_eq!(field("token:"), [creds.token.clone()]);
+    assert_eq!(field("token:"), std::slice::from_ref(&creds.token));
     assert_eq!(field("current-context:"), ["windlass"]);
     assert_eq!(field("server:"), [server.url()]);
     server.shutdown().await;
