@@ -192,3 +192,46 @@ async fn apiserver_start_on_a_taken_port_is_an_error() {
     assert!(err.to_string().starts_with("listen on 127.0.0.1:"), "{err}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_drops_a_client_that_never_finishes_its_request_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = ApiServer::builder()
+        .tls(false)
+        .header_timeout(std::time::Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tcp.write_all(b"GET /version HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // Closed (or reset) by the server: either way the read ends.
+    let _ = tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut buf))
+        .await
+        .expect("the server kept a half-sent request open");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"), "{buf:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_answers_garbage_bytes_without_hanging() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = ApiServer::builder().tls(false).start().await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tcp.write_all(b"\x00\xff garbage \r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut buf))
+        .await
+        .expect("the server kept a garbage connection open");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 400"),
+        "{text}"
+    );
+    // The server still serves.
+    let answer = Client::new(&server, As::Anonymous).get("/version").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    server.shutdown().await;
+}

@@ -40,7 +40,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
@@ -113,6 +113,7 @@ impl ApiServer {
             port: 0,
             log: None,
             bookmark_interval: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(30),
             model_config: model::Config::default(),
         }
     }
@@ -124,6 +125,7 @@ pub struct ApiServerBuilder {
     port: u16,
     log: Option<RequestLog>,
     bookmark_interval: Duration,
+    header_timeout: Duration,
     model_config: model::Config,
 }
 
@@ -159,6 +161,12 @@ impl ApiServerBuilder {
     /// How often a watch that allows bookmarks gets one (default 5 s).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval;
+        self
+    }
+
+    /// How long a connection may take to send a request head (default 30 s).
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
         self
     }
 
@@ -204,6 +212,7 @@ impl ApiServerBuilder {
             token: credentials.as_ref().map(|c| c.token.clone()),
             log: self.log,
             bookmark_interval: self.bookmark_interval,
+            header_timeout: self.header_timeout,
         });
         let kubeconfig = kubeconfig::render(addr, credentials.as_ref());
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared)));
@@ -395,6 +404,7 @@ struct Shared {
     token: Option<String>,
     log: Option<RequestLog>,
     bookmark_interval: Duration,
+    header_timeout: Duration,
 }
 
 impl Shared {
@@ -449,7 +459,12 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
 async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
     let _ = stream.set_nodelay(true);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its request head is dropped, not waited on forever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.header_timeout);
     match acceptor {
         None => {
             let service = service(Arc::clone(&shared), Auth::NotRequired);
@@ -460,7 +475,7 @@ async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shar
             }
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            let handshake = tokio::time::timeout(shared.header_timeout, acceptor.accept(stream));
             let tls = tokio::select! {
                 tls = handshake => match tls { Ok(Ok(tls)) => tls, _ => return },
                 _ = shutdown.wait_for(|s| *s) => return,
