@@ -41,15 +41,37 @@
 //! | `delete` | the object, or a `Success` Status | 404, 409 Conflict (precondition) |
 //! | `list` | a [`List`] | 400 BadRequest (selectors, tokens), 410 Expired, 422, 504 Timeout (RV too large) |
 //! | `watch` | a [`Watch`] (HTTP 200; a too-old RV becomes one ERROR event) | 400, 422 |
+//! | `delete_collection` | a [`List`] of what was deleted | as `list` |
+//!
+//! Every call first looks the resource up: a path the server does not serve
+//! is 404 `the server could not find the requested resource`; a namespaced
+//! write without a namespace is 405.
+//!
+//! What the simulator and fault injection turn:
+//!
+//! | control | effect |
+//! |---|---|
+//! | [`ApiServer::compact`] | older `Exact` lists and continue tokens get 410 (the latter with a fresh token); new watches from before it get the ERROR 410 |
+//! | [`ApiServer::restart`] | every watch ends; watch caches start empty at the current revision; objects and revisions stay |
+//! | [`ApiServer::freeze_watch_cache`] | the cache lags etcd: stale `resourceVersion=0` lists, 504 too-large RV, watches stall |
+//! | [`ApiServer::set_watch_list`] | refuse `sendInitialEvents` (422) |
+//! | [`ApiServer::set_initial_events_end_bookmark`] | watch-list never sends its end bookmark |
+//! | [`Watch::request_bookmark`] | a BOOKMARK once the watch has caught up (with `allowWatchBookmarks`) |
+//! | [`Config::watch_cache_capacity`] | the window a watch can resume in |
+//!
+//! Simplifications, all of them documented where they apply: deletion has
+//! no grace period (a pod goes at once unless finalizers hold it), the
+//! garbage collector and the namespace controller act inside the DELETE,
+//! and strategic merge patch and server-side apply come from a [`PatchHook`].
 
 mod patch;
 mod resource;
 mod selector;
-mod status;
+pub mod status;
 mod token;
 mod watch;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,6 +103,14 @@ pub struct Config {
     /// Whether watch-list (`sendInitialEvents`) is served; when off it is
     /// refused as a server without the `WatchList` feature does (422).
     pub watch_list: bool,
+    /// Whether a list with `resourceVersion=0` ignores `limit`, as the watch
+    /// cache serves it (the whole list, no continue token). When off it is
+    /// paginated as etcd would.
+    pub rv_zero_ignores_limit: bool,
+    /// Whether watch-list ends its initial events with the
+    /// `k8s.io/initial-events-end` bookmark; off is a server that never
+    /// sends it (kubernetes #140890).
+    pub initial_events_end_bookmark: bool,
 }
 
 impl Default for Config {
@@ -91,6 +121,8 @@ impl Default for Config {
             // 2026-01-01T00:00:00Z
             start_unix_seconds: 1_767_225_600,
             watch_list: true,
+            rv_zero_ignores_limit: true,
+            initial_events_end_bookmark: true,
         }
     }
 }
@@ -105,13 +137,31 @@ pub enum Subresource {
     Status,
 }
 
-/// Preconditions of a DELETE (`DeleteOptions.preconditions`).
+/// What a DELETE asks (`DeleteOptions`): preconditions and what happens to
+/// dependents (objects whose `ownerReferences` name the deleted one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOptions {
-    /// The object must have this uid.
+    /// `preconditions.uid`: the object must have this uid.
     pub uid: Option<String>,
-    /// The object must be at this resourceVersion.
+    /// `preconditions.resourceVersion`: the object must be at this resourceVersion.
     pub resource_version: Option<String>,
+    /// `propagationPolicy`; `None` is `Background`, the default of every
+    /// resource the model serves.
+    pub propagation_policy: Option<PropagationPolicy>,
+}
+
+/// `propagationPolicy`: what the garbage collector does with dependents.
+/// The model's collector works at once, inside the DELETE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PropagationPolicy {
+    /// Dependents lose their reference to the deleted owner and stay.
+    Orphan,
+    /// The owner goes now; dependents with no other live owner follow.
+    #[default]
+    Background,
+    /// Dependents go first (the owner waits with the `foregroundDeletion`
+    /// finalizer), then the owner.
+    Foreground,
 }
 
 /// What a DELETE answers with.
@@ -213,6 +263,12 @@ pub struct ApiServer {
     revision: u64,
     compacted: u64,
     epoch: u64,
+    /// The revision the watch caches are held at, when they lag etcd.
+    cache_frozen_at: Option<u64>,
+    /// The uids of live objects (the garbage collector's owner lookup).
+    live_uids: HashSet<String>,
+    /// How many live objects have `ownerReferences` (none: no collection to do).
+    owned: usize,
     rng: Rng,
     start: Instant,
     patch_hook: Option<Box<dyn PatchHook>>,
@@ -242,6 +298,9 @@ impl ApiServer {
             revision: 0,
             compacted: 0,
             epoch: 0,
+            cache_frozen_at: None,
+            live_uids: HashSet::new(),
+            owned: 0,
             start: now,
             patch_hook: None,
         };
@@ -273,6 +332,12 @@ impl ApiServer {
         self.revision
     }
 
+    /// The revision the watch caches have reached: the newest revision, or
+    /// where [`ApiServer::freeze_watch_cache`] holds them.
+    pub fn cache_resource_version(&self) -> u64 {
+        self.cache_frozen_at.unwrap_or(self.revision)
+    }
+
     /// The compaction revision: lists and continue tokens older than it get 410.
     pub fn compacted_resource_version(&self) -> u64 {
         self.compacted
@@ -295,10 +360,32 @@ impl ApiServer {
         self.config.watch_list = enabled;
     }
 
-    /// Compacts history at `rv` (capped at the newest revision): older
-    /// snapshots, continue tokens and watch-cache events are gone.
+    /// Sends or withholds the bookmark that ends a watch-list's initial
+    /// events (for watches opened from now on).
+    pub fn set_initial_events_end_bookmark(&mut self, enabled: bool) {
+        self.config.initial_events_end_bookmark = enabled;
+    }
+
+    /// Holds the watch caches at the current revision, as an API server whose
+    /// cache lags etcd: what the cache serves (lists at `resourceVersion=0`
+    /// or `N` without a limit, watches) stays at this revision, so a client
+    /// that saw newer revisions elsewhere gets 504 "Too large resource
+    /// version". Writes still happen. [`ApiServer::thaw_watch_cache`] or a
+    /// restart lets the caches catch up.
+    pub fn freeze_watch_cache(&mut self) {
+        self.cache_frozen_at = Some(self.cache_resource_version());
+    }
+
+    /// Lets the watch caches catch up with every write made while frozen.
+    pub fn thaw_watch_cache(&mut self) {
+        self.cache_frozen_at = None;
+    }
+
+    /// Compacts history at `rv` (capped at the newest revision, and at a
+    /// frozen watch cache's revision): older snapshots, continue tokens and
+    /// watch-cache events are gone.
     pub fn compact(&mut self, rv: u64) {
-        let rv = rv.min(self.revision);
+        let rv = rv.min(self.cache_resource_version());
         if rv <= self.compacted {
             return;
         }
@@ -317,6 +404,7 @@ impl ApiServer {
     /// empty at the current revision. Objects and revisions are kept (etcd survives).
     pub fn restart(&mut self) {
         self.epoch += 1;
+        self.cache_frozen_at = None;
         for table in self.tables.values_mut() {
             table.cache = WatchCache::new(self.config.watch_cache_capacity, self.revision);
         }
@@ -376,7 +464,11 @@ impl ApiServer {
                 }
             }
             None => (
-                self.list_snapshot(rv_param, params.resource_version_match)?,
+                self.list_snapshot(
+                    rv_param,
+                    params.resource_version_match,
+                    params.limit.is_some_and(|l| l > 0),
+                )?,
                 None,
             ),
         };
@@ -391,7 +483,11 @@ impl ApiServer {
             .flat_map(|t| t.objects.range((lower.clone(), Bound::Unbounded)))
             .take_while(|(k, _)| k.as_str().starts_with(&prefix))
             .filter_map(|(k, versions)| Some((k, at(versions, snapshot)?)));
-        let limit = params.limit.filter(|l| *l > 0).map(|l| l as usize);
+        let served_by_cache = rv_param == "0" && start.is_none();
+        let limit = params
+            .limit
+            .filter(|l| *l > 0 && !(served_by_cache && self.config.rv_zero_ignores_limit))
+            .map(|l| l as usize);
         let api_version = resource.api_version(&gvr.version);
         let mut items = Vec::new();
         let mut last_key = None;
@@ -409,15 +505,16 @@ impl ApiServer {
         }
         let mut continue_token = None;
         let mut remaining_item_count = None;
-        if let Some(last) = last_key {
-            let remaining = rest.count();
-            if remaining > 0 {
-                let relative = &last.as_str()[prefix.len()..];
-                let rv = i64::try_from(snapshot).unwrap_or(i64::MAX);
-                continue_token = Some(ContinueToken::new(rv, format!("{relative}\0")).encode());
-                if labels.is_empty() && fields.is_empty() {
-                    remaining_item_count = i64::try_from(remaining).ok();
-                }
+        // More keys in the range means a continue token, even when none of
+        // them matches the selectors (as etcd's paging does).
+        if let Some(last) = last_key
+            && rest.next().is_some()
+        {
+            let relative = &last.as_str()[prefix.len()..];
+            let rv = i64::try_from(snapshot).unwrap_or(i64::MAX);
+            continue_token = Some(ContinueToken::new(rv, format!("{relative}\0")).encode());
+            if labels.is_empty() && fields.is_empty() {
+                remaining_item_count = i64::try_from(1 + rest.count()).ok();
             }
         }
         Ok(List {
@@ -431,21 +528,40 @@ impl ApiServer {
         })
     }
 
-    fn list_snapshot(&self, rv: &str, matching: Option<ResourceVersionMatch>) -> Result<u64> {
-        if rv.is_empty() || rv == "0" {
+    /// The revision a list without a continue token reads at. `""` is a
+    /// consistent read (etcd's newest revision), `"0"` and `N` without a
+    /// limit are served by the watch cache, `Exact` and limited reads by etcd.
+    fn list_snapshot(
+        &self,
+        rv: &str,
+        matching: Option<ResourceVersionMatch>,
+        limited: bool,
+    ) -> Result<u64> {
+        if rv.is_empty() {
             return Ok(self.revision);
         }
+        if rv == "0" {
+            return Ok(self.cache_resource_version());
+        }
         let requested = parse_rv(rv)?;
-        if requested > self.revision {
-            return Err(status::too_large_resource_version(requested, self.revision));
-        }
-        match matching {
-            Some(ResourceVersionMatch::Exact) if requested < self.compacted => {
-                Err(status::expired(status::LIST_TOO_OLD))
+        if matching == Some(ResourceVersionMatch::Exact) {
+            if requested > self.revision {
+                return Err(status::too_large_resource_version(requested, self.revision));
             }
-            Some(ResourceVersionMatch::Exact) => Ok(requested),
-            _ => Ok(self.revision),
+            if requested < self.compacted {
+                return Err(status::expired(status::LIST_TOO_OLD));
+            }
+            return Ok(requested);
         }
+        let current = if limited {
+            self.revision
+        } else {
+            self.cache_resource_version()
+        };
+        if requested > current {
+            return Err(status::too_large_resource_version(requested, current));
+        }
+        Ok(current)
     }
 
     /// WATCH. A resourceVersion older than the watch cache's window is not
@@ -484,7 +600,7 @@ impl ApiServer {
                 .map(str::to_owned),
             labels,
             fields,
-            cursor: self.revision,
+            cursor: self.cache_resource_version(),
             initial: VecDeque::new(),
             end_bookmark: None,
             allow_bookmarks: params.allow_watch_bookmarks,
@@ -496,13 +612,23 @@ impl ApiServer {
             error: None,
             ended: None,
         };
-        match (params.send_initial_events, requested) {
-            (Some(true), Some(rv)) if rv > self.revision => {
-                watch.error = Some(status::too_large_resource_version(rv, self.revision));
+        let cache_rv = self.cache_resource_version();
+        // Watch-list with RV unset is a consistent read: the cache must have
+        // caught up with etcd.
+        let fresh_enough = requested.unwrap_or(if rv_param.is_empty() {
+            self.revision
+        } else {
+            0
+        });
+        let snapshot = match (params.send_initial_events, requested) {
+            (Some(true), _) if fresh_enough > cache_rv => {
+                watch.error = Some(status::too_large_resource_version(fresh_enough, cache_rv));
                 return Ok(watch);
             }
-            // Watch-list, or the legacy "current state first" of RV unset or "0".
-            (Some(true), _) | (None, None) => {}
+            (Some(true), _) => cache_rv,
+            // The legacy "current state first" of RV unset (served by etcd) or "0".
+            (None, None) if rv_param.is_empty() => self.revision,
+            (None, None) => cache_rv,
             (Some(false), None) => return Ok(watch),
             (_, Some(rv)) => {
                 let floor = table.cache.floor();
@@ -512,7 +638,8 @@ impl ApiServer {
                 watch.cursor = rv;
                 return Ok(watch);
             }
-        }
+        };
+        watch.cursor = snapshot;
         let prefix = watch
             .namespace
             .as_deref()
@@ -523,14 +650,17 @@ impl ApiServer {
             .range(ObjectKey::from_raw(&prefix)..)
             .take_while(|(k, _)| k.as_str().starts_with(&prefix))
         {
-            if let Some(object) = versions.last().and_then(|v| v.object.as_ref())
+            if let Some(object) = at(versions, snapshot)
                 && watch.selects(object)
             {
                 watch.initial.push_back(view(object, &watch.api_version));
             }
         }
-        if params.send_initial_events == Some(true) && params.allow_watch_bookmarks {
-            watch.end_bookmark = Some(self.revision);
+        if params.send_initial_events == Some(true)
+            && params.allow_watch_bookmarks
+            && self.config.initial_events_end_bookmark
+        {
+            watch.end_bookmark = Some(snapshot);
         }
         Ok(watch)
     }
@@ -576,7 +706,10 @@ impl ApiServer {
 
     // --- writes
 
-    /// CREATE. `namespace` is the request's (ignored for cluster-scoped resources).
+    /// CREATE (the HTTP front answers 201). `namespace` is the request's
+    /// (ignored for cluster-scoped resources); the body's `metadata.namespace`
+    /// must be empty or the same. A created CustomResourceDefinition is
+    /// served at once (its status says `Established`).
     pub fn create(
         &mut self,
         gvr: &Gvr,
@@ -662,7 +795,8 @@ impl ApiServer {
                 )],
             ));
         }
-        let errors = validate_name(resource.name_rule, &name);
+        let mut errors = validate_name(resource.name_rule, &name);
+        errors.extend(check_labels(&object)?);
         if !errors.is_empty() {
             return Err(status::invalid(resource, &name, &errors));
         }
@@ -740,6 +874,14 @@ impl ApiServer {
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let crd = Resource::from_crd(object)
                     .map_err(|errors| status::invalid(resource, name, &errors))?;
+                let finalizers = metadata_mut(object)
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = finalizers.as_array_mut()
+                    && !list.iter().any(|f| f == CRD_CLEANUP_FINALIZER)
+                {
+                    list.push(CRD_CLEANUP_FINALIZER.into());
+                }
                 object["status"] = json!({
                     "acceptedNames": object["spec"]["names"].clone(),
                     "storedVersions": [crd.storage_version],
@@ -759,6 +901,10 @@ impl ApiServer {
     fn serve_crd(&mut self, crd: &Value) {
         if let Ok(resource) = Resource::from_crd(crd) {
             let gr = resource.group_resource();
+            if self.registry.get(&gr).is_some_and(|r| !r.is_custom) {
+                // A CRD cannot take over a built-in resource.
+                return;
+            }
             self.registry.register(resource);
             self.add_table(gr);
         }
@@ -795,6 +941,9 @@ impl ApiServer {
 
     /// PATCH of the object or its status. JSON and merge patches are applied
     /// here; strategic merge and apply go to the [`PatchHook`], or get 415.
+    /// An apply to a missing object creates it (the HTTP front answers 201
+    /// then: it can tell by a `get` before the call); every other patch of a
+    /// missing object is 404.
     pub fn patch(
         &mut self,
         gvr: &Gvr,
@@ -976,6 +1125,10 @@ impl ApiServer {
                 object
             }
         };
+        let label_errors = check_labels(&next)?;
+        if !label_errors.is_empty() {
+            return Err(status::invalid(resource, &name, &label_errors));
+        }
         if next["status"].is_null()
             && let Some(m) = next.as_object_mut()
         {
@@ -1050,7 +1203,8 @@ impl ApiServer {
             }
         }
         let api_version = resource.api_version(&gvr.version);
-        let object = self.delete_object(&resource, &current, now);
+        let policy = options.propagation_policy.unwrap_or_default();
+        let object = self.delete_object(&resource, &current, policy, now);
         if resource.returns_deleted_object || object["metadata"].get("deletionTimestamp").is_some()
         {
             return Ok(Deleted::Object(view(&object, &api_version)));
@@ -1062,12 +1216,15 @@ impl ApiServer {
     }
 
     /// DELETECOLLECTION: deletes what a list with `params` (selectors; not
-    /// pagination) selects, and answers with the deleted objects.
+    /// pagination) selects, and answers with the deleted objects. The
+    /// preconditions of `options` are not used (as the server ignores them
+    /// here); its propagation policy is.
     pub fn delete_collection(
         &mut self,
         gvr: &Gvr,
         namespace: Option<&str>,
         params: &ListParams,
+        options: &DeleteOptions,
         now: Instant,
     ) -> Result<List> {
         let resource = self.registry.lookup(gvr)?;
@@ -1081,7 +1238,8 @@ impl ApiServer {
             let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
             let item_ns = item["metadata"]["namespace"].as_str().map(str::to_owned);
             let current = self.current(&resource, item_ns.as_deref(), &name, Subresource::Main)?;
-            let deleted = self.delete_object(&resource, &current, now);
+            let policy = options.propagation_policy.unwrap_or_default();
+            let deleted = self.delete_object(&resource, &current, policy, now);
             *item = view(&deleted, &list.api_version);
         }
         list.resource_version = self.revision.to_string();
@@ -1094,6 +1252,7 @@ impl ApiServer {
         &mut self,
         resource: &Arc<Resource>,
         current: &Arc<Value>,
+        policy: PropagationPolicy,
         now: Instant,
     ) -> Arc<Value> {
         let name = current["metadata"]["name"]
@@ -1112,6 +1271,20 @@ impl ApiServer {
         {
             return Arc::clone(current);
         }
+        let uid = current["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+        let dependents = if self.owned > 0 && policy != PropagationPolicy::Background {
+            self.dependents(&uid, namespace.as_deref())
+        } else {
+            Vec::new()
+        };
+        if policy == PropagationPolicy::Orphan {
+            for (dep_resource, dependent) in dependents {
+                self.drop_owner_reference(&dep_resource, &dependent, &uid);
+            }
+        } else if policy == PropagationPolicy::Foreground && !dependents.is_empty() && !is_namespace
+        {
+            return self.delete_in_foreground(resource, current, dependents, now);
+        }
         if !has_finalizers && !is_namespace {
             return self.remove(resource, key, (**current).clone(), now);
         }
@@ -1122,11 +1295,51 @@ impl ApiServer {
         if is_namespace {
             marked["status"] = json!({"phase": "Terminating"});
         }
-        let marked = self.write(&group_resource, key, marked, EventKind::Modified);
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
         if is_namespace {
             self.empty_namespace(&name, now);
         }
+        let cleanup = marked["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == CRD_CLEANUP_FINALIZER));
+        if group_resource == crd_group_resource() && cleanup {
+            self.clean_up_crd(resource, key, &marked, now);
+        }
         marked
+    }
+
+    /// The CRD finalizer's work: the custom resources go, the resource stops
+    /// being served, the finalizer comes off (and the CRD goes if it was the last).
+    fn clean_up_crd(
+        &mut self,
+        resource: &Arc<Resource>,
+        key: ObjectKey,
+        marked: &Value,
+        now: Instant,
+    ) {
+        if let Ok(served) = Resource::from_crd(marked) {
+            self.unserve(&served);
+        }
+        let mut released = marked.clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != CRD_CLEANUP_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+        } else {
+            self.write(
+                &resource.group_resource(),
+                key,
+                released,
+                EventKind::Modified,
+            );
+        }
     }
 
     /// The namespace controller's work: delete everything in `namespace`,
@@ -1152,7 +1365,7 @@ impl ApiServer {
                 })
                 .collect();
             for victim in victims {
-                self.delete_object(&resource, &victim, now);
+                self.delete_object(&resource, &victim, PropagationPolicy::Background, now);
             }
         }
         self.finish_namespace(namespace, now);
@@ -1203,12 +1416,147 @@ impl ApiServer {
         }
         let namespace = key.namespace().map(str::to_owned);
         let deleted = self.write(&group_resource, key, object, EventKind::Deleted);
+        if self.owned > 0 {
+            let uid = deleted["metadata"]["uid"].as_str().unwrap_or("");
+            self.collect_garbage(uid, namespace.as_deref(), now);
+        }
         if let Some(ns) = namespace
             && self.namespace_phase(&ns).as_deref() == Some("Terminating")
         {
             self.finish_namespace(&ns, now);
         }
         deleted
+    }
+
+    /// The live objects whose `ownerReferences` name `owner_uid`: in the
+    /// owner's namespace, or anywhere for a cluster-scoped owner.
+    fn dependents(
+        &self,
+        owner_uid: &str,
+        namespace: Option<&str>,
+    ) -> Vec<(Arc<Resource>, Arc<Value>)> {
+        let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+        let mut found = Vec::new();
+        for (gr, table) in &self.tables {
+            let Some(resource) = self.registry.get(gr) else {
+                continue;
+            };
+            if namespace.is_some() && !resource.namespaced {
+                continue;
+            }
+            let objects = table
+                .objects
+                .range(ObjectKey::from_raw(&prefix)..)
+                .take_while(|(k, _)| k.as_str().starts_with(&prefix))
+                .filter_map(|(_, v)| v.last()?.object.as_ref());
+            for object in objects {
+                if owner_uids(object).any(|uid| uid == owner_uid) {
+                    found.push((Arc::clone(resource), Arc::clone(object)));
+                }
+            }
+        }
+        found
+    }
+
+    /// The garbage collector after `owner_uid` went: a dependent with another
+    /// live owner loses the reference, any other dependent is deleted.
+    fn collect_garbage(&mut self, owner_uid: &str, namespace: Option<&str>, now: Instant) {
+        for (resource, dependent) in self.dependents(owner_uid, namespace) {
+            let Some(current) = self.refetch(&resource, &dependent) else {
+                continue;
+            };
+            let other_owner_alive =
+                owner_uids(&current).any(|uid| uid != owner_uid && self.live_uids.contains(uid));
+            if other_owner_alive {
+                self.drop_owner_reference(&resource, &current, owner_uid);
+            } else {
+                self.delete_object(&resource, &current, PropagationPolicy::Background, now);
+            }
+        }
+    }
+
+    /// Foreground deletion: the owner waits (deletionTimestamp and the
+    /// `foregroundDeletion` finalizer) while its dependents go first.
+    fn delete_in_foreground(
+        &mut self,
+        resource: &Arc<Resource>,
+        current: &Arc<Value>,
+        dependents: Vec<(Arc<Resource>, Arc<Value>)>,
+        now: Instant,
+    ) -> Arc<Value> {
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        let group_resource = resource.group_resource();
+        let mut marked = (**current).clone();
+        let meta = metadata_mut(&mut marked);
+        meta.insert("deletionTimestamp".into(), self.timestamp(now).into());
+        meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut() {
+            list.push(FOREGROUND_FINALIZER.into());
+        }
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
+        for (dep_resource, dependent) in dependents {
+            if let Some(current) = self.refetch(&dep_resource, &dependent) {
+                self.delete_object(&dep_resource, &current, PropagationPolicy::Foreground, now);
+            }
+        }
+        let mut released = (*marked).clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != FOREGROUND_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+            return marked;
+        }
+        self.write(&group_resource, key, released, EventKind::Modified)
+    }
+
+    fn drop_owner_reference(
+        &mut self,
+        resource: &Arc<Resource>,
+        dependent: &Arc<Value>,
+        owner_uid: &str,
+    ) {
+        let Some(current) = self.refetch(resource, dependent) else {
+            return;
+        };
+        let mut next = (*current).clone();
+        let meta = metadata_mut(&mut next);
+        if let Some(refs) = meta
+            .get_mut("ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+            if refs.is_empty() {
+                meta.remove("ownerReferences");
+            }
+        }
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.write(&resource.group_resource(), key, next, EventKind::Modified);
+    }
+
+    /// The latest state of `object`, if it still exists.
+    fn refetch(&self, resource: &Resource, object: &Value) -> Option<Arc<Value>> {
+        let key = ObjectKey::new(
+            object["metadata"]["namespace"].as_str(),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.tables
+            .get(&resource.group_resource())?
+            .latest(&key)
+            .cloned()
     }
 
     fn unserve(&mut self, served: &Resource) {
@@ -1252,6 +1600,22 @@ impl ApiServer {
         });
         let versions = table.objects.entry(key).or_default();
         let prev = versions.last().and_then(|v| v.object.clone());
+        let had_owners = prev
+            .as_deref()
+            .is_some_and(|p| owner_uids(p).next().is_some());
+        let has_owners = kind != EventKind::Deleted && owner_uids(&object).next().is_some();
+        self.owned = (self.owned + usize::from(has_owners)).saturating_sub(usize::from(had_owners));
+        if let Some(uid) = object["metadata"]["uid"].as_str() {
+            match kind {
+                EventKind::Added => {
+                    self.live_uids.insert(uid.to_owned());
+                }
+                EventKind::Deleted => {
+                    self.live_uids.remove(uid);
+                }
+                EventKind::Modified => {}
+            }
+        }
         versions.push(Version {
             rv,
             object: (kind != EventKind::Deleted).then(|| Arc::clone(&object)),
@@ -1338,6 +1702,18 @@ fn unsupported(resource: &Resource) -> StatusError {
     }
 }
 
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// The uids in `object`'s `metadata.ownerReferences`.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
+}
+
 fn namespace_group_resource() -> GroupResource {
     GroupResource {
         group: String::new(),
@@ -1406,6 +1782,26 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         .ne(new.iter().filter(|(k, _)| skip(k)))
 }
 
+/// The label errors of `object` (422), or a 400 when `metadata.labels` is
+/// not a map of strings (the server cannot even decode it).
+fn check_labels(object: &Value) -> Result<Vec<FieldError>> {
+    let labels = &object["metadata"]["labels"];
+    if labels.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(map) = labels.as_object() else {
+        return Err(status::bad_request(
+            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type map[string]string",
+        ));
+    };
+    if map.values().any(|v| !v.is_string()) {
+        return Err(status::bad_request(
+            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type string",
+        ));
+    }
+    Ok(selector::label_errors(map))
+}
+
 fn parse_rv(rv: &str) -> Result<u64> {
     rv.parse::<u64>().map_err(|_| {
         status::bad_request(format!(
@@ -1448,7 +1844,7 @@ fn validate_list_params(params: &ListParams) -> Result<()> {
     }
 }
 
-const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+pub(crate) const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
 alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
 (e.g. 'example.com', regex used for validation is \
 '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -1514,6 +1910,14 @@ fn rfc3339(unix: i64) -> String {
         secs % 60
     )
 }
+
+// The HTTP front keeps the server behind a mutex and hands watches to
+// connection tasks: both must cross threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<ApiServer>();
+    is_send::<Watch>();
+};
 
 #[cfg(test)]
 mod tests;

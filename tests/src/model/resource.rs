@@ -316,6 +316,11 @@ impl Registry {
     /// The built-in resources: namespaces, pods, services, configmaps,
     /// secrets, events, deployments, leases and customresourcedefinitions.
     pub fn builtin() -> Self {
+        static BUILTIN: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(Self::build_builtin).clone()
+    }
+
+    fn build_builtin() -> Self {
         let mut namespaces = Resource::builtin("", "Namespace", "namespaces", false)
             .short(&["ns"])
             .fields(&[("status.phase", "status.phase")])

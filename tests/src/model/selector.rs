@@ -353,6 +353,89 @@ fn is_name_part(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+const QUALIFIED_NAME_RULE: &str = "a qualified name must consist of alphanumeric characters, \
+'-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or \
+'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') \
+with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')";
+
+/// The problems `IsQualifiedName` finds in a label key (none when it is valid).
+fn qualified_name_problems(key: &str) -> Vec<String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            let mut problems = Vec::new();
+            if prefix.is_empty() {
+                problems.push("prefix part must be non-empty".to_owned());
+            } else if !prefix.split('.').all(is_dns_label) || prefix.len() > 253 {
+                problems.push(format!("prefix part {}", super::SUBDOMAIN_RULE));
+            }
+            problems.extend(name_part_problems(name));
+            return problems;
+        }
+        _ => return vec![QUALIFIED_NAME_RULE.to_owned()],
+    };
+    name_part_problems(name)
+}
+
+fn name_part_problems(name: &str) -> Vec<String> {
+    if name.is_empty() {
+        return vec!["name part must be non-empty".to_owned()];
+    }
+    let mut problems = Vec::new();
+    if name.len() > 63 {
+        problems.push("name part must be no more than 63 characters".to_owned());
+    }
+    if !is_name_part_chars(name) {
+        problems.push(NAME_PART_RULE.to_owned());
+    }
+    problems
+}
+
+fn is_name_part_chars(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `ValidateLabels`: the field errors of an object's `metadata.labels`.
+pub(super) fn label_errors(labels: &serde_json::Map<String, Value>) -> Vec<super::FieldError> {
+    let mut errors = Vec::new();
+    for (key, value) in labels {
+        for problem in qualified_name_problems(key) {
+            errors.push(super::FieldError::invalid("metadata.labels", key, &problem));
+        }
+        let value = value.as_str().unwrap_or_default();
+        if value.len() > 63 {
+            errors.push(super::FieldError::invalid(
+                "metadata.labels",
+                value,
+                "must be no more than 63 characters",
+            ));
+        }
+        if !value.is_empty() && !is_name_part_chars(value) {
+            errors.push(super::FieldError::invalid(
+                "metadata.labels",
+                value,
+                LABEL_VALUE_RULE,
+            ));
+        }
+    }
+    errors
+}
+
 fn validate_key(key: &str) -> Result<(), String> {
     let name = key.rsplit_once('/').map_or(
         key,
