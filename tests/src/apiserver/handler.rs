@@ -2,7 +2,7 @@
 //! response in the negotiated format and shape. This module owns the verb
 //! dispatch (get, list, watch, create, update, patch, delete,
 //! deletecollection, the status subresource), request body decoding by
-//! `Content-Type`, delete propagation to dependents, and the statuses a real
+//! `Content-Type`, and the statuses a real
 //! server gives for requests it cannot serve (404, 405, 406, 415, 400).
 
 use std::sync::Arc;
@@ -21,7 +21,9 @@ use super::response::{
 use super::route::{self, Query, ResourcePath, Route};
 use super::table::{self, IncludeObject};
 use super::watch::{self, View};
-use crate::model::{DeleteOptions, Deleted, Gvr, Patch, Resource, StatusError, Subresource};
+use crate::model::{
+    DeleteOptions, Deleted, Gvr, Patch, PropagationPolicy, Resource, StatusError, Subresource,
+};
 
 /// Answers one request whose body has been read.
 pub fn handle(shared: &Arc<Shared>, parts: &Parts, body: Bytes) -> Response<Body> {
@@ -229,17 +231,7 @@ fn resource_request(
         }
         (&Method::DELETE, Some(name)) if subresource == Subresource::Main => {
             let options = delete_options(&query, &body)?;
-            let deleted = shared.mutate(|m| {
-                let deleted = m.delete(&gvr, ns, name, &options.preconditions, now)?;
-                let uid = match &deleted {
-                    Deleted::Object(o) => o["metadata"]["uid"].as_str().map(str::to_owned),
-                    Deleted::Status(s) => s.details.as_ref().and_then(|d| d.uid.clone()),
-                };
-                if let Some(uid) = uid {
-                    propagate(m, &uid, options.policy, now, 0);
-                }
-                Ok::<_, StatusError>(deleted)
-            })?;
+            let deleted = shared.mutate(|m| m.delete(&gvr, ns, name, &options, now))?;
             match deleted {
                 Deleted::Object(object) => Ok(value_response(
                     StatusCode::OK,
@@ -257,15 +249,7 @@ fn resource_request(
         (&Method::DELETE, None) => {
             let params = query.list_params()?;
             let options = delete_options(&query, &body)?;
-            let list = shared.mutate(|m| {
-                let list = m.delete_collection(&gvr, ns, &params, now)?;
-                for item in &list.items {
-                    if let Some(uid) = item["metadata"]["uid"].as_str() {
-                        propagate(m, uid, options.policy, now, 0);
-                    }
-                }
-                Ok::<_, StatusError>(list)
-            })?;
+            let list = shared.mutate(|m| m.delete_collection(&gvr, ns, &params, &options, now))?;
             let value = shape_list(&resource, &list.to_json(), negotiated.shape, include);
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
@@ -486,24 +470,8 @@ fn decode_patch(
     }
 }
 
-/// `propagationPolicy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Propagation {
-    /// Dependents are deleted (the default for most resources).
-    Background,
-    /// Dependents are deleted first (deleted at once here, like Background).
-    Foreground,
-    /// Dependents lose their owner reference and stay.
-    Orphan,
-}
-
-struct DeleteRequest {
-    preconditions: DeleteOptions,
-    policy: Propagation,
-}
-
 /// DeleteOptions from the query and, when present, the body.
-fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteRequest, StatusError> {
+fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
     let from_body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -523,9 +491,10 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteRequest, StatusErr
         .bool("orphanDependents")?
         .or(from_body["orphanDependents"].as_bool());
     let policy = match (policy_text.as_deref(), orphan) {
-        (Some("Orphan"), _) | (None, Some(true)) => Propagation::Orphan,
-        (Some("Foreground"), _) => Propagation::Foreground,
-        (Some("Background") | None, _) => Propagation::Background,
+        (Some("Orphan"), _) | (None, Some(true)) => Some(PropagationPolicy::Orphan),
+        (Some("Foreground"), _) => Some(PropagationPolicy::Foreground),
+        (Some("Background"), _) => Some(PropagationPolicy::Background),
+        (None, _) => None,
         (Some(other), _) => {
             return Err(status_error(
                 422,
@@ -537,73 +506,11 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteRequest, StatusErr
         }
     };
     let pre = &from_body["preconditions"];
-    Ok(DeleteRequest {
-        preconditions: DeleteOptions {
-            uid: pre["uid"].as_str().map(str::to_owned),
-            resource_version: pre["resourceVersion"].as_str().map(str::to_owned),
-        },
-        policy,
+    Ok(DeleteOptions {
+        uid: pre["uid"].as_str().map(str::to_owned),
+        resource_version: pre["resourceVersion"].as_str().map(str::to_owned),
+        propagation_policy: policy,
     })
-}
-
-/// The garbage collector's part of a delete: dependents owned by `uid`
-/// are deleted (Background, Foreground) or released (Orphan).
-fn propagate(
-    model: &mut crate::model::ApiServer,
-    uid: &str,
-    policy: Propagation,
-    now: Instant,
-    depth: usize,
-) {
-    // Owner references can form cycles; the real collector tolerates them too.
-    if depth > 16 {
-        return;
-    }
-    let resources: Vec<Arc<Resource>> = model
-        .registry()
-        .iter()
-        .map(|r| Arc::new(r.clone()))
-        .collect();
-    let mut owned_uids = Vec::new();
-    for resource in resources {
-        let gvr = Gvr::new(&resource.group, &resource.storage_version, &resource.plural);
-        let Ok(list) = model.list(&gvr, None, &Default::default()) else {
-            continue;
-        };
-        for item in list.items {
-            let refs = item["metadata"]["ownerReferences"].as_array();
-            if !refs.is_some_and(|r| r.iter().any(|o| o["uid"].as_str() == Some(uid))) {
-                continue;
-            }
-            let ns = item["metadata"]["namespace"].as_str();
-            let name = item["metadata"]["name"].as_str().unwrap_or_default();
-            match policy {
-                Propagation::Orphan => {
-                    let kept: Vec<Value> = refs
-                        .into_iter()
-                        .flatten()
-                        .filter(|o| o["uid"].as_str() != Some(uid))
-                        .cloned()
-                        .collect();
-                    let patch = Patch::Merge(json!({"metadata": {"ownerReferences": kept}}));
-                    let _ = model.patch(&gvr, ns, name, Subresource::Main, &patch, now);
-                }
-                Propagation::Background | Propagation::Foreground => {
-                    if let Ok(Deleted::Object(o)) =
-                        model.delete(&gvr, ns, name, &DeleteOptions::default(), now)
-                        && let Some(u) = o["metadata"]["uid"].as_str()
-                    {
-                        owned_uids.push(u.to_owned());
-                    } else if let Some(u) = item["metadata"]["uid"].as_str() {
-                        owned_uids.push(u.to_owned());
-                    }
-                }
-            }
-        }
-    }
-    for dependent in owned_uids {
-        propagate(model, &dependent, policy, now, depth + 1);
-    }
 }
 
 fn not_found() -> StatusError {
