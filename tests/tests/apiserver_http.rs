@@ -759,3 +759,86 @@ async fn apiserver_namespace_delete_removes_its_contents() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_protobuf_get_list_and_watch() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use windlass_proto::codec::protobuf;
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf,application/json";
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    client.post_json(base, &configmap("pb")).await;
+
+    let one = client
+        .call(
+            Method::GET,
+            &format!("{base}/pb"),
+            &[("accept", PROTOBUF)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        one.headers["content-type"],
+        "application/vnd.kubernetes.protobuf"
+    );
+    let cm: ConfigMap = protobuf::decode(&one.body).unwrap();
+    assert_eq!(cm.metadata.name.as_deref(), Some("pb"));
+    assert_eq!(cm.data.unwrap()["k"], "v");
+
+    let list = client
+        .call(Method::GET, base, &[("accept", PROTOBUF)], Bytes::new())
+        .await;
+    let list: k8s_openapi::List<ConfigMap> = protobuf::decode(&list.body).unwrap();
+    assert_eq!(list.items.len(), 1);
+
+    // A document protobuf has no message for comes back as JSON.
+    let discovery = client
+        .call(
+            Method::GET,
+            "/api/v1",
+            &[("accept", PROTOBUF)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(discovery.headers["content-type"], "application/json");
+
+    let response = client
+        .send(
+            Method::GET,
+            &format!("{base}?watch=1"),
+            &[("accept", PROTOBUF)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.kubernetes.protobuf;stream=watch"
+    );
+    let mut body = response.into_body();
+    let mut buf = Vec::new();
+    let frame = loop {
+        if buf.len() >= 4 {
+            let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+            if buf.len() >= 4 + len {
+                break buf[4..4 + len].to_vec();
+            }
+        }
+        use http_body_util::BodyExt;
+        let chunk = tokio::time::timeout(apiserver_support::TIMEOUT, body.frame())
+            .await
+            .expect("a watch frame in time")
+            .expect("stream open")
+            .unwrap();
+        buf.extend_from_slice(&chunk.into_data().unwrap());
+    };
+    // meta.v1.WatchEvent: field 1 the type, field 2 a RawExtension whose field 1 is the object.
+    assert_eq!(&frame[..2], &[0x0a, 5]);
+    assert_eq!(&frame[2..7], b"ADDED");
+    let raw_start = frame
+        .windows(4)
+        .position(|w| w == b"k8s\0")
+        .expect("an enveloped object");
+    let cm: ConfigMap = protobuf::decode(&frame[raw_start..]).unwrap();
+    assert_eq!(cm.metadata.name.as_deref(), Some("pb"));
+    server.shutdown().await;
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 use serde_json::{Value, json};
-use windlass_proto::codec::protobuf;
+use windlass_proto::codec::{Format, protobuf};
 
 use super::Shared;
 use super::discovery;
@@ -261,9 +261,15 @@ fn start_watch(
     shared: &Arc<Shared>,
     watch: crate::model::Watch,
     resource: &Resource,
-    negotiated: super::response::Negotiated,
+    mut negotiated: super::response::Negotiated,
     include: IncludeObject,
 ) -> Response<Body> {
+    // Custom resources and tables have no protobuf message: their events are JSON.
+    if negotiated.format == Format::Protobuf
+        && (resource.is_custom || negotiated.shape == Shape::Table)
+    {
+        negotiated.format = Format::Json;
+    }
     watch::start(
         shared,
         watch,

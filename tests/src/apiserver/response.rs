@@ -16,14 +16,15 @@ use hyper::body::Frame;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use windlass_proto::codec::Format;
+use windlass_proto::codec::{Format, PROTOBUF_MAGIC, protobuf};
 
 use crate::model::StatusError;
 
 /// The formats this server writes, in its order of preference.
-pub const SERVED_FORMATS: &[Format] = &[Format::Json];
+pub const SERVED_FORMATS: &[Format] = &[Format::Json, Format::Protobuf];
 
-/// `value` in `format`, or `None` when the format is not served yet.
+/// `value` in `format`, or `None` when it cannot be written so (a format
+/// not served yet, or a kind protobuf has no message for: custom resources).
 pub fn encode(format: Format, value: &Value) -> Option<Vec<u8>> {
     match format {
         Format::Json => {
@@ -32,8 +33,47 @@ pub fn encode(format: Format, value: &Value) -> Option<Vec<u8>> {
             out.push(b'\n');
             Some(out)
         }
-        Format::Protobuf | Format::Cbor => None,
+        Format::Protobuf => encode_protobuf(value),
+        Format::Cbor => None,
     }
+}
+
+/// `k8s\0` + `runtime.Unknown{typeMeta, raw}`, the message chosen by the
+/// value's `apiVersion` and `kind` (which the message itself does not carry).
+fn encode_protobuf(value: &Value) -> Option<Vec<u8>> {
+    let api_version = value["apiVersion"].as_str()?;
+    let kind = value["kind"].as_str()?;
+    let message = protobuf::message_name(api_version, kind)?;
+    let mut body = value.clone();
+    let map = body.as_object_mut()?;
+    map.remove("apiVersion");
+    map.remove("kind");
+    let raw = protobuf::encode_message(message, &body).ok()?;
+    let mut type_meta = Vec::new();
+    put_bytes(&mut type_meta, 1, api_version.as_bytes());
+    put_bytes(&mut type_meta, 2, kind.as_bytes());
+    let mut out = Vec::with_capacity(raw.len() + type_meta.len() + 16);
+    out.extend_from_slice(PROTOBUF_MAGIC);
+    put_bytes(&mut out, 1, &type_meta);
+    put_bytes(&mut out, 2, &raw);
+    put_bytes(&mut out, 3, b"");
+    put_bytes(&mut out, 4, b"");
+    Some(out)
+}
+
+/// A length-delimited protobuf field.
+pub fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_varint(out, u64::from(field << 3 | 2));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }
 
 /// A stream body ended on purpose mid-stream (a fault): the connection is
@@ -147,7 +187,7 @@ pub fn negotiate(accept: Option<&str>, offers: Offers) -> Result<Negotiated, Sta
     Err(status_error(
         406,
         "NotAcceptable",
-        "only the following media types are accepted: application/json".to_owned(),
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf".to_owned(),
     ))
 }
 
@@ -236,8 +276,15 @@ pub fn status_with_details(
 }
 
 /// A response with `value` encoded in `format`.
+///
+/// A value protobuf has no message for (a custom resource, a discovery
+/// document) is written as JSON, as the real server does.
 pub fn value_response(code: StatusCode, format: Format, value: &Value) -> Response<Body> {
-    let Some(bytes) = encode(format, value) else {
+    let (format, bytes) = match encode(format, value) {
+        Some(bytes) => (format, Some(bytes)),
+        None => (Format::Json, encode(Format::Json, value)),
+    };
+    let Some(bytes) = bytes else {
         return error_response(&status_error(
             500,
             "InternalError",
@@ -304,6 +351,27 @@ mod tests {
             negotiate(Some(accept), Offers::Resource).unwrap().shape,
             Shape::Object
         );
+    }
+
+    #[test]
+    fn apiserver_protobuf_response_decodes_into_the_typed_object() {
+        use k8s_openapi::api::core::v1::Pod;
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
+        let body = encode(Format::Protobuf, &pod).expect("a Pod has a protobuf message");
+        assert!(body.starts_with(PROTOBUF_MAGIC));
+        let back: Pod = protobuf::decode(&body).unwrap();
+        assert_eq!(back.metadata.name.as_deref(), Some("web"));
+        let spec = back.spec.unwrap();
+        assert_eq!(
+            spec.containers[0].ports.as_ref().unwrap()[0].container_port,
+            80
+        );
+        // A custom resource has no message.
+        let widget =
+            serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {}});
+        assert_eq!(encode(Format::Protobuf, &widget), None);
     }
 
     #[test]

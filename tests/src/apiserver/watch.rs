@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use windlass_proto::watch::WatchEvent;
 
 use super::Shared;
-use super::response::{Body, Negotiated, Shape, StreamCut, encode};
+use super::response::{Body, Negotiated, Shape, StreamCut, encode, put_bytes};
 use super::table::{self, IncludeObject};
 use crate::model::{Watch, WatchPoll};
+use windlass_proto::codec::Format;
 
 /// A fault the next watch stream gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,10 +51,13 @@ pub fn start(shared: &Arc<Shared>, watch: Watch, view: View) -> Response<Body> {
     let format = view.negotiated.format;
     tokio::spawn(run(Arc::clone(shared), watch, view, tx, fault));
     let mut response = Response::new(Body::Stream(rx));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.media_type()),
-    );
+    let content_type = match format {
+        Format::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+        other => other.media_type(),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -181,11 +185,23 @@ fn encode_event(
             ("ERROR", object)
         }
     };
-    encode(
-        view.negotiated.format,
-        &json!({"type": kind, "object": object}),
-    )
-    .map(Bytes::from)
+    match view.negotiated.format {
+        Format::Protobuf => {
+            // A length-prefixed meta.v1.WatchEvent{type, object: RawExtension{raw}},
+            // the raw object in its own k8s\0 envelope.
+            let raw = encode(Format::Protobuf, &object)?;
+            let mut extension = Vec::with_capacity(raw.len() + 8);
+            put_bytes(&mut extension, 1, &raw);
+            let mut event = Vec::with_capacity(extension.len() + 16);
+            put_bytes(&mut event, 1, kind.as_bytes());
+            put_bytes(&mut event, 2, &extension);
+            let mut frame = Vec::with_capacity(event.len() + 4);
+            frame.extend_from_slice(&u32::try_from(event.len()).ok()?.to_be_bytes());
+            frame.extend_from_slice(&event);
+            Some(Bytes::from(frame))
+        }
+        format => encode(format, &json!({"type": kind, "object": object})).map(Bytes::from),
+    }
 }
 
 fn shape(view: &View, object: &Value, first: &mut bool) -> Value {
