@@ -647,3 +647,121 @@ fn injected_failure(fault: RequestFault) -> Response<Body> {
     response.headers_mut().insert(header::RETRY_AFTER, retry);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+    use proptest::prelude::*;
+
+    fn shared() -> Arc<Shared> {
+        let mut model = model::ApiServer::new(model::Config::default(), Instant::now());
+        model.set_patch_hook(Box::new(apply::Hook));
+        let (shutdown, _) = signal::channel(false);
+        let (changed, _) = signal::channel(0);
+        Arc::new(Shared {
+            model: Mutex::new(model),
+            changed,
+            shutdown,
+            faults: Mutex::new(FaultState::default()),
+            token: None,
+            log: None,
+            bookmark_interval: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(5),
+        })
+    }
+
+    const SEGMENTS: &[&str] = &[
+        "api",
+        "apis",
+        "v1",
+        "apps",
+        "namespaces",
+        "default",
+        "pods",
+        "configmaps",
+        "status",
+        "watch",
+        "x",
+        "",
+        "deployments",
+        "customresourcedefinitions",
+        "openapi",
+        "v3",
+        "finalize",
+    ];
+    const QUERIES: &[&str] = &[
+        "",
+        "watch=1",
+        "limit=1",
+        "limit=-5",
+        "continue=%zz",
+        "resourceVersion=9&resourceVersionMatch=Exact",
+        "labelSelector=a+in+(",
+        "fieldSelector=spec.x%3D1",
+        "sendInitialEvents=true",
+        "propagationPolicy=X",
+        "fieldManager=m&force=true",
+        "timeoutSeconds=1",
+    ];
+    const TYPES: &[&str] = &[
+        "application/json",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/vnd.kubernetes.protobuf",
+        "text/plain",
+        "",
+    ];
+    const BODIES: &[&str] = &[
+        "",
+        "{",
+        "[]",
+        "null",
+        "{}",
+        r#"{"metadata":{"name":"a"}}"#,
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#,
+        r#"[{"op":"replace","path":"/x/y","value":1}]"#,
+        r#"{"metadata":{"name":"A B"}}"#,
+        "k8s\u{0}\u{ff}\u{ff}",
+        r#"{"spec":{"containers":[{"name":1}]}}"#,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Whatever the request, the handler answers (never panics) with a
+        /// code a real server gives, and never a 5xx for a client's mistake.
+        #[test]
+        fn apiserver_handler_answers_any_request_without_panicking(
+            method in 0usize..6,
+            segments in proptest::collection::vec(0..SEGMENTS.len(), 0..7),
+            query in 0..QUERIES.len(),
+            content_type in 0..TYPES.len(),
+            body in 0..BODIES.len(),
+            accept in proptest::option::of("[a-z/;=,*.A-Z-]{0,40}"),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _guard = runtime.enter();
+            let shared = shared();
+            let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+            let path: String = segments.iter().map(|i| format!("/{}", SEGMENTS[*i])).collect();
+            let uri = format!("{}?{}", if path.is_empty() { "/" } else { &path }, QUERIES[query]);
+            let mut request = Request::builder().method(methods[method].clone()).uri(&uri);
+            if !TYPES[content_type].is_empty() {
+                request = request.header(header::CONTENT_TYPE, TYPES[content_type]);
+            }
+            if let Some(accept) = &accept {
+                request = request.header(header::ACCEPT, accept.as_str());
+            }
+            let (parts, ()) = request.body(()).unwrap().into_parts();
+            let response = handler::handle(&shared, &parts, Bytes::from_static(BODIES[body].as_bytes()));
+            let code = response.status().as_u16();
+            prop_assert!(
+                [200, 201, 400, 404, 405, 406, 409, 410, 415, 422].contains(&code),
+                "{} {uri} -> {code}", methods[method]
+            );
+            shared.shutdown.send_replace(true);
+        }
+    }
+}

@@ -106,7 +106,7 @@ pub fn parse(path: &str) -> Option<Route> {
         ["watch", tail @ ..] => (true, tail),
         _ => (false, rest),
     };
-    if rest.iter().any(|p| p.is_empty()) {
+    if rest.is_empty() || rest.iter().any(|p| p.is_empty()) {
         return None;
     }
     let mut namespace = None;
@@ -323,6 +323,28 @@ mod tests {
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), None);
         assert_eq!(parse("/nothing"), None);
         assert_eq!(parse("/api/v1//pods"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn apiserver_route_parse_never_panics(path in "(/[a-z0-9.%-]{0,6}){0,9}/?") {
+            let _ = parse(&path);
+        }
+
+        #[test]
+        fn apiserver_query_parse_never_panics(query in "[a-zA-Z0-9=&%+.,!()-]{0,64}") {
+            if let Ok(q) = Query::parse(Some(&query)) {
+                let _ = q.list_params();
+                let _ = q.watch_params();
+                let _ = q.is_watch();
+            }
+        }
+    }
+
+    #[test]
+    fn apiserver_route_watch_prefix_alone_is_not_a_resource() {
+        assert_eq!(parse("/api/v1/watch"), None);
+        assert_eq!(parse("/apis/apps/v1/watch/"), None);
     }
 
     #[test]
