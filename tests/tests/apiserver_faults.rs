@@ -174,3 +174,73 @@ async fn apiserver_fault_refuse_watch_list() {
     assert_eq!(end["type"], "BOOKMARK", "no objects: only the end bookmark");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_fault_withhold_initial_events_end_bookmark() {
+    let (server, client) = plain().await;
+    seed(&client, 1).await;
+    let watch_list = format!(
+        "{CONFIGMAPS}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    );
+    server.faults().withhold_initial_events_end_bookmark(true);
+    let response = client
+        .send(Method::GET, &watch_list, &[], Bytes::new())
+        .await;
+    let mut lines = Lines::new(response.into_body());
+    assert_eq!(lines.next().await.unwrap()["type"], "ADDED");
+    // No end bookmark follows (a periodic bookmark would come only after 5 s).
+    assert_eq!(lines.next_within(Duration::from_millis(500)).await, Err(()));
+    server.faults().withhold_initial_events_end_bookmark(false);
+    let response = client
+        .send(Method::GET, &watch_list, &[], Bytes::new())
+        .await;
+    let mut lines = Lines::new(response.into_body());
+    assert_eq!(lines.next().await.unwrap()["type"], "ADDED");
+    let end = lines.next().await.unwrap();
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_fault_restart_drops_watch_streams() {
+    let (server, client) = plain().await;
+    seed(&client, 1).await;
+    let mut lines = open_watch(&client).await;
+    assert_eq!(lines.next().await.unwrap()["type"], "ADDED");
+    server.faults().restart();
+    assert_eq!(lines.next().await, None);
+    assert!(lines.aborted, "a restart drops the connection mid-stream");
+    // Objects survive the restart.
+    let list = client.get(CONFIGMAPS).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_fault_frozen_watch_cache_answers_too_large_resource_version() {
+    let (server, client) = plain().await;
+    server.faults().freeze_watch_cache(true);
+    seed(&client, 1).await;
+    let rv = client.get(CONFIGMAPS).await.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A list served from the (frozen) cache at a newer RV than it holds.
+    let lagging = client
+        .get(&format!(
+            "{CONFIGMAPS}?resourceVersion={rv}&resourceVersionMatch=NotOlderThan"
+        ))
+        .await;
+    assert_eq!(lagging.status_reason(), (504, "Timeout".to_owned()));
+    server.faults().freeze_watch_cache(false);
+    let caught_up = client
+        .get(&format!(
+            "{CONFIGMAPS}?resourceVersion={rv}&resourceVersionMatch=NotOlderThan"
+        ))
+        .await;
+    assert_eq!(caught_up.status, StatusCode::OK);
+    server.shutdown().await;
+}

@@ -350,6 +350,33 @@ impl Faults {
         });
     }
 
+    /// Withholds (`true`) or sends again (`false`) the bookmark that ends a
+    /// watch-list's initial events, for watches opened from now on.
+    pub fn withhold_initial_events_end_bookmark(&self, withhold: bool) {
+        self.shared
+            .mutate(|m| m.set_initial_events_end_bookmark(!withhold));
+    }
+
+    /// Holds the watch cache at the current revision (`true`), as a server
+    /// whose cache lags etcd: a client that saw newer revisions gets 504
+    /// "Too large resource version". `false` lets it catch up.
+    pub fn freeze_watch_cache(&self, frozen: bool) {
+        self.shared.mutate(|m| {
+            if frozen {
+                m.freeze_watch_cache();
+            } else {
+                m.thaw_watch_cache();
+            }
+        });
+    }
+
+    /// An API server restart: every open watch stream is dropped and the
+    /// watch cache starts over at the current revision (objects and
+    /// resourceVersions survive, as etcd does).
+    pub fn restart(&self) {
+        self.shared.mutate(model::ApiServer::restart);
+    }
+
     /// Refuses watch-list (`sendInitialEvents`) with 422, as a server
     /// without the `WatchList` feature does; `false` serves it again.
     pub fn refuse_watch_list(&self, refuse: bool) {

@@ -16,7 +16,7 @@ use windlass_proto::watch::WatchEvent;
 use super::Shared;
 use super::response::{Body, Negotiated, Shape, StreamCut, encode, put_bytes};
 use super::table::{self, IncludeObject};
-use crate::model::{Watch, WatchPoll};
+use crate::model::{Watch, WatchEnd, WatchPoll};
 use windlass_proto::codec::Format;
 
 /// A fault the next watch stream gets.
@@ -77,6 +77,7 @@ async fn run(
     loop {
         changed.borrow_and_update();
         let mut batch = Vec::new();
+        let mut restarted = false;
         let (pending, ended) = {
             let model = shared.model();
             loop {
@@ -86,6 +87,10 @@ async fn run(
                 match watch.poll(&model, Instant::now()) {
                     WatchPoll::Event(event) => batch.push(event),
                     WatchPoll::Pending => break (true, false),
+                    WatchPoll::Ended(WatchEnd::ServerRestarted) => {
+                        restarted = true;
+                        break (false, true);
+                    }
                     WatchPoll::Ended(_) => break (false, true),
                 }
             }
@@ -131,6 +136,10 @@ async fn run(
             }
         }
         if ended {
+            if restarted {
+                // A restarting server drops its connections mid-stream.
+                let _ = tx.send(Err(StreamCut)).await;
+            }
             return;
         }
         if !pending {
