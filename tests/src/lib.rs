@@ -9,4 +9,5 @@
 pub mod apiserver;
 pub mod fixtures;
 pub mod model;
+pub mod fuzzing;
 pub mod protobuf_schema;

@@ -3,6 +3,8 @@
 //! encoding by content type or by magic bytes; each encoding lives in its own
 //! submodule.
 
+pub mod cbor;
+
 /// An encoding of objects on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
