@@ -8,6 +8,6 @@
 
 pub mod apiserver;
 pub mod fixtures;
-pub mod model;
 pub mod fuzzing;
+pub mod model;
 pub mod protobuf_schema;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 use serde_json::{Value, json};
-use windlass_proto::codec::{Format, protobuf};
+use windlass_proto::codec::{Format, cbor, protobuf};
 
 use super::Shared;
 use super::discovery;
@@ -327,11 +327,20 @@ fn content_type(parts: &Parts) -> String {
         .to_ascii_lowercase()
 }
 
-/// A create or update body: JSON (`application/json`, or no content type)
-/// or protobuf (kubectl's typed clients send it for built-ins).
+/// A create or update body: JSON (`application/json`, or no content type),
+/// protobuf (kubectl's typed clients send it for built-ins) or CBOR.
 fn decode_body(parts: &Parts, body: &[u8]) -> Result<Value, StatusError> {
     match content_type(parts).as_str() {
         "" | "application/json" | "*/*" => {}
+        "application/cbor" => {
+            return cbor::decode(body).map_err(|e| {
+                status_error(
+                    400,
+                    "BadRequest",
+                    format!("the object provided is unrecognized: {e}"),
+                )
+            });
+        }
         "application/vnd.kubernetes.protobuf" => {
             let value: Value = protobuf::decode(body).map_err(|e| {
                 status_error(
@@ -437,8 +446,13 @@ fn decode_patch(
         "application/strategic-merge-patch+json" if !resource.is_custom => {
             Ok(Patch::StrategicMerge(parse()?))
         }
-        "application/apply-patch+yaml" => {
-            let body = serde_json::from_slice::<Value>(body).map_err(|e| {
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+            let decoded = if ct == "application/apply-patch+cbor" {
+                cbor::decode::<Value>(body).map_err(|e| e.to_string())
+            } else {
+                serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+            };
+            let body = decoded.map_err(|e| {
                 status_error(
                     400,
                     "BadRequest",

@@ -4,8 +4,9 @@
 //! module owns the wire shape of answers; which answer to give is the
 //! handler's.
 //!
-//! Encoding goes through one function, [`encode`]: JSON today; protobuf and
-//! CBOR are one match arm each there, plus their entry in [`SERVED_FORMATS`].
+//! Encoding goes through one function, [`encode`]: one match arm per format
+//! (JSON, protobuf, CBOR, through windlass-proto's codecs), plus the
+//! format's entry in [`SERVED_FORMATS`].
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,15 +17,15 @@ use hyper::body::Frame;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use windlass_proto::codec::{Format, PROTOBUF_MAGIC, protobuf};
+use windlass_proto::codec::{Format, PROTOBUF_MAGIC, cbor, protobuf};
 
 use crate::model::StatusError;
 
 /// The formats this server writes, in its order of preference.
-pub const SERVED_FORMATS: &[Format] = &[Format::Json, Format::Protobuf];
+pub const SERVED_FORMATS: &[Format] = &[Format::Json, Format::Protobuf, Format::Cbor];
 
-/// `value` in `format`, or `None` when it cannot be written so (a format
-/// not served yet, or a kind protobuf has no message for: custom resources).
+/// `value` in `format`, or `None` when it cannot be written so (a kind
+/// protobuf has no message for: custom resources, discovery documents).
 pub fn encode(format: Format, value: &Value) -> Option<Vec<u8>> {
     match format {
         Format::Json => {
@@ -34,7 +35,7 @@ pub fn encode(format: Format, value: &Value) -> Option<Vec<u8>> {
             Some(out)
         }
         Format::Protobuf => encode_protobuf(value),
-        Format::Cbor => None,
+        Format::Cbor => cbor::encode(value).ok(),
     }
 }
 
@@ -187,7 +188,7 @@ pub fn negotiate(accept: Option<&str>, offers: Offers) -> Result<Negotiated, Sta
     Err(status_error(
         406,
         "NotAcceptable",
-        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf".to_owned(),
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf, application/cbor".to_owned(),
     ))
 }
 

@@ -1,6 +1,7 @@
 //! Watch streams: a task per watch polls the model's [`Watch`] after every
-//! change, encodes each event as one JSON line and sends it as its own
-//! chunk (hyper flushes each). It asks for a bookmark every bookmark
+//! change, encodes each event (a JSON line, a length-prefixed protobuf
+//! frame, or a CBOR item of a CBOR sequence) and sends it as its own chunk
+//! (hyper flushes each). It asks for a bookmark every bookmark
 //! interval, ends at `timeoutSeconds`, at server shutdown or when the client
 //! goes away, and applies stream faults (cut or stall after K bytes).
 
@@ -53,7 +54,8 @@ pub fn start(shared: &Arc<Shared>, watch: Watch, view: View) -> Response<Body> {
     let mut response = Response::new(Body::Stream(rx));
     let content_type = match format {
         Format::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
-        other => other.media_type(),
+        Format::Cbor => "application/cbor-seq",
+        Format::Json => "application/json",
     };
     response
         .headers_mut()
