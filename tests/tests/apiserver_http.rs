@@ -120,6 +120,7 @@ async fn apiserver_crd_created_at_run_time_is_served() {
         "spec": {"group": "example.com", "scope": "Namespaced",
                  "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
                  "versions": [{"name": "v1", "served": true, "storage": true,
+                               "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
                                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
     });
     let created = client
@@ -141,6 +142,24 @@ async fn apiserver_crd_created_at_run_time_is_served() {
         .await
         .json();
     assert_eq!(got["spec"]["size"], 3);
+    // kubectl get prints the CRD's printer columns.
+    let table = client
+        .call(
+            Method::GET,
+            "/apis/example.com/v1/namespaces/default/widgets",
+            &[("accept", TABLE)],
+            Bytes::new(),
+        )
+        .await
+        .json();
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Name", "Size"]);
+    assert_eq!(table["rows"][0]["cells"], json!(["w1", 3]));
     server.shutdown().await;
 }
 

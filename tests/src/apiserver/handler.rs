@@ -19,7 +19,7 @@ use super::response::{
     Body, Offers, Shape, error_response, negotiate, status_error, value_response,
 };
 use super::route::{self, Query, ResourcePath, Route};
-use super::table::{self, IncludeObject};
+use super::table::{self, IncludeObject, Printer};
 use super::watch::{self, View};
 use crate::model::{
     DeleteOptions, Deleted, Gvr, Patch, PropagationPolicy, Resource, StatusError, Subresource,
@@ -157,7 +157,8 @@ fn resource_request(
     let name = path.name.as_deref();
     let is_watch = path.watch_prefix || query.is_watch()?;
     let now = Instant::now();
-    let render = |value: &Value| shape_object(&resource, value, negotiated.shape, include);
+    let printer = printer(shared, &resource, &gvr.version);
+    let render = |value: &Value| shape_object(&printer, value, negotiated.shape, include);
 
     match (&parts.method, name) {
         (&Method::GET, Some(name)) if is_watch => {
@@ -168,12 +169,16 @@ fn resource_request(
                 _ => by_name,
             });
             let watch = shared.model().watch(&gvr, ns, &params, now)?;
-            Ok(start_watch(shared, watch, &resource, negotiated, include))
+            Ok(start_watch(
+                shared, watch, &resource, printer, negotiated, include,
+            ))
         }
         (&Method::GET, None) if is_watch => {
             let params = query.watch_params()?;
             let watch = shared.model().watch(&gvr, ns, &params, now)?;
-            Ok(start_watch(shared, watch, &resource, negotiated, include))
+            Ok(start_watch(
+                shared, watch, &resource, printer, negotiated, include,
+            ))
         }
         (&Method::GET | &Method::HEAD, Some(name)) => {
             let object = shared.model().get(&gvr, ns, name)?;
@@ -186,7 +191,7 @@ fn resource_request(
         (&Method::GET | &Method::HEAD, None) => {
             let params = query.list_params()?;
             let list = shared.model().list(&gvr, ns, &params)?;
-            let value = shape_list(&resource, &list.to_json(), negotiated.shape, include);
+            let value = shape_list(&printer, &list.to_json(), negotiated.shape, include);
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
         (&Method::POST, None) if subresource == Subresource::Main => {
@@ -250,7 +255,7 @@ fn resource_request(
             let params = query.list_params()?;
             let options = delete_options(&query, &body)?;
             let list = shared.mutate(|m| m.delete_collection(&gvr, ns, &params, &options, now))?;
-            let value = shape_list(&resource, &list.to_json(), negotiated.shape, include);
+            let value = shape_list(&printer, &list.to_json(), negotiated.shape, include);
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
         _ => Err(method_not_allowed()),
@@ -261,6 +266,7 @@ fn start_watch(
     shared: &Arc<Shared>,
     watch: crate::model::Watch,
     resource: &Resource,
+    printer: Printer,
     mut negotiated: super::response::Negotiated,
     include: IncludeObject,
 ) -> Response<Body> {
@@ -275,41 +281,53 @@ fn start_watch(
         watch,
         View {
             negotiated,
-            resource: resource.plural.clone(),
+            printer,
             include,
         },
     )
 }
 
-fn shape_object(
-    resource: &Resource,
-    object: &Value,
-    shape: Shape,
-    include: IncludeObject,
-) -> Value {
+/// How rows of `resource` print: the built-in printer, or the
+/// `additionalPrinterColumns` of the CRD that defines it.
+fn printer(shared: &Shared, resource: &Resource, version: &str) -> Printer {
+    if !resource.is_custom {
+        return Printer::Builtin(resource.plural.clone());
+    }
+    let crds = Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+    let name = format!("{}.{}", resource.plural, resource.group);
+    let columns = shared.model().get(&crds, None, &name).ok().and_then(|crd| {
+        crd["spec"]["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"].as_str() == Some(version))?["additionalPrinterColumns"]
+            .as_array()
+            .cloned()
+    });
+    match columns {
+        Some(columns) => Printer::Custom(columns),
+        // Without printer columns a custom resource prints Name and Age.
+        None => Printer::Builtin(String::new()),
+    }
+}
+
+fn shape_object(printer: &Printer, object: &Value, shape: Shape, include: IncludeObject) -> Value {
     match shape {
         Shape::Table => {
             let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
-            table::table(&resource.plural, &[object], metadata, include, true)
+            table::table(printer, &[object], metadata, include, true)
         }
         Shape::Metadata => table::partial_metadata(object),
         Shape::Object | Shape::Discovery => object.clone(),
     }
 }
 
-fn shape_list(resource: &Resource, list: &Value, shape: Shape, include: IncludeObject) -> Value {
+fn shape_list(printer: &Printer, list: &Value, shape: Shape, include: IncludeObject) -> Value {
     let items: Vec<&Value> = list["items"]
         .as_array()
         .map(|a| a.iter().collect())
         .unwrap_or_default();
     match shape {
-        Shape::Table => table::table(
-            &resource.plural,
-            &items,
-            list["metadata"].clone(),
-            include,
-            true,
-        ),
+        Shape::Table => table::table(printer, &items, list["metadata"].clone(), include, true),
         Shape::Metadata => table::partial_metadata_list(&items, list["metadata"].clone()),
         Shape::Object | Shape::Discovery => list.clone(),
     }

@@ -166,10 +166,20 @@ fn cells(resource: &str, object: &Value, now: i64) -> Vec<Value> {
     }
 }
 
+/// How a resource's rows are printed.
+#[derive(Clone, Debug)]
+pub enum Printer {
+    /// A built-in resource, by plural name (unknown names print Name, Age).
+    Builtin(String),
+    /// A custom resource: its CRD version's `additionalPrinterColumns`
+    /// (`name`, `type`, `format`, `priority`, `jsonPath`), after Name.
+    Custom(Vec<Value>),
+}
+
 /// A `Table` of `objects` with the list's `metadata`, and column
 /// definitions unless `with_columns` is false (watch events after the first).
 pub fn table(
-    resource: &str,
+    printer: &Printer,
     objects: &[&Value],
     list_metadata: Value,
     include: IncludeObject,
@@ -178,20 +188,36 @@ pub fn table(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    let definitions: Vec<Value> = if with_columns {
-        columns(resource)
+    let definitions: Vec<Value> = match (with_columns, printer) {
+        (false, _) => Vec::new(),
+        (true, Printer::Builtin(resource)) => columns(resource)
             .into_iter()
             .map(|(name, ty, format, priority)| {
                 json!({"name": name, "type": ty, "format": format, "description": "", "priority": priority})
             })
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
+        (true, Printer::Custom(custom)) => {
+            let mut definitions = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0})];
+            definitions.extend(custom.iter().map(|c| {
+                json!({
+                    "name": c["name"].as_str().unwrap_or_default(),
+                    "type": c["type"].as_str().unwrap_or("string"),
+                    "format": c["format"].as_str().unwrap_or_default(),
+                    "description": c["description"].as_str().unwrap_or_default(),
+                    "priority": c["priority"].as_i64().unwrap_or(0),
+                })
+            }));
+            definitions
+        }
     };
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut row = json!({"cells": cells(resource, o, now)});
+            let cells = match printer {
+                Printer::Builtin(resource) => cells(resource, o, now),
+                Printer::Custom(custom) => custom_cells(custom, o, now),
+            };
+            let mut row = json!({"cells": cells});
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => row["object"] = partial_metadata(o),
@@ -207,6 +233,47 @@ pub fn table(
         "columnDefinitions": definitions,
         "rows": rows,
     })
+}
+
+fn custom_cells(columns: &[Value], object: &Value, now: i64) -> Vec<Value> {
+    let mut cells = vec![json!(
+        object["metadata"]["name"].as_str().unwrap_or_default()
+    )];
+    for column in columns {
+        let path = column["jsonPath"].as_str().unwrap_or_default();
+        let value = json_path(object, path);
+        let cell = match (column["type"].as_str(), value) {
+            (_, None) => Value::Null,
+            (Some("date"), Some(Value::String(t))) => {
+                parse_rfc3339(t).map_or(Value::Null, |t| json!(human_duration(now - t)))
+            }
+            (_, Some(v)) => v.clone(),
+        };
+        cells.push(cell);
+    }
+    cells
+}
+
+/// A CRD printer column's `jsonPath`: `.a.b`, with `[n]` list indexes.
+fn json_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = object;
+    for step in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
+        let (field, indexes) = step
+            .split_once('[')
+            .map_or((step, ""), |(f, rest)| (f, rest));
+        if !field.is_empty() {
+            node = node.get(field)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            let i: usize = index.trim_end_matches(']').parse().ok()?;
+            node = node.get(i)?;
+        }
+    }
+    Some(node)
 }
 
 /// `PartialObjectMetadata` of an object.
@@ -322,12 +389,44 @@ mod tests {
     }
 
     #[test]
+    fn apiserver_table_custom_resource_printer_columns() {
+        let columns = vec![
+            json!({"name": "Size", "type": "integer", "jsonPath": ".spec.size"}),
+            json!({"name": "First", "type": "string", "jsonPath": ".spec.items[0].name"}),
+            json!({"name": "Missing", "type": "string", "jsonPath": ".status.nothing"}),
+        ];
+        let widget =
+            json!({"metadata": {"name": "w"}, "spec": {"size": 3, "items": [{"name": "a"}]}});
+        let t = table(
+            &Printer::Custom(columns),
+            &[&widget],
+            json!({}),
+            IncludeObject::None,
+            true,
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Size", "First", "Missing"]);
+        assert_eq!(t["rows"][0]["cells"], json!(["w", 3, "a", null]));
+    }
+
+    #[test]
     fn apiserver_table_pod_columns() {
         let pod = json!({"metadata": {"name": "web-0", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
             "status": {"phase": "Running", "containerStatuses": [
                 {"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1}]}});
-        let t = table("pods", &[&pod], json!({}), IncludeObject::Metadata, true);
+        let t = table(
+            &Printer::Builtin("pods".into()),
+            &[&pod],
+            json!({}),
+            IncludeObject::Metadata,
+            true,
+        );
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .unwrap()

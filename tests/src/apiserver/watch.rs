@@ -34,8 +34,8 @@ pub enum StreamFaultKind {
 pub struct View {
     /// The negotiated format and shape.
     pub negotiated: Negotiated,
-    /// The plural resource name (for table columns).
-    pub resource: String,
+    /// How table rows are printed.
+    pub printer: table::Printer,
     /// `includeObject` for tables.
     pub include: IncludeObject,
 }
@@ -218,7 +218,7 @@ fn encode_event(
 fn shape(view: &View, object: &Value, first: &mut bool) -> Value {
     match view.negotiated.shape {
         Shape::Table => {
-            let t = table::table(&view.resource, &[object], json!({}), view.include, *first);
+            let t = table::table(&view.printer, &[object], json!({}), view.include, *first);
             *first = false;
             t
         }
