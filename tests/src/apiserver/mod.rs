@@ -404,7 +404,7 @@ struct FaultState {
     fail: Option<RequestFault>,
 }
 
-/// Takes one use of a counted fault.
+/// Takes one use of a counted fault, clearing the slot on its last use.
 fn take<T: Copy>(slot: &mut Option<T>, remaining: impl Fn(&mut T) -> &mut u32) -> Option<T> {
     let fault = slot.as_mut()?;
     let left = remaining(fault);
@@ -413,8 +413,9 @@ fn take<T: Copy>(slot: &mut Option<T>, remaining: impl Fn(&mut T) -> &mut u32) -
         return None;
     }
     *left -= 1;
+    let used_up = *left == 0;
     let taken = *fault;
-    if *remaining(slot.as_mut()?) == 0 {
+    if used_up {
         *slot = None;
     }
     Some(taken)
@@ -469,13 +470,20 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
     let mut shutdown = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
+        let failed = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                connections.spawn(serve_connection(stream, acceptor.clone(), Arc::clone(&shared)));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, acceptor.clone(), Arc::clone(&shared)));
+                    false
+                }
+                Err(_) => true,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => false,
+        };
+        if failed {
+            // Out of file descriptors, say: back off rather than spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     drop(listener);
