@@ -941,3 +941,66 @@ async fn apiserver_watch_and_objects_in_json_protobuf_and_cbor_decode_with_windl
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_scale_subresource_reads_and_writes_replicas() {
+    let (server, client) = plain().await;
+    let base = "/apis/apps/v1/namespaces/default/deployments";
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+                 "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    assert_eq!(
+        client.post_json(base, &deployment).await.status,
+        StatusCode::CREATED
+    );
+    let scale = client.get(&format!("{base}/d/scale")).await.json();
+    assert_eq!(
+        (scale["kind"].as_str(), scale["apiVersion"].as_str()),
+        (Some("Scale"), Some("autoscaling/v1"))
+    );
+    assert_eq!(scale["spec"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "app=d");
+    let patched = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/d/scale"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"replicas":4}}"#,
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(patched.json()["spec"]["replicas"], 4);
+    assert_eq!(
+        client.get(&format!("{base}/d")).await.json()["spec"]["replicas"],
+        4
+    );
+    let negative = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/d/scale"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"spec":{"replicas":-1}}"#,
+        )
+        .await;
+    assert_eq!(negative.status_reason(), (422, "Invalid".to_owned()));
+    let discovery = client.get("/apis/apps/v1").await.json();
+    let scale_entry = discovery["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .unwrap();
+    assert_eq!(
+        (scale_entry["group"].as_str(), scale_entry["kind"].as_str()),
+        (Some("autoscaling"), Some("Scale"))
+    );
+    // Configmaps have no scale subresource.
+    assert_eq!(
+        client
+            .get("/api/v1/namespaces/default/configmaps/x/scale")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    server.shutdown().await;
+}

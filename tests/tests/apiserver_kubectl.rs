@@ -292,6 +292,28 @@ async fn scenarios(kubectl: &Kubectl, other: Client) {
     assert!(seen);
     watch.kill().await.unwrap();
 
+    // A deployment through a typed client (protobuf), scaled through /scale.
+    let out = kubectl
+        .run(&["create", "deployment", "api", "-n", "e2e", "--image=nginx"])
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/api created");
+    let out = kubectl
+        .run(&["scale", "deployment", "api", "-n", "e2e", "--replicas=3"])
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/api scaled");
+    let out = kubectl
+        .run(&[
+            "get",
+            "deployment",
+            "api",
+            "-n",
+            "e2e",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .await;
+    assert_eq!(out, "3");
+
     let out = kubectl.run(&["delete", "pod", "web", "-n", "e2e"]).await;
     assert_eq!(out.trim(), "pod \"web\" deleted");
     let gone = other.get("/api/v1/namespaces/e2e/pods/web").await;

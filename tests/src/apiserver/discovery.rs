@@ -134,6 +134,17 @@ pub fn resource_list(
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if has_scale(r) {
+            resources.push(json!({
+                "name": format!("{}/scale", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     let group_version = if group.is_empty() {
         version.to_owned()
@@ -168,12 +179,23 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
             if !r.categories.is_empty() {
                 resource["categories"] = json!(r.categories);
             }
+            let mut subresources = Vec::new();
             if r.has_status {
-                resource["subresources"] = json!([{
+                subresources.push(json!({
                     "subresource": "status",
                     "responseKind": kind,
                     "verbs": ["get", "patch", "update"],
-                }]);
+                }));
+            }
+            if has_scale(r) {
+                subresources.push(json!({
+                    "subresource": "scale",
+                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
+            if !subresources.is_empty() {
+                resource["subresources"] = json!(subresources);
             }
             by_group
                 .entry(&r.group)
@@ -271,6 +293,11 @@ pub fn openapi_document(
         "paths": paths,
         "components": {"schemas": {}},
     }))
+}
+
+/// Whether `resource` serves the `scale` subresource (the built-in workloads served).
+pub fn has_scale(resource: &Resource) -> bool {
+    !resource.is_custom && resource.group == "apps" && resource.plural == "deployments"
 }
 
 fn not_found() -> StatusError {

@@ -23,6 +23,7 @@ use super::table::{self, IncludeObject, Printer};
 use super::watch::{self, View};
 use crate::model::{
     DeleteOptions, Deleted, Gvr, Patch, PropagationPolicy, Resource, StatusError, Subresource,
+    json_patch, merge_patch,
 };
 
 /// Answers one request whose body has been read.
@@ -129,6 +130,18 @@ fn resource_request(
         .map_err(|_| not_found())?;
     if !resource.namespaced && path.namespace.is_some() {
         return Err(not_found());
+    }
+    if path.subresource.as_deref() == Some("scale") && discovery::has_scale(&resource) {
+        let name = path.name.as_deref().ok_or_else(not_found)?;
+        return scale(
+            shared,
+            parts,
+            &gvr,
+            path.namespace.as_deref(),
+            name,
+            &body,
+            accept,
+        );
     }
     let subresource = match path.subresource.as_deref() {
         None => Subresource::Main,
@@ -285,6 +298,102 @@ fn start_watch(
             include,
         },
     )
+}
+
+/// The `scale` subresource: an `autoscaling/v1` `Scale` view of
+/// `spec.replicas`; GET reads it, PUT and PATCH (merge or JSON patch, or
+/// strategic merge, which for a Scale is a merge) write `spec.replicas` back.
+fn scale(
+    shared: &Arc<Shared>,
+    parts: &Parts,
+    gvr: &Gvr,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    accept: Option<&str>,
+) -> Result<Response<Body>, StatusError> {
+    let negotiated = negotiate(accept, Offers::Object)?;
+    let current = shared.model().get(gvr, ns, name)?;
+    let view = scale_of(&current);
+    let wanted = match parts.method {
+        Method::GET => {
+            return Ok(value_response(StatusCode::OK, negotiated.format, &view));
+        }
+        Method::PUT => decode_body(parts, body)?,
+        Method::PATCH => {
+            let patch: Value = serde_json::from_slice(body).map_err(|e| {
+                status_error(400, "BadRequest", format!("error decoding patch: {e}"))
+            })?;
+            match content_type(parts).as_str() {
+                "application/json-patch+json" => json_patch(&view, &patch)?,
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    let mut next = view.clone();
+                    merge_patch(&mut next, &patch);
+                    next
+                }
+                _ => {
+                    return Err(status_error(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json".to_owned(),
+                    ));
+                }
+            }
+        }
+        _ => return Err(method_not_allowed()),
+    };
+    let Some(replicas) = wanted["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
+        return Err(status_error(
+            422,
+            "Invalid",
+            format!(
+                "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0",
+                wanted["spec"]["replicas"]
+            ),
+        ));
+    };
+    let mut change = json!({"spec": {"replicas": replicas}});
+    if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str() {
+        change["metadata"] = json!({"resourceVersion": rv});
+    }
+    let now = Instant::now();
+    let updated =
+        shared.mutate(|m| m.patch(gvr, ns, name, Subresource::Main, &Patch::Merge(change), now))?;
+    Ok(value_response(
+        StatusCode::OK,
+        negotiated.format,
+        &scale_of(&updated),
+    ))
+}
+
+fn scale_of(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let selector = object["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {
+            "replicas": object["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector,
+        },
+    })
 }
 
 /// How rows of `resource` print: the built-in printer, or the
