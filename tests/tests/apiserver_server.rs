@@ -235,3 +235,21 @@ async fn apiserver_answers_garbage_bytes_without_hanging() {
     assert_eq!(answer.status, StatusCode::OK);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_two_servers_hand_out_different_uids() {
+    let a = ApiServer::builder().tls(false).start().await.unwrap();
+    let b = ApiServer::builder().tls(false).start().await.unwrap();
+    let uid = |server| async move {
+        Client::new(server, As::Anonymous)
+            .get("/api/v1/namespaces/default")
+            .await
+            .json()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(uid(&a).await, uid(&b).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -114,7 +114,7 @@ impl ApiServer {
             log: None,
             bookmark_interval: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
-            model_config: model::Config::default(),
+            model_config: None,
         }
     }
 }
@@ -126,7 +126,7 @@ pub struct ApiServerBuilder {
     log: Option<RequestLog>,
     bookmark_interval: Duration,
     header_timeout: Duration,
-    model_config: model::Config,
+    model_config: Option<model::Config>,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -171,8 +171,11 @@ impl ApiServerBuilder {
     }
 
     /// The model's configuration (watch cache size, seed, watch-list).
+    ///
+    /// Without one, the model's defaults with a seed drawn at random, so
+    /// two servers never hand out the same uids.
     pub fn model_config(mut self, config: model::Config) -> Self {
-        self.model_config = config;
+        self.model_config = Some(config);
         self
     }
 
@@ -195,7 +198,13 @@ impl ApiServerBuilder {
             Some(c) => Some(TlsAcceptor::from(Arc::new(c.server_config()?))),
             None => None,
         };
-        let mut config = self.model_config;
+        let mut config = match self.model_config {
+            Some(config) => config,
+            None => model::Config {
+                seed: tls::random_seed()?,
+                ..model::Config::default()
+            },
+        };
         config.start_unix_seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));

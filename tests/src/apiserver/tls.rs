@@ -133,6 +133,16 @@ fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     dn
 }
 
+/// A random `u64` from the ring provider (the model's seed).
+pub(super) fn random_seed() -> Result<u64, StartError> {
+    let mut bytes = [0u8; 8];
+    ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| StartError::Tls("the system random source failed".into()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 /// 32 random bytes from the ring provider, as 64 hex digits.
 fn random_token() -> Result<String, StartError> {
     let mut bytes = [0u8; 32];
