@@ -1,5 +1,5 @@
 //! `windlass-apiserver`: the HTTP and TLS front of the in-memory API server
-//! [`model`](crate::model), good enough that kubectl works against it — the
+//! [`crate::model`], good enough that kubectl works against it — the
 //! embedded default for examples and end-to-end tests, an envtest without
 //! etcd or kube-apiserver binaries.
 //!
