@@ -1004,3 +1004,70 @@ async fn apiserver_scale_subresource_reads_and_writes_replicas() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn apiserver_writes_record_update_managers_that_apply_conflicts_with() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let created = client
+        .call(
+            Method::POST,
+            &format!("{base}?fieldManager=creator"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&configmap("owned")).unwrap(),
+        )
+        .await
+        .json();
+    let entry = &created["metadata"]["managedFields"][0];
+    assert_eq!(
+        (entry["manager"].as_str(), entry["operation"].as_str()),
+        (Some("creator"), Some("Update"))
+    );
+    assert_eq!(entry["fieldsV1"]["f:data"], json!({"f:k": {}}));
+    // A merge patch by another manager takes over the field it changes.
+    let patched = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/owned?fieldManager=patcher"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"data":{"k":"changed"}}"#,
+        )
+        .await
+        .json();
+    let managers: Vec<(&str, &Value)> = patched["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["manager"].as_str().unwrap(), &e["fieldsV1"]))
+        .collect();
+    assert!(
+        managers
+            .iter()
+            .any(|(m, f)| *m == "patcher" && f["f:data"]["f:k"] == json!({})),
+        "{managers:?}"
+    );
+    assert!(
+        !managers
+            .iter()
+            .any(|(m, f)| *m == "creator" && f["f:data"].get("f:k").is_some()),
+        "{managers:?}"
+    );
+    // Applying a different value for a field an update owns conflicts.
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"k": "applied"}});
+    let conflict = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/owned?fieldManager=applier"),
+            &[("content-type", "application/apply-patch+yaml")],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+    assert_eq!(conflict.status_reason(), (409, "Conflict".to_owned()));
+    assert!(
+        conflict.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflict with \"patcher\"")
+    );
+    server.shutdown().await;
+}

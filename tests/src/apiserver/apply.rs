@@ -369,6 +369,72 @@ fn apply(
     Ok(object)
 }
 
+/// Records a non-apply write (create, update, patch) by `manager` in
+/// `next.metadata.managedFields`, as the server does with an `Update`
+/// entry: the fields the write set or changed become `manager`'s and leave
+/// every other manager; fields the write removed leave everyone.
+pub fn record_update(
+    resource: &Resource,
+    current: Option<&Value>,
+    next: &mut Value,
+    manager: &str,
+) {
+    let mut config = next.clone();
+    if let Some(m) = config.as_object_mut() {
+        if resource.has_status {
+            m.remove("status");
+        }
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+    }
+    let now_owned = owned_paths(&config);
+    let empty = json!({});
+    let before = current.unwrap_or(&empty);
+    let changed: BTreeSet<FieldPath> = now_owned
+        .iter()
+        .filter(|p| current.is_none() || value_at(before, p) != value_at(&config, p))
+        .cloned()
+        .collect();
+    let mut entries: Vec<Value> = before["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let api_version = next["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let mut mine = BTreeSet::new();
+    for entry in &mut entries {
+        let mut owned = paths_of(&entry["fieldsV1"]);
+        // Gone from the object: nobody owns it any more.
+        owned.retain(|p| now_owned.contains(p));
+        let is_mine = entry["manager"].as_str() == Some(manager)
+            && entry["operation"].as_str() == Some("Update");
+        if is_mine {
+            mine = owned;
+            continue;
+        }
+        owned.retain(|p| !changed.contains(p));
+        entry["fieldsV1"] = fields_v1(&owned);
+    }
+    mine.extend(changed);
+    entries.retain(|e| {
+        !(e["manager"].as_str() == Some(manager) && e["operation"].as_str() == Some("Update"))
+    });
+    if !mine.is_empty() {
+        entries.push(json!({
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": api_version,
+            "time": now_rfc3339(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields_v1(&mine),
+        }));
+    }
+    entries.retain(|e| e["fieldsV1"].as_object().is_some_and(|m| !m.is_empty()));
+    if next["metadata"].is_object() {
+        next["metadata"]["managedFields"] = Value::Array(entries);
+    }
+}
+
 /// The leaf field paths of an applied configuration.
 fn owned_paths(config: &Value) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
@@ -661,6 +727,36 @@ mod tests {
         let first = apply(&cm, None, &v1, "alice", false).unwrap();
         let second = apply(&cm, Some(&first), &v2, "alice", false).unwrap();
         assert_eq!(second["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn apiserver_apply_conflicts_with_a_field_an_update_set() {
+        let cm = configmap();
+        let mut created = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "1"}});
+        record_update(&cm, None, &mut created, "kubectl-create");
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["operation"],
+            "Update"
+        );
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "2"}});
+        let e = apply(&cm, Some(&created), &body, "kubectl", false).unwrap_err();
+        assert_eq!(e.code(), 409);
+        assert!(
+            e.message().contains("conflict with \"kubectl-create\""),
+            "{}",
+            e.message()
+        );
+        // An update that changes the field takes it over.
+        let mut updated = created.clone();
+        updated["data"]["k"] = "3".into();
+        record_update(&cm, Some(&created), &mut updated, "editor");
+        let managers: Vec<&str> = updated["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers, ["editor"]);
     }
 
     #[test]

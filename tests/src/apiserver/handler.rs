@@ -13,7 +13,6 @@ use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 use serde_json::{Value, json};
 use windlass_proto::codec::{Format, cbor, protobuf};
 
-use super::Shared;
 use super::discovery;
 use super::response::{
     Body, Offers, Shape, error_response, negotiate, status_error, value_response,
@@ -21,6 +20,7 @@ use super::response::{
 use super::route::{self, Query, ResourcePath, Route};
 use super::table::{self, IncludeObject, Printer};
 use super::watch::{self, View};
+use super::{Shared, apply};
 use crate::model::{
     DeleteOptions, Deleted, Gvr, Patch, PropagationPolicy, Resource, StatusError, Subresource,
     json_patch, merge_patch,
@@ -208,8 +208,9 @@ fn resource_request(
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
         (&Method::POST, None) if subresource == Subresource::Main => {
-            let object = decode_body(parts, &body)?;
+            let mut object = decode_body(parts, &body)?;
             check_type(&resource, &gvr, &object)?;
+            apply::record_update(&resource, None, &mut object, &field_manager(parts, &query));
             let created = shared.mutate(|m| m.create(&gvr, ns, object, now))?;
             Ok(value_response(
                 StatusCode::CREATED,
@@ -229,6 +230,17 @@ fn resource_request(
                     "the name of the object does not match the name on the URL".to_owned(),
                 ));
             }
+            let mut object = object;
+            if subresource == Subresource::Main
+                && let Ok(current) = shared.model().get(&gvr, ns, name)
+            {
+                apply::record_update(
+                    &resource,
+                    Some(&current),
+                    &mut object,
+                    &field_manager(parts, &query),
+                );
+            }
             let updated = shared.mutate(|m| m.update(&gvr, ns, name, subresource, object, now))?;
             Ok(value_response(
                 StatusCode::OK,
@@ -237,8 +249,17 @@ fn resource_request(
             ))
         }
         (&Method::PATCH, Some(name)) => {
-            let patch = decode_patch(parts, &body, &query, &resource)?;
-            let existed = shared.model().get(&gvr, ns, name).is_ok();
+            let mut patch = decode_patch(parts, &body, &query, &resource)?;
+            let current = shared.model().get(&gvr, ns, name);
+            let existed = current.is_ok();
+            if let (Ok(current), Subresource::Main) = (&current, subresource) {
+                record_patch(
+                    &resource,
+                    current,
+                    &mut patch,
+                    &field_manager(parts, &query),
+                );
+            }
             let patched = shared.mutate(|m| m.patch(&gvr, ns, name, subresource, &patch, now))?;
             let code = if existed {
                 StatusCode::OK
@@ -298,6 +319,54 @@ fn start_watch(
             include,
         },
     )
+}
+
+/// The field manager of a non-apply write: `fieldManager`, or the
+/// `User-Agent` up to its first `/` (as the server derives it).
+fn field_manager(parts: &Parts, query: &Query) -> String {
+    if let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return manager.to_owned();
+    }
+    parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// Adds the `Update` entry of a merge, strategic merge or JSON patch to
+/// the patch itself, computed on the object the patch will produce. A
+/// patch that does not apply is left alone: the model reports why.
+fn record_patch(resource: &Resource, current: &Value, patch: &mut Patch, manager: &str) {
+    let mut next = current.clone();
+    match &*patch {
+        Patch::Merge(p) if p.is_object() => merge_patch(&mut next, p),
+        Patch::StrategicMerge(p) if p.is_object() => apply::strategic_merge(&mut next, p),
+        Patch::Json(ops) => match json_patch(current, ops) {
+            Ok(patched) => next = patched,
+            Err(_) => return,
+        },
+        _ => return,
+    }
+    apply::record_update(resource, Some(current), &mut next, manager);
+    let entries = next["metadata"]["managedFields"].clone();
+    match patch {
+        Patch::Merge(p) | Patch::StrategicMerge(p) => {
+            if let Some(map) = p.as_object_mut() {
+                let meta = map.entry("metadata").or_insert_with(|| json!({}));
+                if meta.is_object() {
+                    meta["managedFields"] = entries;
+                }
+            }
+        }
+        Patch::Json(Value::Array(ops)) => {
+            ops.push(json!({"op": "add", "path": "/metadata/managedFields", "value": entries}));
+        }
+        _ => {}
+    }
 }
 
 /// The `scale` subresource: an `autoscaling/v1` `Scale` view of

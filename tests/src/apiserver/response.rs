@@ -49,7 +49,7 @@ fn encode_protobuf(value: &Value) -> Option<Vec<u8>> {
     let map = body.as_object_mut()?;
     map.remove("apiVersion");
     map.remove("kind");
-    let raw = protobuf::encode_message(message, &body).ok()?;
+    let raw = protobuf::encode_message(message, &Dynamic(&body)).ok()?;
     let mut type_meta = Vec::new();
     put_bytes(&mut type_meta, 1, api_version.as_bytes());
     put_bytes(&mut type_meta, 2, kind.as_bytes());
@@ -60,6 +60,49 @@ fn encode_protobuf(value: &Value) -> Option<Vec<u8>> {
     put_bytes(&mut out, 3, b"");
     put_bytes(&mut out, 4, b"");
     Some(out)
+}
+
+/// Fields whose protobuf message holds raw JSON (`FieldsV1`, and `JSON` in
+/// CRD schemas): the codec takes them as newtype structs, as k8s-openapi's
+/// own types serialize them, not as the maps a dynamic value has.
+const RAW_JSON_FIELDS: [&str; 3] = ["fieldsV1", "default", "example"];
+
+/// A dynamic object serialized the way its typed form would be.
+struct Dynamic<'a>(&'a Value);
+
+impl serde::Serialize for Dynamic<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, value) in map {
+                    if RAW_JSON_FIELDS.contains(&key.as_str()) {
+                        out.serialize_entry(key, &RawJson(value))?;
+                    } else {
+                        out.serialize_entry(key, &Dynamic(value))?;
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Dynamic(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+struct RawJson<'a>(&'a Value);
+
+impl serde::Serialize for RawJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct("RawJson", self.0)
+    }
 }
 
 /// A length-delimited protobuf field.
@@ -358,12 +401,19 @@ mod tests {
     fn apiserver_protobuf_response_decodes_into_the_typed_object() {
         use k8s_openapi::api::core::v1::Pod;
         let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z",
+                "managedFields": [{"manager": "m", "operation": "Update", "apiVersion": "v1",
+                    "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
             "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
         let body = encode(Format::Protobuf, &pod).expect("a Pod has a protobuf message");
         assert!(body.starts_with(PROTOBUF_MAGIC));
         let back: Pod = protobuf::decode(&body).unwrap();
         assert_eq!(back.metadata.name.as_deref(), Some("web"));
+        let managed = back.metadata.managed_fields.unwrap();
+        assert_eq!(
+            managed[0].fields_v1.as_ref().unwrap().0,
+            serde_json::json!({"f:spec": {}})
+        );
         let spec = back.spec.unwrap();
         assert_eq!(
             spec.containers[0].ports.as_ref().unwrap()[0].container_port,
