@@ -6,6 +6,7 @@
 //! simulation harness.
 #![warn(missing_docs)]
 
+pub mod apiserver;
 pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
