@@ -7,3 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod fixtures;
+pub mod fuzzing;
+pub mod protobuf_schema;

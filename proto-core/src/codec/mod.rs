@@ -3,6 +3,7 @@
 //! encoding by content type or by magic bytes; each encoding lives in its own
 //! submodule.
 
+pub mod cbor;
 pub mod json;
 
 /// An encoding of objects on the wire.
@@ -15,6 +16,8 @@ pub enum Format {
     /// `application/cbor`.
     Cbor,
 }
+
+pub mod protobuf;
 
 /// The 4 bytes that open every Kubernetes protobuf body.
 pub const PROTOBUF_MAGIC: &[u8; 4] = b"k8s\0";
