@@ -27,12 +27,18 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod controller;
 pub mod dynamic;
+pub mod election;
+pub mod flowcontrol;
 pub mod list;
 pub mod object;
 pub mod params;
+pub mod queue;
 pub mod rand;
+pub mod ratelimit;
 pub mod request;
 pub mod resource;
 pub mod response;
+pub mod retry;
 pub mod watch;
