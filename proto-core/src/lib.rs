@@ -32,6 +32,7 @@ pub mod dynamic;
 pub mod election;
 pub mod flowcontrol;
 pub mod list;
+pub mod config;
 pub mod object;
 pub mod params;
 pub mod queue;
