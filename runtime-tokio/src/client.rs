@@ -1,0 +1,612 @@
+//! The HTTP client: hyper 1 with hyper-util's pooled client and hyper-rustls,
+//! built from a rustls `ClientConfig` windlass-proto made (or yours).
+//!
+//! This module owns the transport: connecting, sending, timing out, and
+//! performing what windlass-proto asks between attempts — wait for the
+//! client-side limiter ([`RequestLimiter`]), run a credential action
+//! ([`Credentials::poll_action`]), wait out the retry policy's delay
+//! ([`Retry::decide`]). It decides none of it.
+//!
+//! Two pools share one connector. Ordinary requests use HTTP/1.1 or HTTP/2,
+//! whichever ALPN picks. Watches and followed logs use their own HTTP/1.1
+//! pool: a long-lived stream then holds one connection, so the API server's
+//! 100-stream limit per HTTP/2 connection never stalls a watch, and
+//! cancelling one never resets its siblings (reference/sans-io.md §2).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
+use tracing::Instrument;
+use windlass_proto::config::{AuthConfig, Config, CredentialAction, Credentials, ExecOutcome};
+use windlass_proto::config::{ExecRequest, Impersonation, Secret};
+use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::response::{self, ApiError};
+use windlass_proto::retry::{DEFAULT_MAX_RETRIES, Decision, Failure, RequestKind, Retry};
+
+use crate::Error;
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default read-idle timeout: the longest wait for a response head or for the
+/// next body bytes. Never a total timeout: a watch that keeps sending lives on.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(295);
+/// Default limit on a response body read whole (not on streams).
+pub const DEFAULT_MAX_BODY: usize = 1 << 30;
+
+/// Sees every attempt of every request: add headers, log, count (the use
+/// cases of client-go's `WrapTransport`), without forking the client.
+pub trait Hook: Send + Sync {
+    /// Before an attempt is sent, after credentials were added.
+    fn on_request(&self, request: &mut Request<Full<Bytes>>) {
+        let _ = request;
+    }
+
+    /// When an attempt's response head arrived (`Some(status)`) or it failed
+    /// (`None`), `latency` after it was sent.
+    fn on_response(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        status: Option<StatusCode>,
+        latency: Duration,
+    ) {
+        let _ = (method, uri, status, latency);
+    }
+}
+
+/// What a request is, for the retry policy and the tracing span.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, …).
+    pub verb: &'static str,
+    /// The retry policy's class of request.
+    pub kind: RequestKind,
+    /// The resource's plural (and subresource), for the span.
+    pub resource: &'a str,
+}
+
+/// A connection to one API server, cheap to clone (one shared pool).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    requests: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    streams: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: Uri,
+    default_namespace: String,
+    credentials: Mutex<Credentials>,
+    limiter: Mutex<RequestLimiter>,
+    headers: HeaderMap,
+    hooks: Vec<Arc<dyn Hook>>,
+    read_timeout: Duration,
+    max_body: usize,
+    max_retries: u32,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .field("default_namespace", &self.inner.default_namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    base: String,
+    tls: Option<ClientConfig>,
+    default_namespace: String,
+    auth: AuthConfig,
+    impersonation: Impersonation,
+    flow_control: FlowControl,
+    headers: HeaderMap,
+    hooks: Vec<Arc<dyn Hook>>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    max_body: usize,
+    max_retries: u32,
+}
+
+impl ClientBuilder {
+    /// A client for the API server at `base` (`https://host:port`, or
+    /// `http://…` for tests and proxies). `tls` is the rustls configuration
+    /// for `https` (with a crypto provider; see [`TlsDescription::client_config`]).
+    ///
+    /// [`TlsDescription::client_config`]: windlass_proto::config::TlsDescription::client_config
+    pub fn new(base: impl Into<String>, tls: Option<ClientConfig>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("windlass-tokio/", env!("CARGO_PKG_VERSION"))),
+        );
+        Self {
+            base: base.into(),
+            tls,
+            default_namespace: "default".into(),
+            auth: AuthConfig::None,
+            impersonation: Impersonation::default(),
+            flow_control: FlowControl::default(),
+            headers,
+            hooks: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+
+    /// A client for a resolved kubeconfig or in-cluster [`Config`]: its URL,
+    /// TLS, credentials, impersonation and default namespace.
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        let tls = config.tls.client_config()?;
+        let mut builder = Self::new(config.cluster_url.to_string(), Some(tls));
+        builder.default_namespace = config.default_namespace.clone();
+        builder.auth = config.auth.clone();
+        builder.impersonation = config.impersonation.clone();
+        Ok(builder)
+    }
+
+    /// Send `Authorization: Bearer <token>`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = AuthConfig::Bearer {
+            token: Secret::new(token.into()),
+            file: None,
+        };
+        self
+    }
+
+    /// The namespace [`Api::default_namespaced`](crate::Api::default_namespaced) uses.
+    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.default_namespace = namespace.into();
+        self
+    }
+
+    /// Client-side QPS and burst (client-go's defaults 5 and 10; a negative
+    /// QPS turns the limiter off).
+    pub fn flow_control(mut self, flow_control: FlowControl) -> Self {
+        self.flow_control = flow_control;
+        self
+    }
+
+    /// A header sent with every request.
+    pub fn header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Add a hook that sees every attempt.
+    pub fn hook(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// How long to wait for a TCP connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a response head, and then between body bytes.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The largest response body read whole (streams are not limited).
+    pub fn max_body(mut self, limit: usize) -> Self {
+        self.max_body = limit;
+        self
+    }
+
+    /// How many retries the retry policy may take (0: none).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The client. Needs a tokio runtime.
+    pub fn build(self) -> Result<Client, Error> {
+        let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
+            url: self.base.clone(),
+            what: "not a URL",
+        })?;
+        let scheme_ok = matches!(base.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || base.authority().is_none() {
+            return Err(Error::BaseUrl {
+                url: self.base,
+                what: "needs http:// or https:// and a host",
+            });
+        }
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None => {
+                ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| Error::Tls(windlass_proto::config::TlsError::Config(e)))?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        http.set_nodelay(true);
+        let connector = |http2: bool| {
+            let builder = HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1();
+            if http2 {
+                builder.enable_http2().wrap_connector(http.clone())
+            } else {
+                builder.wrap_connector(http.clone())
+            }
+        };
+        let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                requests: HyperClient::builder(TokioExecutor::new()).build(connector(true)),
+                streams: HyperClient::builder(TokioExecutor::new()).build(connector(false)),
+                base,
+                default_namespace: self.default_namespace,
+                credentials: Mutex::new(credentials),
+                limiter: Mutex::new(RequestLimiter::new(self.flow_control)),
+                headers: self.headers,
+                hooks: self.hooks,
+                read_timeout: self.read_timeout,
+                max_body: self.max_body,
+                max_retries: self.max_retries,
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A client for `base` with default settings; see [`ClientBuilder`].
+    pub fn new(base: impl Into<String>, tls: Option<ClientConfig>) -> Result<Self, Error> {
+        ClientBuilder::new(base, tls).build()
+    }
+
+    /// A client for a resolved [`Config`]; see [`ClientBuilder::from_config`].
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        ClientBuilder::from_config(config)?.build()
+    }
+
+    /// The namespace of the configuration's context.
+    pub fn default_namespace(&self) -> &str {
+        &self.inner.default_namespace
+    }
+
+    /// The read-idle timeout.
+    pub fn read_timeout(&self) -> Duration {
+        self.inner.read_timeout
+    }
+
+    /// Sends `request` (a path-and-query request from windlass-proto's
+    /// builders), retrying as windlass-proto's policy says, and returns the
+    /// success response with its body unread. Any other status becomes
+    /// [`Error::Response`] with the server's `Status`.
+    pub async fn send(
+        &self,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<Response<Incoming>, Error> {
+        let span = tracing::debug_span!(
+            "request",
+            verb = call.verb,
+            resource = call.resource,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        self.send_with_retries(request, call).instrument(span).await
+    }
+
+    /// [`send`](Self::send), then the body read whole (bounded and idle-timed).
+    pub async fn send_for_bytes(
+        &self,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<(http::response::Parts, Bytes), Error> {
+        let method = request.method().clone();
+        let uri = request.uri().to_string();
+        let (head, body) = self.send(request, call).await?.into_parts();
+        let bytes = self.read_body(body, &method, &uri).await?;
+        Ok((head, bytes))
+    }
+
+    async fn send_with_retries(
+        &self,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<Response<Incoming>, Error> {
+        let mut retry = Retry::with_max_retries(call.kind, self.inner.max_retries);
+        let mut reauthorized = false;
+        loop {
+            let at = self
+                .inner
+                .limiter
+                .lock()
+                .expect("limiter lock")
+                .reserve(Instant::now());
+            tokio::time::sleep_until(at.into()).await;
+            self.refresh_credentials().await;
+            let (error, failure, generation) = match self.attempt(&request, call).await {
+                Ok(response) => return Ok(response),
+                Err(failed) => failed,
+            };
+            if let (Some(api), Some(generation)) = (error.api(), generation)
+                && api.http_status() == StatusCode::UNAUTHORIZED
+                && !reauthorized
+                && self
+                    .inner
+                    .credentials
+                    .lock()
+                    .expect("credentials lock")
+                    .handle_unauthorized(generation)
+            {
+                reauthorized = true;
+                continue;
+            }
+            match failure.map_or(Decision::GiveUp, |f| retry.decide(f)) {
+                Decision::RetryAfter(wait) => {
+                    tracing::debug!(?wait, %error, retries = retry.retries(), "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Decision::GiveUp => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt. On failure: the error, what the retry policy should judge
+    /// (if anything), and the credential generation that was sent.
+    async fn attempt(
+        &self,
+        request: &Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<Response<Incoming>, (Error, Option<Failure>, Option<u64>)> {
+        let method = request.method().clone();
+        let uri = request.uri().to_string();
+        let mut outgoing = self.prepare(request).map_err(|e| (e, None, None))?;
+        let generation = {
+            let credentials = self.inner.credentials.lock().expect("credentials lock");
+            credentials
+                .authorize(outgoing.headers_mut())
+                .map_err(|e| (e.into(), None, None))?
+        };
+        for hook in &self.inner.hooks {
+            hook.on_request(&mut outgoing);
+        }
+        let pool = match call.kind {
+            RequestKind::Watch | RequestKind::Stream => &self.inner.streams,
+            _ => &self.inner.requests,
+        };
+        let sent_uri = outgoing.uri().clone();
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.inner.read_timeout, pool.request(outgoing)).await;
+        let latency = started.elapsed();
+        let status = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref().ok())
+            .map(Response::status);
+        for hook in &self.inner.hooks {
+            hook.on_response(&method, &sent_uri, status, latency);
+        }
+        let span = tracing::Span::current();
+        span.record("latency_ms", latency.as_millis() as u64);
+        if let Some(status) = status {
+            span.record("status", status.as_u16());
+        }
+        let response = match result {
+            Err(_) => {
+                let error = Error::Timeout {
+                    method,
+                    uri,
+                    waiting_for: "response head",
+                    after: self.inner.read_timeout,
+                };
+                return Err((error, Some(Failure::Timeout), Some(generation)));
+            }
+            Ok(Err(source)) => {
+                let failure = transport_failure(&source);
+                let error = Error::Transport {
+                    method,
+                    uri,
+                    source: source.into(),
+                };
+                return Err((error, Some(failure), Some(generation)));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(response);
+        }
+        let (head, body) = response.into_parts();
+        let body = self
+            .read_body(body, &method, &uri)
+            .await
+            .map_err(|e| (e, Some(Failure::EarlyEof), Some(generation)))?;
+        let api = response::api_error(&method, status, &head.headers, &body)
+            .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
+        let failure = Failure::Status {
+            code: status.as_u16(),
+            retry_after: api.retry_after(),
+        };
+        Err((api.into(), Some(failure), Some(generation)))
+    }
+
+    /// The request as hyper sends it: absolute URI under the base, the client's headers.
+    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Full<Bytes>>, Error> {
+        let base = &self.inner.base;
+        let prefix = base.path().trim_end_matches('/');
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri = Uri::builder()
+            .scheme(base.scheme_str().unwrap_or("https"))
+            .authority(base.authority().map_or("", |a| a.as_str()))
+            .path_and_query(format!("{prefix}{path_and_query}"))
+            .build()
+            .map_err(|_| Error::BaseUrl {
+                url: base.to_string(),
+                what: "cannot join the request path",
+            })?;
+        let mut outgoing = Request::builder()
+            .method(request.method().clone())
+            .uri(uri)
+            .body(Full::new(request.body().clone()))
+            .expect("method and URI come from a valid request");
+        let headers = outgoing.headers_mut();
+        for (name, value) in &self.inner.headers {
+            headers.insert(name, value.clone());
+        }
+        for (name, value) in request.headers() {
+            headers.insert(name, value.clone());
+        }
+        Ok(outgoing)
+    }
+
+    /// Reads a whole body, each frame within the read timeout, at most `max_body` bytes.
+    pub(crate) async fn read_body(
+        &self,
+        mut body: Incoming,
+        method: &Method,
+        uri: &str,
+    ) -> Result<Bytes, Error> {
+        let mut buf = Vec::new();
+        while let Some(chunk) = self.next_chunk(&mut body, method, uri).await? {
+            if buf.len() + chunk.len() > self.inner.max_body {
+                return Err(Error::BodyTooLarge {
+                    method: method.clone(),
+                    uri: uri.to_owned(),
+                    limit: self.inner.max_body,
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.into())
+    }
+
+    /// The next data chunk of a body (`None` at its end), within the read timeout.
+    pub(crate) async fn next_chunk(
+        &self,
+        body: &mut Incoming,
+        method: &Method,
+        uri: &str,
+    ) -> Result<Option<Bytes>, Error> {
+        loop {
+            let frame = tokio::time::timeout(self.inner.read_timeout, body.frame()).await;
+            match frame {
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        method: method.clone(),
+                        uri: uri.to_owned(),
+                        waiting_for: "body bytes",
+                        after: self.inner.read_timeout,
+                    });
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(source))) => {
+                    return Err(Error::Body {
+                        method: method.clone(),
+                        uri: uri.to_owned(),
+                        source,
+                    });
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Performs whatever the credential machine asks before a request: read a
+    /// token file, run an exec plugin.
+    async fn refresh_credentials(&self) {
+        loop {
+            let action = self
+                .inner
+                .credentials
+                .lock()
+                .expect("credentials lock")
+                .poll_action(Instant::now());
+            match action {
+                None => return,
+                Some(CredentialAction::ReadTokenFile(path)) => {
+                    let result = tokio::fs::read(&path).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    credentials.handle_token_file(result, Instant::now());
+                }
+                Some(CredentialAction::RunExec(request)) => {
+                    let outcome = run_exec(request).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    // The error is kept by the machine and returned by `authorize`.
+                    let _ = credentials.handle_exec_output(
+                        outcome,
+                        Instant::now(),
+                        std::time::SystemTime::now(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs an exec credential plugin with tokio's process API.
+async fn run_exec(request: ExecRequest) -> ExecOutcome {
+    let mut command = tokio::process::Command::new(&request.command);
+    command.args(&request.args).kill_on_drop(true);
+    for (name, value) in &request.env {
+        command.env(name, value.expose());
+    }
+    command.stdin(if request.stdin {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    });
+    command.stderr(std::process::Stdio::inherit());
+    let output = command.output().await.map(|o| (o.status.code(), o.stdout));
+    ExecOutcome::from_output(output)
+}
+
+/// What a transport error was, in the retry policy's words.
+fn transport_failure(error: &hyper_util::client::legacy::Error) -> Failure {
+    if error.is_connect() {
+        return Failure::Connect;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() {
+                return Failure::EarlyEof;
+            }
+            if hyper.is_timeout() {
+                return Failure::Timeout;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return match io.kind() {
+                UnexpectedEof => Failure::EarlyEof,
+                TimedOut => Failure::Timeout,
+                _ => Failure::ConnectionReset,
+            };
+        }
+        source = e.source();
+    }
+    Failure::ConnectionReset
+}
