@@ -64,6 +64,23 @@ pub trait Hook: Send + Sync {
     }
 }
 
+/// A shared hook is a hook (keep an `Arc` to read what it gathered).
+impl<H: Hook + ?Sized> Hook for Arc<H> {
+    fn on_request(&self, request: &mut Request<Full<Bytes>>) {
+        (**self).on_request(request);
+    }
+
+    fn on_response(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        status: Option<StatusCode>,
+        latency: Duration,
+    ) {
+        (**self).on_response(method, uri, status, latency);
+    }
+}
+
 /// What a request is, for the retry policy and the tracing span.
 #[derive(Clone, Copy, Debug)]
 pub struct Call<'a> {

@@ -302,3 +302,55 @@ pub async fn within<T>(secs: u64, future: impl Future<Output = T>) -> T {
         .await
         .expect("the test timed out")
 }
+
+/// What a raw TCP server does with one connection, after reading a request head.
+#[derive(Clone, Debug)]
+pub enum Raw {
+    /// Close the connection without answering.
+    Drop,
+    /// Write these bytes, then keep the connection open and silent.
+    WriteThenHang(&'static str),
+    /// Write nothing and keep the connection open.
+    Hang,
+}
+
+/// A TCP server below HTTP: connection `i` gets `script[i]` (the last entry
+/// repeats). Returns its address and how many connections it accepted.
+pub async fn raw_server(script: Vec<Raw>) -> (SocketAddr, Arc<Mutex<usize>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let index = {
+                let mut n = count.lock().unwrap();
+                *n += 1;
+                *n - 1
+            };
+            let action = script[index.min(script.len() - 1)].clone();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            match action {
+                Raw::Drop => drop(tcp),
+                Raw::WriteThenHang(bytes) => {
+                    let _ = tcp.write_all(bytes.as_bytes()).await;
+                    held.push(tcp);
+                }
+                Raw::Hang => held.push(tcp),
+            }
+        }
+    });
+    (addr, accepted)
+}
