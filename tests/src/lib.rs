@@ -6,6 +6,8 @@
 //! simulation harness.
 #![warn(missing_docs)]
 
+pub mod apiserver;
 pub mod fixtures;
 pub mod fuzzing;
+pub mod model;
 pub mod protobuf_schema;

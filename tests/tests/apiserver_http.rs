@@ -1,0 +1,761 @@
+//! windlass-apiserver over HTTP: discovery, every verb, Table and metadata
+//! output, watch streaming, and the status a real server gives for each bad request.
+
+mod apiserver_support;
+
+use std::time::Duration;
+
+use apiserver_support::{As, Client, Lines};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use windlass_testkit::apiserver::{ApiServer, RunningServer};
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+const AGGREGATED: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+
+async fn plain() -> (RunningServer, Client) {
+    let server = ApiServer::builder()
+        .tls(false)
+        .bookmark_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::new(&server, As::Anonymous);
+    (server, client)
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": "web"}}, "data": {"k": "v"}})
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"containers": [{"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}],
+                                    "env": [{"name": "A", "value": "1"}]}]}})
+}
+
+#[tokio::test]
+async fn apiserver_discovery_legacy_and_aggregated() {
+    let (server, client) = plain().await;
+    let version = client.get("/version").await.json();
+    assert_eq!(version["gitVersion"], "v1.34.0-windlass");
+
+    let api = client.get("/api").await.json();
+    assert_eq!(
+        (api["kind"].as_str(), &api["versions"]),
+        (Some("APIVersions"), &json!(["v1"]))
+    );
+    let apis = client.get("/apis").await.json();
+    let groups: Vec<&str> = apis["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        groups.contains(&"apps") && groups.contains(&"coordination.k8s.io"),
+        "{groups:?}"
+    );
+
+    let core = client.get("/api/v1").await.json();
+    let names: Vec<&str> = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "namespaces",
+        "pods",
+        "pods/status",
+        "services",
+        "configmaps",
+        "secrets",
+        "events",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let apps = client.get("/apis/apps/v1").await.json();
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    assert_eq!(client.get("/apis/apps").await.json()["kind"], "APIGroup");
+
+    for (path, core) in [("/api", true), ("/apis", false)] {
+        let answer = client
+            .call(Method::GET, path, &[("accept", AGGREGATED)], Bytes::new())
+            .await;
+        assert_eq!(
+            answer.headers["content-type"],
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        );
+        let doc = answer.json();
+        assert_eq!(doc["kind"], "APIGroupDiscoveryList");
+        let first = &doc["items"][0];
+        assert_eq!(first["metadata"]["name"] == "", core, "{path}: {first}");
+        if core {
+            let pods = first["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["resource"] == "pods")
+                .unwrap();
+            assert_eq!(pods["scope"], "Namespaced");
+            assert_eq!(pods["subresources"][0]["subresource"], "status");
+        }
+    }
+    assert_eq!(
+        client.get("/apis/nothing.example/v1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_crd_created_at_run_time_is_served() {
+    let (server, client) = plain().await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    let created = client
+        .post_json(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let list = client.get("/apis/example.com/v1").await.json();
+    assert_eq!(list["resources"][0]["name"], "widgets");
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}});
+    let answer = client
+        .post_json("/apis/example.com/v1/namespaces/default/widgets", &widget)
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let got = client
+        .get("/apis/example.com/v1/namespaces/default/widgets/w1")
+        .await
+        .json();
+    assert_eq!(got["spec"]["size"], 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_verbs_create_get_list_replace_patch_delete() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let created = client.post_json(base, &configmap("a")).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let created = created.json();
+    assert_eq!(created["metadata"]["namespace"], "default");
+    client.post_json(base, &configmap("b")).await;
+
+    let got = client.get(&format!("{base}/a")).await.json();
+    assert_eq!(got["data"]["k"], "v");
+
+    let page = client.get(&format!("{base}?limit=1")).await.json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let token = page["metadata"]["continue"].as_str().unwrap().to_owned();
+    let rest = client
+        .get(&format!("{base}?limit=1&continue={token}"))
+        .await
+        .json();
+    assert_eq!(rest["items"][0]["metadata"]["name"], "b");
+    let selected = client
+        .get(&format!(
+            "{base}?labelSelector=app%3Dweb&fieldSelector=metadata.name%3Db"
+        ))
+        .await
+        .json();
+    assert_eq!(selected["items"].as_array().unwrap().len(), 1);
+
+    let mut replaced = got.clone();
+    replaced["data"]["k"] = "v2".into();
+    let put = client
+        .call(
+            Method::PUT,
+            &format!("{base}/a"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&replaced).unwrap(),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(put.json()["data"]["k"], "v2");
+
+    let merge = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/a"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"data":{"m":"1"}}"#,
+        )
+        .await
+        .json();
+    assert_eq!(merge["data"], json!({"k": "v2", "m": "1"}));
+    let jsonpatch = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/a"),
+            &[("content-type", "application/json-patch+json")],
+            r#"[{"op":"remove","path":"/data/m"}]"#,
+        )
+        .await
+        .json();
+    assert_eq!(jsonpatch["data"], json!({"k": "v2"}));
+
+    let deleted = client
+        .call(Method::DELETE, &format!("{base}/a"), &[], Bytes::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(deleted.json()["status"], "Success");
+    assert_eq!(
+        client.get(&format!("{base}/a")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let collection = client
+        .call(
+            Method::DELETE,
+            &format!("{base}?labelSelector=app%3Dweb"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(collection.status, StatusCode::OK);
+    assert_eq!(collection.json()["items"][0]["metadata"]["name"], "b");
+    assert_eq!(client.get(base).await.json()["items"], json!([]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_strategic_merge_patch_merges_containers_ports_and_env() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/pods";
+    client.post_json(base, &pod("p")).await;
+    let patch = json!({"spec": {"containers": [{"name": "web", "image": "nginx:2",
+        "ports": [{"containerPort": 443}], "env": [{"name": "B", "value": "2"}]}]}});
+    let answer = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/p"),
+            &[("content-type", "application/strategic-merge-patch+json")],
+            serde_json::to_vec(&patch).unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let c = &answer.json()["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:2");
+    assert_eq!(
+        c["ports"],
+        json!([{"containerPort": 80}, {"containerPort": 443}])
+    );
+    assert_eq!(
+        c["env"],
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_server_side_apply_tracks_managers_and_reports_conflicts() {
+    let (server, client) = plain().await;
+    let path = "/api/v1/namespaces/default/configmaps/applied";
+    let apply = |manager: &'static str, value: &'static str, force: bool| {
+        let client = client.clone();
+        async move {
+            let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"key": value}});
+            client
+                .call(
+                    Method::PATCH,
+                    &format!("{path}?fieldManager={manager}&force={force}"),
+                    &[("content-type", "application/apply-patch+yaml")],
+                    serde_json::to_vec(&body).unwrap(),
+                )
+                .await
+        }
+    };
+    let first = apply("alice", "1", false).await;
+    assert_eq!(first.status, StatusCode::CREATED, "apply creates");
+    let first = first.json();
+    assert_eq!(first["metadata"]["managedFields"][0]["manager"], "alice");
+    assert_eq!(first["metadata"]["managedFields"][0]["operation"], "Apply");
+
+    let conflict = apply("bob", "2", false).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    let status = conflict.json();
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(status["details"]["causes"][0]["field"], ".data.key");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflict with \"alice\""),
+        "{status}"
+    );
+
+    let forced = apply("bob", "2", true).await;
+    assert_eq!(forced.status, StatusCode::OK);
+    assert_eq!(forced.json()["data"]["key"], "2");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_status_subresource_changes_only_status() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/pods";
+    client.post_json(base, &pod("s")).await;
+    let answer = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/s/status"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"status":{"phase":"Running"},"spec":{"nodeName":"ignored"}}"#,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let pod = client.get(&format!("{base}/s/status")).await.json();
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert!(
+        pod["spec"].get("nodeName").is_none(),
+        "spec untouched: {}",
+        pod["spec"]
+    );
+    assert_eq!(
+        client.get(&format!("{base}/s/log")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_delete_propagates_to_dependents_unless_orphaned() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    for (owner, policy) in [("owner-bg", "Background"), ("owner-orphan", "Orphan")] {
+        let owner_obj = client.post_json(base, &configmap(owner)).await.json();
+        let uid = owner_obj["metadata"]["uid"].as_str().unwrap().to_owned();
+        let mut dependent = configmap(&format!("{owner}-child"));
+        dependent["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid}]);
+        assert_eq!(
+            client.post_json(base, &dependent).await.status,
+            StatusCode::CREATED
+        );
+        let deleted = client
+            .call(
+                Method::DELETE,
+                &format!("{base}/{owner}?propagationPolicy={policy}"),
+                &[],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(deleted.status, StatusCode::OK);
+        let child = client.get(&format!("{base}/{owner}-child")).await;
+        if policy == "Orphan" {
+            assert_eq!(child.status, StatusCode::OK);
+            assert!(
+                child.json()["metadata"]
+                    .get("ownerReferences")
+                    .is_none_or(|r| r == &json!([]))
+            );
+        } else {
+            assert_eq!(
+                child.status,
+                StatusCode::NOT_FOUND,
+                "background deletes the dependent"
+            );
+        }
+    }
+    let bad = client
+        .call(
+            Method::DELETE,
+            &format!("{base}/owner-orphan-child?propagationPolicy=Sometimes"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(bad.status_reason(), (422, "Invalid".to_owned()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_table_and_partial_object_metadata_output() {
+    let (server, client) = plain().await;
+    client
+        .post_json("/api/v1/namespaces/default/pods", &pod("t"))
+        .await;
+    let table = client
+        .call(
+            Method::GET,
+            "/api/v1/namespaces/default/pods",
+            &[("accept", TABLE)],
+            Bytes::new(),
+        )
+        .await
+        .json();
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &columns[..5],
+        ["Name", "Ready", "Status", "Restarts", "Age"]
+    );
+    assert_eq!(table["rows"][0]["cells"][0], "t");
+    assert_eq!(table["rows"][0]["cells"][1], "0/1");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+
+    let ns_table = client
+        .call(
+            Method::GET,
+            "/api/v1/namespaces/default?includeObject=None",
+            &[("accept", TABLE)],
+            Bytes::new(),
+        )
+        .await
+        .json();
+    assert_eq!(
+        ns_table["rows"][0]["cells"],
+        json!(["default", "Active", ns_table["rows"][0]["cells"][2]])
+    );
+    assert!(ns_table["rows"][0].get("object").is_none());
+
+    let meta = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+    let list = client
+        .call(
+            Method::GET,
+            "/api/v1/namespaces/default/pods",
+            &[("accept", meta)],
+            Bytes::new(),
+        )
+        .await
+        .json();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["items"][0]["metadata"]["name"], "t");
+    assert!(list["items"][0].get("spec").is_none());
+    server.shutdown().await;
+}
+
+async fn watch(client: &Client, path: &str) -> Lines {
+    let response = client.send(Method::GET, path, &[], Bytes::new()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    Lines::new(response.into_body())
+}
+
+#[tokio::test]
+async fn apiserver_watch_streams_one_event_per_line() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let list = client.get(base).await.json();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut lines = watch(&client, &format!("{base}?watch=true&resourceVersion={rv}")).await;
+    client.post_json(base, &configmap("w")).await;
+    client
+        .call(
+            Method::PATCH,
+            &format!("{base}/w"),
+            &[("content-type", "application/merge-patch+json")],
+            r#"{"data":{"x":"y"}}"#,
+        )
+        .await;
+    client
+        .call(Method::DELETE, &format!("{base}/w"), &[], Bytes::new())
+        .await;
+    let mut types = Vec::new();
+    for _ in 0..3 {
+        let event = lines.next().await.expect("an event");
+        assert_eq!(event["object"]["metadata"]["name"], "w");
+        types.push(event["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_watch_ends_at_timeout_seconds() {
+    let (server, client) = plain().await;
+    let start = std::time::Instant::now();
+    let mut lines = watch(
+        &client,
+        "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+    )
+    .await;
+    assert_eq!(lines.next().await, None, "the stream ends cleanly");
+    assert!(!lines.aborted);
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_watch_sends_bookmarks_when_allowed() {
+    let (server, client) = plain().await;
+    let rv = client
+        .get("/api/v1/namespaces/default/configmaps")
+        .await
+        .json()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut lines = watch(
+        &client,
+        &format!("/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion={rv}"),
+    )
+    .await;
+    let event = lines.next().await.unwrap();
+    assert_eq!(event["type"], "BOOKMARK");
+    assert_eq!(event["object"]["kind"], "ConfigMap");
+    assert!(
+        event["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_watch_list_sends_initial_events_then_the_end_bookmark() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    client.post_json(base, &configmap("one")).await;
+    client.post_json(base, &configmap("two")).await;
+    let mut lines = watch(
+        &client,
+        &format!("{base}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&resourceVersion="),
+    )
+    .await;
+    let a = lines.next().await.unwrap();
+    let b = lines.next().await.unwrap();
+    assert_eq!(
+        (a["type"].as_str(), b["type"].as_str()),
+        (Some("ADDED"), Some("ADDED"))
+    );
+    let end = lines.next().await.unwrap();
+    assert_eq!(end["type"], "BOOKMARK");
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_watch_as_table_carries_columns_in_the_first_event_only() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    client.post_json(base, &configmap("x1")).await;
+    client.post_json(base, &configmap("x2")).await;
+    let response = client
+        .send(
+            Method::GET,
+            &format!("{base}?watch=1"),
+            &[("accept", TABLE)],
+            Bytes::new(),
+        )
+        .await;
+    let mut lines = Lines::new(response.into_body());
+    let first = lines.next().await.unwrap();
+    let second = lines.next().await.unwrap();
+    assert_eq!(first["object"]["kind"], "Table");
+    assert!(
+        !first["object"]["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(second["object"]["columnDefinitions"], json!([]));
+    assert_eq!(second["object"]["rows"][0]["cells"][0], "x2");
+    server.shutdown().await;
+}
+
+// --- each bad-request status a real server gives
+
+#[tokio::test]
+async fn apiserver_bad_requests_get_the_real_servers_status() {
+    let (server, client) = plain().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    client.post_json(base, &configmap("exists")).await;
+
+    // 400: a malformed parameter, a body that is not JSON.
+    assert_eq!(
+        client
+            .get(&format!("{base}?limit=ten"))
+            .await
+            .status_reason()
+            .0,
+        400
+    );
+    let garbage = client
+        .call(
+            Method::POST,
+            base,
+            &[("content-type", "application/json")],
+            "{not json",
+        )
+        .await;
+    assert_eq!(garbage.status_reason(), (400, "BadRequest".to_owned()));
+    // 404: no such path, resource or object; a cluster-scoped resource under a namespace.
+    assert_eq!(
+        client.get("/nothing").await.status_reason(),
+        (404, "NotFound".to_owned())
+    );
+    assert_eq!(
+        client.get("/api/v1/widgets").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        client.get(&format!("{base}/missing")).await.status_reason(),
+        (404, "NotFound".to_owned())
+    );
+    assert_eq!(
+        client
+            .get("/api/v1/namespaces/default/namespaces/x")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // 405: POST to a named object, PUT to a collection.
+    let post_named = client
+        .post_json(&format!("{base}/exists"), &configmap("exists"))
+        .await;
+    assert_eq!(
+        post_named.status_reason(),
+        (405, "MethodNotAllowed".to_owned())
+    );
+    let put_collection = client
+        .call(
+            Method::PUT,
+            base,
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+    assert_eq!(put_collection.status.as_u16(), 405);
+    // 406: nothing acceptable.
+    let html = client
+        .call(Method::GET, base, &[("accept", "text/html")], Bytes::new())
+        .await;
+    assert_eq!(html.status_reason(), (406, "NotAcceptable".to_owned()));
+    // 409: AlreadyExists, and Conflict on a stale resourceVersion.
+    let again = client.post_json(base, &configmap("exists")).await;
+    assert_eq!(again.status_reason(), (409, "AlreadyExists".to_owned()));
+    let mut stale = client.get(&format!("{base}/exists")).await.json();
+    stale["metadata"]["resourceVersion"] = "1".into();
+    let conflict = client
+        .call(
+            Method::PUT,
+            &format!("{base}/exists"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&stale).unwrap(),
+        )
+        .await;
+    assert_eq!(conflict.status_reason(), (409, "Conflict".to_owned()));
+    // 410: an Exact list at a compacted resourceVersion.
+    server.faults().compact();
+    let gone = client
+        .get(&format!(
+            "{base}?resourceVersion=1&resourceVersionMatch=Exact"
+        ))
+        .await;
+    assert_eq!(gone.status_reason(), (410, "Expired".to_owned()));
+    // 413: a body over 3 MiB.
+    let huge = vec![b' '; 3 * 1024 * 1024 + 1];
+    let too_large = client
+        .call(
+            Method::POST,
+            base,
+            &[("content-type", "application/json")],
+            huge,
+        )
+        .await;
+    assert_eq!(
+        too_large.status_reason(),
+        (413, "RequestEntityTooLarge".to_owned())
+    );
+    // 415: an unknown patch type, and an unknown body type.
+    let patch = client
+        .call(
+            Method::PATCH,
+            &format!("{base}/exists"),
+            &[("content-type", "text/plain")],
+            "x",
+        )
+        .await;
+    assert_eq!(
+        patch.status_reason(),
+        (415, "UnsupportedMediaType".to_owned())
+    );
+    let yaml = client
+        .call(
+            Method::POST,
+            base,
+            &[("content-type", "application/x-unknown")],
+            "x",
+        )
+        .await;
+    assert_eq!(yaml.status_reason().0, 415);
+    // 422: an invalid name.
+    let invalid = client.post_json(base, &configmap("Not_Valid")).await;
+    assert_eq!(invalid.status_reason(), (422, "Invalid".to_owned()));
+    assert!(
+        invalid.json()["details"]["causes"][0]["field"]
+            .as_str()
+            .is_some()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_unauthenticated_is_401_over_tls() {
+    let server = ApiServer::builder().start().await.unwrap();
+    let answer = Client::new(&server, As::Anonymous).get("/version").await;
+    assert_eq!(answer.status_reason(), (401, "Unauthorized".to_owned()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apiserver_namespace_delete_removes_its_contents() {
+    let (server, client) = plain().await;
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}});
+    assert_eq!(
+        client.post_json("/api/v1/namespaces", &ns).await.status,
+        StatusCode::CREATED
+    );
+    client
+        .post_json("/api/v1/namespaces/doomed/configmaps", &configmap("inside"))
+        .await;
+    let deleted = client
+        .call(
+            Method::DELETE,
+            "/api/v1/namespaces/doomed",
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + apiserver_support::TIMEOUT;
+    loop {
+        let inside = client
+            .get("/api/v1/namespaces/doomed/configmaps/inside")
+            .await;
+        if inside.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "namespace contents never went away"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
