@@ -27,12 +27,12 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod controller;
 pub mod dynamic;
 pub mod election;
 pub mod flowcontrol;
 pub mod list;
-pub mod config;
 pub mod object;
 pub mod params;
 pub mod queue;
