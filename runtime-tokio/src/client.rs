@@ -21,11 +21,12 @@ use http::header::{HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use tracing::Instrument;
 use windlass_proto::config::{AuthConfig, Config, CredentialAction, Credentials, ExecOutcome};
 use windlass_proto::config::{ExecRequest, Impersonation, Secret};
@@ -125,6 +126,7 @@ impl std::fmt::Debug for Client {
 pub struct ClientBuilder {
     base: String,
     tls: Option<ClientConfig>,
+    server_name: Option<ServerName<'static>>,
     default_namespace: String,
     auth: AuthConfig,
     impersonation: Impersonation,
@@ -152,6 +154,7 @@ impl ClientBuilder {
         Self {
             base: base.into(),
             tls,
+            server_name: None,
             default_namespace: "default".into(),
             auth: AuthConfig::None,
             impersonation: Impersonation::default(),
@@ -170,6 +173,10 @@ impl ClientBuilder {
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         let tls = config.tls.client_config()?;
         let mut builder = Self::new(config.cluster_url.to_string(), Some(tls));
+        if config.tls.server_name.is_some() {
+            let host = config.cluster_url.host().unwrap_or_default();
+            builder.server_name = Some(config.tls.server_name(host)?);
+        }
         builder.default_namespace = config.default_namespace.clone();
         builder.auth = config.auth.clone();
         builder.impersonation = config.impersonation.clone();
@@ -182,6 +189,13 @@ impl ClientBuilder {
             token: Secret::new(token.into()),
             file: None,
         };
+        self
+    }
+
+    /// Verify the server's certificate against this name instead of the
+    /// URL's host (kubeconfig `tls-server-name`).
+    pub fn tls_server_name(mut self, name: ServerName<'static>) -> Self {
+        self.server_name = Some(name);
         self
     }
 
@@ -262,10 +276,14 @@ impl ClientBuilder {
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(true);
         let connector = |http2: bool| {
-            let builder = HttpsConnectorBuilder::new()
+            let mut builder = HttpsConnectorBuilder::new()
                 .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1();
+                .https_or_http();
+            if let Some(name) = &self.server_name {
+                builder =
+                    builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()));
+            }
+            let builder = builder.enable_http1();
             if http2 {
                 builder.enable_http2().wrap_connector(http.clone())
             } else {

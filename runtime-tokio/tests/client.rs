@@ -407,3 +407,49 @@ async fn stall_watch_that_goes_silent_ends_in_a_timeout_error() {
         items[1]
     );
 }
+
+#[tokio::test]
+async fn client_tls_server_name_overrides_the_url_host_and_watches_use_http1() {
+    let pki = support::Pki::new();
+    let pod: &'static str = Box::leak(pod_json("web-0").into_boxed_str());
+    let handler: support::Handler = Arc::new(move |seen: &Seen| {
+        if seen.path_and_query.contains("watch=true") {
+            json(200, "")
+        } else {
+            json(200, pod)
+        }
+    });
+    let server = start(
+        handler,
+        Some((pki.server_config(false), pki.ca_pem.clone())),
+    )
+    .await;
+    let build = |name: &'static str| {
+        let server_name = rustls::pki_types::ServerName::try_from(name).unwrap();
+        ClientBuilder::new(server.url(), Some(server.client_tls()))
+            .tls_server_name(server_name)
+            .max_retries(0)
+            .build()
+            .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(build("localhost"), "default").unwrap();
+    within(10, pods.get("web-0")).await.unwrap();
+    let events: Vec<_> = within(10, async {
+        pods.watch(&WatchParams::default())
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await
+    .unwrap();
+    assert!(events.is_empty());
+    let versions: Vec<_> = server.seen().iter().map(|s| s.version).collect();
+    // Ordinary requests take HTTP/2 by ALPN; a watch holds an HTTP/1.1 connection of its own.
+    assert_eq!(versions, [http::Version::HTTP_2, http::Version::HTTP_11]);
+
+    let pods: Api<Pod> = Api::namespaced(build("elsewhere.example"), "default").unwrap();
+    let err = within(10, pods.get("web-0")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(format!("{:?}", err).contains("NotValidForName"), "{err:?}");
+}
