@@ -389,3 +389,62 @@ async fn e2e_tokio_client_reaches_server_over_plain_http_too() {
     .unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn e2e_tokio_exec_credential_plugin_runs_once_for_many_requests() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = server().await;
+    let token = server
+        .credentials()
+        .expect("a TLS server has credentials")
+        .token
+        .clone();
+    let dir = std::env::temp_dir().join(format!("windlass-tokio-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runs = dir.join("runs");
+    let script = dir.join("plugin.sh");
+    let credential = json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": token}});
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho run >> '{}'\necho '{credential}'\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+        script.display()
+    );
+    let kubeconfig = server
+        .kubeconfig()
+        .replace(&format!("    token: {token}\n"), &exec);
+    assert!(kubeconfig.contains("exec:"), "{kubeconfig}");
+    let options = ContextOptions {
+        context: Some(TOKEN_CONTEXT.to_owned()),
+        ..Default::default()
+    };
+    let no_files = |p: &std::path::Path| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            p.display().to_string(),
+        ))
+    };
+    let config = Kubeconfig::parse(kubeconfig.as_bytes(), None)
+        .unwrap()
+        .resolve(&options, &no_files)
+        .unwrap();
+    let maps: Api<ConfigMap> =
+        Api::namespaced(Client::from_config(&config).unwrap(), "default").unwrap();
+    within(30, async {
+        maps.create(&PostParams::default(), &config_map("exec", &[]))
+            .await
+            .unwrap();
+        maps.get("exec").await.unwrap();
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown().await;
+}
