@@ -453,3 +453,34 @@ async fn client_tls_server_name_overrides_the_url_host_and_watches_use_http1() {
     assert!(matches!(err, Error::Transport { .. }), "{err}");
     assert!(format!("{:?}", err).contains("NotValidForName"), "{err:?}");
 }
+
+#[tokio::test]
+async fn client_cold_burst_over_http2_opens_one_connection() {
+    // reference/sans-io.md §2: on a cold pool a burst opened 4 to 20 connections.
+    let pki = support::Pki::new();
+    let pod: &'static str = Box::leak(pod_json("web-0").into_boxed_str());
+    let server = start(
+        script(vec![(200, pod, None)]),
+        Some((pki.server_config(false), pki.ca_pem.clone())),
+    )
+    .await;
+    let client = ClientBuilder::new(server.url(), Some(server.client_tls()))
+        .flow_control(FlowControl {
+            qps: -1.0,
+            burst: 0,
+        })
+        .build()
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default").unwrap();
+    let burst: Vec<_> = (0..20).map(|_| pods.get("web-0")).collect();
+    for result in within(10, futures_util::future::join_all(burst)).await {
+        result.unwrap();
+    }
+    assert_eq!(*server.connections.lock().unwrap(), 1);
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|s| s.version == http::Version::HTTP_2)
+    );
+}

@@ -42,6 +42,8 @@ pub type Handler = Arc<dyn Fn(&Seen) -> Response<Body> + Send + Sync>;
 pub struct Server {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// How many connections the server accepted.
+    pub connections: Arc<Mutex<usize>>,
     /// The CA that signed the server certificate (TLS only), as PEM.
     pub ca_pem: Option<String>,
 }
@@ -150,11 +152,14 @@ pub async fn start(handler: Handler, tls: Option<(rustls::ServerConfig, String)>
     let ca_pem = tls.as_ref().map(|(_, ca)| ca.clone());
     let acceptor = tls.map(|(config, _)| tokio_rustls::TlsAcceptor::from(Arc::new(config)));
     let log = seen.clone();
+    let connections = Arc::new(Mutex::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            *accepted.lock().unwrap() += 1;
             let handler = handler.clone();
             let log = log.clone();
             let acceptor = acceptor.clone();
@@ -179,7 +184,12 @@ pub async fn start(handler: Handler, tls: Option<(rustls::ServerConfig, String)>
             });
         }
     });
-    Server { addr, seen, ca_pem }
+    Server {
+        addr,
+        seen,
+        connections,
+        ca_pem,
+    }
 }
 
 async fn answer(
