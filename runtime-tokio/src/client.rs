@@ -175,6 +175,13 @@ impl ClientBuilder {
     /// A client for a resolved kubeconfig or in-cluster [`Config`]: its URL,
     /// TLS, credentials, impersonation and default namespace.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
+        if let Some(proxy) = &config.proxy_url {
+            // Refuse rather than silently connect around the proxy.
+            return Err(Error::Unsupported {
+                what: "proxy-url",
+                detail: format!("{proxy:?}"),
+            });
+        }
         let tls = config.tls.client_config()?;
         let mut builder = Self::new(config.cluster_url.to_string(), Some(tls));
         if config.tls.server_name.is_some() {

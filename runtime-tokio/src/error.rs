@@ -74,6 +74,14 @@ pub enum Error {
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
     Tls(#[from] TlsError),
+    /// A configuration this client does not support yet.
+    #[error("{what} is not supported by windlass-tokio yet ({detail})")]
+    Unsupported {
+        /// The setting.
+        what: &'static str,
+        /// Its value, redacted as the config module prints it.
+        detail: String,
+    },
     /// A base URL the client cannot use.
     #[error("base URL {url:?}: {what}")]
     BaseUrl {

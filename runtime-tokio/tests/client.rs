@@ -484,3 +484,30 @@ async fn client_cold_burst_over_http2_opens_one_connection() {
             .all(|s| s.version == http::Version::HTTP_2)
     );
 }
+
+#[test]
+fn client_from_config_refuses_a_proxy_it_would_bypass() {
+    let yaml = b"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://10.0.0.1:6443\", proxy-url: \"http://user:s3cret@proxy.example:3128\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
+    let no_files = |p: &std::path::Path| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            p.display().to_string(),
+        ))
+    };
+    let config = windlass_proto::config::Kubeconfig::parse(yaml, None)
+        .unwrap()
+        .resolve(&Default::default(), &no_files)
+        .unwrap();
+    let err = Client::from_config(&config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                what: "proxy-url",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
