@@ -31,12 +31,11 @@
 #![deny(unsafe_code)]
 
 mod api;
+mod builder;
 mod client;
 mod error;
 
 pub use api::{Api, DynamicApi};
-pub use client::{
-    Call, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT,
-    Hook,
-};
+pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use client::{Call, Client, Hook};
 pub use error::Error;
