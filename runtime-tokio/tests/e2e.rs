@@ -448,3 +448,65 @@ async fn e2e_tokio_exec_credential_plugin_runs_once_for_many_requests() {
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn e2e_tokio_status_subresource_and_delete_collection() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let server = server().await;
+    let client = builder(&server, None).build().unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default").unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    within(30, async {
+        let mut created = deployments
+            .create(&PostParams::default(), &deployment)
+            .await
+            .unwrap();
+        created.status = serde_json::from_value(json!({"replicas": 2})).unwrap();
+        let replaced = deployments
+            .replace_status("web", &PostParams::default(), &created)
+            .await
+            .unwrap();
+        assert_eq!(replaced.status.unwrap().replicas, Some(2));
+        let patch = Patch::Merge(json!({"status": {"readyReplicas": 1}}));
+        deployments
+            .patch_status("web", &PatchParams::default(), &patch)
+            .await
+            .unwrap();
+        let status = deployments.get_status("web").await.unwrap().status.unwrap();
+        assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(1)));
+
+        for i in 0..3 {
+            let mut map = config_map(&format!("doomed-{i}"), &[]);
+            map.metadata.labels = Some([("doomed".to_owned(), "yes".to_owned())].into());
+            maps.create(&PostParams::default(), &map).await.unwrap();
+        }
+        maps.create(&PostParams::default(), &config_map("kept", &[]))
+            .await
+            .unwrap();
+        let selector = ListParams {
+            label_selector: Some("doomed=yes".into()),
+            ..Default::default()
+        };
+        maps.delete_collection(&DeleteParams::default(), &selector)
+            .await
+            .unwrap();
+        let left: Vec<_> = maps
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|m| m.metadata.name)
+            .collect();
+        assert!(left.contains(&"kept".to_owned()), "{left:?}");
+        assert!(!left.iter().any(|n| n.starts_with("doomed")), "{left:?}");
+    })
+    .await;
+    server.shutdown().await;
+}
