@@ -381,3 +381,101 @@ async fn replay_watch_pods_decodes_every_event_from_small_chunks() {
         );
     }
 }
+
+/// Serves `body` (a fixture under `synthetic/`) as the answer to every request, labelled `content_type`.
+async fn synthetic_watch(file: &str, content_type: &'static str) -> Option<(Server, Client)> {
+    let body = bytes::Bytes::from(
+        std::fs::read(windlass_testkit::fixtures::path(&format!(
+            "synthetic/{file}"
+        ))?)
+        .unwrap(),
+    );
+    let handler: support::Handler = Arc::new(move |_: &support::Seen| {
+        let mut response = support::chunked(200, body.clone(), 997);
+        response
+            .headers_mut()
+            .insert("content-type", content_type.parse().unwrap());
+        response
+    });
+    let server = start(handler, None).await;
+    let client = Client::new(server.url(), None).unwrap();
+    Some((server, client))
+}
+
+#[tokio::test]
+async fn replay_watch_protobuf_and_cbor_streams_decode_by_content_type() {
+    use windlass_proto::request::{Builder, Negotiation};
+    let Some((server, client)) = synthetic_watch(
+        "protobuf-watch-pods.stream-watch.bin",
+        "application/vnd.kubernetes.protobuf;stream=watch",
+    )
+    .await
+    else {
+        return;
+    };
+    let builder = Builder::of::<Pod>(Some("default"))
+        .unwrap()
+        .with_negotiation(Negotiation::Protobuf);
+    let pods: Api<Pod> = Api::with_builder(client, builder).unwrap();
+    let events: Vec<_> = within(10, async {
+        pods.watch(&WatchParams::default())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    })
+    .await;
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            WatchEvent::Bookmark(b) if b.is_initial_events_end() => "BOOKMARK",
+            WatchEvent::Bookmark(_) => "bookmark without initial-events-end",
+            WatchEvent::Error(s) if s.code == Some(410) => "ERROR",
+            WatchEvent::Error(_) => "error without 410",
+        })
+        .collect();
+    assert_eq!(kinds, ["ADDED", "MODIFIED", "BOOKMARK", "DELETED", "ERROR"]);
+    let WatchEvent::Added(pod) = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(pod.metadata.name.as_deref(), Some("nameValue"));
+    assert!(
+        server.seen()[0].headers["accept"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/vnd.kubernetes.protobuf")
+    );
+
+    let Some((_server, client)) = synthetic_watch(
+        "cbor-seq-watchlist-pods.from-v1.36-recording.cborseq",
+        "application/cbor-seq",
+    )
+    .await
+    else {
+        return;
+    };
+    let pods: Api<Pod> = Api::namespaced(client, "kube-system").unwrap();
+    let events: Vec<_> = within(10, async {
+        pods.watch(&WatchParams::default())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(events.len() > 1);
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| matches!(e, WatchEvent::Added(_)))
+    );
+    let Some(WatchEvent::Bookmark(last)) = events.last() else {
+        panic!("no final bookmark")
+    };
+    assert!(last.is_initial_events_end());
+}
