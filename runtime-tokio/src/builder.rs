@@ -212,6 +212,7 @@ impl ClientBuilder {
                 base,
                 default_namespace: self.default_namespace,
                 credentials: Mutex::new(credentials),
+                refreshing: tokio::sync::Mutex::new(()),
                 limiter: Mutex::new(RequestLimiter::new(self.flow_control)),
                 headers: self.headers,
                 hooks: self.hooks,

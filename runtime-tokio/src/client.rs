@@ -97,6 +97,9 @@ pub(crate) struct Inner {
     pub(crate) base: Uri,
     pub(crate) default_namespace: String,
     pub(crate) credentials: Mutex<Credentials>,
+    /// Held while a credential action runs, so concurrent requests wait for
+    /// its result instead of finding the machine busy.
+    pub(crate) refreshing: tokio::sync::Mutex<()>,
     pub(crate) limiter: Mutex<RequestLimiter>,
     pub(crate) headers: HeaderMap,
     pub(crate) hooks: Vec<Arc<dyn Hook>>,
@@ -387,6 +390,7 @@ impl Client {
     /// Performs whatever the credential machine asks before a request: read a
     /// token file, run an exec plugin.
     async fn refresh_credentials(&self) {
+        let _refreshing = self.inner.refreshing.lock().await;
         loop {
             let action = self
                 .inner

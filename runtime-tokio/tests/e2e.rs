@@ -438,6 +438,12 @@ async fn e2e_tokio_exec_credential_plugin_runs_once_for_many_requests() {
     let maps: Api<ConfigMap> =
         Api::namespaced(Client::from_config(&config).unwrap(), "default").unwrap();
     within(30, async {
+        // A cold burst: every request waits for the one plugin run.
+        let params = ListParams::default();
+        let burst: Vec<_> = (0..10).map(|_| maps.list(&params)).collect();
+        for listed in futures_util::future::join_all(burst).await {
+            listed.unwrap();
+        }
         maps.create(&PostParams::default(), &config_map("exec", &[]))
             .await
             .unwrap();
