@@ -1,5 +1,41 @@
-//! windlass on tokio: HTTP over hyper 1 and rustls, an async `Client`, `Api<K>`,
-//! watch streams, informer and controller runners and a leader-election runner.
+//! windlass on tokio: an async Kubernetes client over hyper 1 and rustls.
 //!
-//! Nothing lives here yet. This crate will be a thin driver of `windlass-proto`:
-//! it moves bytes, waits and spawns, and makes no Kubernetes decision of its own.
+//! This crate is a thin driver of `windlass-proto`: proto builds every
+//! request, judges every response, decodes every watch stream and decides
+//! every retry and wait; this crate moves the bytes, sleeps and spawns. It
+//! holds no Kubernetes logic of its own.
+//!
+//! ```no_run
+//! use futures_util::TryStreamExt;
+//! use k8s_openapi::api::core::v1::Pod;
+//! use windlass_proto::params::{ListParams, WatchParams};
+//! use windlass_tokio::{Api, Client};
+//!
+//! # async fn run() -> Result<(), windlass_tokio::Error> {
+//! let client = Client::new("http://127.0.0.1:8001", None)?; // e.g. `kubectl proxy`
+//! let pods: Api<Pod> = Api::namespaced(client, "kube-system")?;
+//! for pod in pods.list(&ListParams::default()).await?.items {
+//!     println!("{}", pod.metadata.name.unwrap_or_default());
+//! }
+//! let mut events = Box::pin(pods.watch(&WatchParams::default()).await?);
+//! while let Some(event) = events.try_next().await? {
+//!     println!("{event:?}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A client for a kubeconfig context: resolve it with
+//! `windlass_proto::config` and pass the result to [`Client::from_config`].
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod api;
+mod builder;
+mod client;
+mod error;
+
+pub use api::{Api, DynamicApi};
+pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use client::{Call, Client, Hook};
+pub use error::Error;
