@@ -9,6 +9,6 @@
 pub mod apiserver;
 pub mod fixtures;
 pub mod fuzzing;
-pub mod model;
 pub mod kinds;
+pub mod model;
 pub mod protobuf_schema;
