@@ -11,6 +11,26 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::Error;
+
+/// The decoder's error: boxed, so that every `Result` on the hot path stays
+/// one word wide (as serde_json's does).
+#[derive(Debug)]
+pub(crate) struct DeError(pub Box<Error>);
+
+impl From<Error> for DeError {
+    fn from(e: Error) -> Self {
+        DeError(Box::new(e))
+    }
+}
+
+impl std::fmt::Display for DeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DeError {}
+
 use super::json_text::{base64_encode, format_time};
 use super::table::{self, Field, Message, Shape, Type};
 use super::wire::{Raw, Reader, WireError};
@@ -18,33 +38,36 @@ use super::wire::{Raw, Reader, WireError};
 /// The deepest nesting of messages decoded; deeper input is an error.
 pub const MAX_DEPTH: usize = 100;
 
-fn wire_error(message: &'static Message, field: &'static str, e: WireError) -> Error {
+fn wire_error(message: &'static Message, field: &'static str, e: WireError) -> DeError {
     Error::Malformed {
         message: message.name,
         field,
         what: e.to_string(),
     }
+    .into()
 }
 
-fn malformed(message: &'static Message, field: &'static str, what: impl Into<String>) -> Error {
+fn malformed(message: &'static Message, field: &'static str, what: impl Into<String>) -> DeError {
     Error::Malformed {
         message: message.name,
         field,
         what: what.into(),
     }
+    .into()
 }
 
 /// Give an error from a field's value the message and field it came from,
 /// unless it already names a deeper one.
-fn in_field(e: Error, message: &'static Message, field: &'static str) -> Error {
-    match e {
-        Error::Custom(what) => Error::Malformed {
+fn in_field(mut e: DeError, message: &'static Message, field: &'static str) -> DeError {
+    if let Error::Custom(what) = &mut *e.0 {
+        let what = std::mem::take(what);
+        *e.0 = Error::Malformed {
             message: message.name,
             field,
             what,
-        },
-        other => other,
+        };
     }
+    e
 }
 
 /// One message's bytes, read as the target type.
@@ -67,7 +90,7 @@ impl<'de> MessageDe<'de> {
     }
 
     /// The singular fields with these tags (last occurrence wins).
-    fn scalars<const N: usize>(&self, tags: [u32; N]) -> Result<[Option<Raw<'de>>; N], Error> {
+    fn scalars<const N: usize>(&self, tags: [u32; N]) -> Result<[Option<Raw<'de>>; N], DeError> {
         let mut out = [None; N];
         let mut reader = Reader::new(self.bytes);
         while let Some((tag, raw)) = reader
@@ -81,7 +104,7 @@ impl<'de> MessageDe<'de> {
         Ok(out)
     }
 
-    fn child(&self, tag: u32) -> Result<&'static Message, Error> {
+    fn child(&self, tag: u32) -> Result<&'static Message, DeError> {
         match self.message.field_by_tag(tag).map(|(_, f)| f.ty) {
             Some(Type::Message(i)) => Ok(table::message(i)),
             _ => Err(malformed(
@@ -92,7 +115,7 @@ impl<'de> MessageDe<'de> {
         }
     }
 
-    fn time<V: Visitor<'de>>(self, visitor: V, micro: bool) -> Result<V::Value, Error> {
+    fn time<V: Visitor<'de>>(self, visitor: V, micro: bool) -> Result<V::Value, DeError> {
         let [seconds, nanos] = self.scalars([1, 2])?;
         let seconds = match seconds {
             None => 0,
@@ -109,7 +132,11 @@ impl<'de> MessageDe<'de> {
         visitor.visit_string(text)
     }
 
-    fn string_field(&self, raw: Option<Raw<'de>>, field: &'static str) -> Result<&'de str, Error> {
+    fn string_field(
+        &self,
+        raw: Option<Raw<'de>>,
+        field: &'static str,
+    ) -> Result<&'de str, DeError> {
         match raw {
             None => Ok(""),
             Some(Raw::Len(b)) => {
@@ -121,14 +148,15 @@ impl<'de> MessageDe<'de> {
 }
 
 impl<'de> de::Deserializer<'de> for MessageDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         if self.depth > MAX_DEPTH {
             return Err(Error::TooDeep {
                 message: self.message.name,
                 limit: MAX_DEPTH,
-            });
+            }
+            .into());
         }
         match self.message.shape {
             Shape::Struct => visitor.visit_map(FieldsAccess::new(self)),
@@ -167,7 +195,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     return visitor.visit_unit();
                 }
                 if bytes.starts_with(super::MAGIC) {
-                    let (envelope, message) = super::open_envelope(bytes)?;
+                    let (envelope, message) = super::open_envelope(bytes).map_err(DeError::from)?;
                     let mut inner = MessageDe::new(envelope.raw, message, self.depth + 1);
                     inner.type_meta = Some((envelope.api_version, envelope.kind));
                     return de::Deserializer::deserialize_any(inner, visitor);
@@ -230,7 +258,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
@@ -238,7 +266,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -261,6 +289,9 @@ struct FieldsAccess<'de> {
     type_meta_done: u8,
     /// Repeated and map fields already handed over, by index in the message.
     seen: [u64; 4],
+    /// Every repeated and map field sits in one contiguous run (as Go writes
+    /// them), so gathering one stops at the end of its run.
+    contiguous: bool,
     pending: Option<Pending<'de>>,
 }
 
@@ -285,6 +316,7 @@ impl<'de> FieldsAccess<'de> {
             type_meta: de.type_meta.filter(|(a, k)| !a.is_empty() || !k.is_empty()),
             type_meta_done: 0,
             seen: [0; 4],
+            contiguous: runs_are_contiguous(de.bytes, de.message),
             pending: None,
         }
     }
@@ -294,7 +326,7 @@ impl<'de> FieldsAccess<'de> {
     /// Move to the next field to hand over (skipping unknown fields and
     /// later occurrences of gathered ones, stepping into inline messages);
     /// leave it in `pending` and return its JSON name.
-    fn advance(&mut self) -> Result<Option<&'static str>, Error> {
+    fn advance(&mut self) -> Result<Option<&'static str>, DeError> {
         if let Some(inline) = self.inline.as_mut() {
             if let Some(json) = inline.advance()? {
                 self.pending = inline.pending.take();
@@ -347,6 +379,39 @@ impl<'de> FieldsAccess<'de> {
     }
 }
 
+/// Whether each repeated or map field of `message` occurs in one run. One
+/// pass over the keys, made only for messages that have such fields; a
+/// malformed message answers `false` (the full scan reports the error).
+fn runs_are_contiguous(bytes: &[u8], message: &'static Message) -> bool {
+    if !message.fields.iter().any(is_gathered) {
+        return true;
+    }
+    let mut ended = [0u64; 4];
+    let mut last: Option<usize> = None;
+    let mut reader = Reader::new(bytes);
+    loop {
+        let tag = match reader.field() {
+            Ok(Some((tag, _))) => tag,
+            Ok(None) => return true,
+            Err(_) => return false,
+        };
+        let index = message.field_by_tag(tag).map(|(i, _)| i);
+        if index == last {
+            continue;
+        }
+        if let Some(prev) = last.filter(|&i| i < 256) {
+            ended[prev / 64] |= 1 << (prev % 64);
+        }
+        let reopened = index.filter(|&i| i < 256).is_some_and(|i| {
+            ended[i / 64] & (1 << (i % 64)) != 0 && is_gathered(&message.fields[i])
+        });
+        if reopened {
+            return false;
+        }
+        last = index;
+    }
+}
+
 fn is_gathered(field: &Field) -> bool {
     field.repeated
         || matches!(
@@ -356,12 +421,12 @@ fn is_gathered(field: &Field) -> bool {
 }
 
 impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
-    type Error = Error;
+    type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
-    ) -> Result<Option<K::Value>, Error> {
+    ) -> Result<Option<K::Value>, DeError> {
         if let Some((api_version, kind)) = self.type_meta {
             let (key, value) = match self.type_meta_done {
                 0 => ("apiVersion", api_version),
@@ -384,7 +449,7 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let (message, field, raw, from) = match self.pending.take() {
             Some(Pending::Str(s)) => return seed.deserialize(BorrowedStrDeserializer::new(s)),
             Some(Pending::Field {
@@ -393,7 +458,7 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
                 raw,
                 from,
             }) => (message, field, raw, from),
-            None => return Err(Error::Custom("value requested before key".into())),
+            None => return Err(Error::Custom("value requested before key".into()).into()),
         };
         let result = if matches!(
             field.ty,
@@ -405,9 +470,12 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
                 field,
                 depth: self.depth,
                 value: None,
+                contiguous: self.contiguous,
             })
         } else if field.repeated {
-            seed.deserialize(SeqDe::new(from, message, field, self.depth))
+            let mut seq = SeqDe::new(from, message, field, self.depth);
+            seq.contiguous = self.contiguous;
+            seed.deserialize(seq)
         } else {
             seed.deserialize(ValueDe {
                 raw,
@@ -431,7 +499,7 @@ struct ValueDe<'de> {
 }
 
 impl<'de> ValueDe<'de> {
-    fn wrong(&self) -> Error {
+    fn wrong(&self) -> DeError {
         malformed(
             self.parent,
             self.field,
@@ -445,9 +513,9 @@ impl<'de> ValueDe<'de> {
 }
 
 impl<'de> de::Deserializer<'de> for ValueDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match (self.ty, self.raw) {
             (Type::String, Raw::Len(b)) => match std::str::from_utf8(b) {
                 Ok(s) => visitor.visit_borrowed_str(s),
@@ -469,7 +537,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
@@ -477,7 +545,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         self,
         name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, DeError> {
         match (self.ty, self.raw) {
             (Type::Message(i), Raw::Len(b)) => MessageDe::new(b, table::message(i), self.depth + 1)
                 .deserialize_newtype_struct(name, visitor),
@@ -497,6 +565,8 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
 struct SeqDe<'de> {
     reader: Reader<'de>,
     packed: Reader<'de>,
+    /// Stop at the first other field: the message holds one run of this one.
+    contiguous: bool,
     parent: &'static Message,
     field: &'static Field,
     depth: usize,
@@ -507,6 +577,7 @@ impl<'de> SeqDe<'de> {
         Self {
             reader: Reader::new(from),
             packed: Reader::new(&[]),
+            contiguous: false,
             parent,
             field,
             depth,
@@ -525,13 +596,13 @@ impl<'de> SeqDe<'de> {
 }
 
 impl<'de> de::Deserializer<'de> for SeqDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_seq(self)
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
@@ -543,12 +614,12 @@ impl<'de> de::Deserializer<'de> for SeqDe<'de> {
 }
 
 impl<'de> de::SeqAccess<'de> for SeqDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
-    ) -> Result<Option<T::Value>, Error> {
+    ) -> Result<Option<T::Value>, DeError> {
         let packable = !matches!(self.field.ty, Type::String | Type::Bytes | Type::Message(_));
         if !self.packed.is_empty() {
             let raw = match self.field.ty {
@@ -568,6 +639,10 @@ impl<'de> de::SeqAccess<'de> for SeqDe<'de> {
                 return Ok(None);
             };
             if tag != self.field.tag {
+                if self.contiguous {
+                    self.reader = Reader::new(&[]);
+                    return Ok(None);
+                }
                 continue;
             }
             if let (true, Raw::Len(b)) = (packable, raw) {
@@ -589,16 +664,18 @@ struct MapDe<'de> {
     field: &'static Field,
     depth: usize,
     value: Option<Option<Raw<'de>>>,
+    /// Stop at the first other field: the message holds one run of entries.
+    contiguous: bool,
 }
 
 impl<'de> de::Deserializer<'de> for MapDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_map(self)
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_some(self)
     }
 
@@ -610,12 +687,12 @@ impl<'de> de::Deserializer<'de> for MapDe<'de> {
 }
 
 impl<'de> de::MapAccess<'de> for MapDe<'de> {
-    type Error = Error;
+    type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
-    ) -> Result<Option<K::Value>, Error> {
+    ) -> Result<Option<K::Value>, DeError> {
         let json = self.field.json;
         loop {
             let Some((tag, raw)) = self
@@ -626,6 +703,10 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
                 return Ok(None);
             };
             if tag != self.field.tag {
+                if self.contiguous {
+                    self.reader = Reader::new(&[]);
+                    return Ok(None);
+                }
                 continue;
             }
             let Raw::Len(entry) = raw else {
@@ -658,7 +739,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let value = self.value.take().flatten();
         let (ty, raw) = match (self.field.ty, value) {
             (Type::MapString, v) => (Type::String, v.unwrap_or(Raw::Len(&[]))),
@@ -682,8 +763,8 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
     }
 }
 
-impl de::Error for Error {
+impl de::Error for DeError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        Error::Custom(msg.to_string())
+        Error::Custom(msg.to_string()).into()
     }
 }

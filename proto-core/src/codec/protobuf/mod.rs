@@ -119,7 +119,7 @@ pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
     let (envelope, message) = open_envelope(body)?;
     let mut de = de::MessageDe::new(envelope.raw, message, 0);
     de.type_meta = Some((envelope.api_version, envelope.kind));
-    K::deserialize(de).map_err(|e| in_message(e, message.name))
+    K::deserialize(de).map_err(|e| in_message(*e.0, message.name))
 }
 
 /// Decode a bare message (no envelope), named by its full proto name such as
@@ -127,7 +127,7 @@ pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
 pub fn decode_message<K: DeserializeOwned>(message_name: &str, raw: &[u8]) -> Result<K, Error> {
     let message = table::message_by_name(message_name)
         .ok_or_else(|| Error::UnknownMessage(message_name.to_owned()))?;
-    K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(e, message.name))
+    K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(*e.0, message.name))
 }
 
 /// The message name of a watch event frame (`meta.v1.WatchEvent`).
