@@ -231,6 +231,65 @@ impl<T: Hash + Eq + Clone, R: RateLimiter<T>> Controller<T, R> {
 mod tests {
     use super::*;
     use crate::ratelimit::ItemExponentialFailure;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Enqueue(u8),
+        EnqueueAfter(u8, u16),
+        Next,
+        Finish(usize, u8),
+        Advance(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..6).prop_map(Op::Enqueue),
+            (0u8..6, 0u16..50).prop_map(|(k, d)| Op::EnqueueAfter(k, d)),
+            Just(Op::Next),
+            Just(Op::Next),
+            (any::<usize>(), 0u8..4).prop_map(|(i, o)| Op::Finish(i, o)),
+            (0u16..100).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Any number of workers, any interleaving: a key is never handed to
+        /// a second worker while one is reconciling it, and the counters add up.
+        #[test]
+        fn controller_never_reconciles_a_key_twice_at_once(ops in proptest::collection::vec(op(), 0..300)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut c = Controller::default();
+            let mut running: Vec<u8> = Vec::new();
+            let (mut finished, mut retries) = (0, 0);
+            for op in ops {
+                match op {
+                    Op::Enqueue(k) => c.enqueue(k),
+                    Op::EnqueueAfter(k, d) => c.enqueue_after(k, Duration::from_millis(d.into()), now),
+                    Op::Next => if let Next::Item(k) = c.next(now) {
+                        prop_assert!(!running.contains(&k), "{k} reconciled twice at once");
+                        running.push(k);
+                    },
+                    Op::Finish(i, o) => if !running.is_empty() {
+                        let k = running.remove(i % running.len());
+                        let outcome = [Outcome::Success, Outcome::Error, Outcome::Requeue, Outcome::RequeueAfter(Duration::from_millis(30))][o as usize];
+                        if matches!(outcome, Outcome::Error | Outcome::Requeue) { retries += 1; }
+                        finished += 1;
+                        c.finish(&k, outcome, now);
+                    },
+                    Op::Advance(d) => now += Duration::from_millis(d.into()),
+                }
+                let counters = c.counters(now);
+                prop_assert_eq!(counters.running, running.len());
+                prop_assert_eq!(counters.reconciles, finished);
+                prop_assert_eq!(counters.retries, retries);
+                let distinct: HashSet<_> = running.iter().collect();
+                prop_assert_eq!(distinct.len(), running.len());
+            }
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

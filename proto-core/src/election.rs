@@ -41,6 +41,7 @@
 //! | following | error (404, 409, transport, timeout) | following | next attempt after `retry · (1 + rand · 1.2)` |
 //! | leading | attempt due (`retry` after the last one) | leading | `Update` of the last written Lease, or `Get` if it expired locally |
 //! | leading | fast `Update` → error | leading | `Get`, then as when following |
+//! | leading | `Get` → held by another | releasing (stopped without release) | `StoppedLeading` |
 //! | leading | `Update` → ok | leading | deadline = send time + renew deadline |
 //! | leading | error | leading | next attempt after `retry` |
 //! | leading | deadline passes, or `stop` | releasing (stopped without release) | `StoppedLeading` |
@@ -51,7 +52,7 @@
 //! | releasing | `Update` → ok, other error, deadline | stopped | — |
 //!
 //! Observing a record whose holder differs from the last one reported emits
-//! [`Event::NewLeader`].
+//! [`Event::NewLeader`] (a released, empty holder is not reported).
 //!
 //! The driving loop (here against a store that always answers at once):
 //!
@@ -161,6 +162,9 @@ impl Config {
         if self.name.is_empty() {
             return Err(ConfigError::EmptyName);
         }
+        if self.namespace.is_empty() {
+            return Err(ConfigError::EmptyNamespace);
+        }
         for (field, value) in [
             ("lease duration", self.lease_duration),
             ("renew deadline", self.renew_deadline),
@@ -209,6 +213,9 @@ pub enum ConfigError {
     /// No Lease name was given.
     #[error("leader election: the lease name must not be empty")]
     EmptyName,
+    /// No Lease namespace was given (a Lease is namespaced).
+    #[error("leader election: the lease namespace must not be empty")]
+    EmptyNamespace,
     /// A duration is zero.
     #[error("leader election: the {field} must be greater than zero")]
     NotPositive {
@@ -547,6 +554,13 @@ impl LeaderElector {
             (Step::FastRenew, Err(_)) => self.send(Step::Get, None, now),
             (Step::Get, Ok(lease)) => {
                 self.observe(lease.clone(), now);
+                let taken =
+                    self.observed_leader().is_some_and(|h| !h.is_empty()) && !self.holds_record();
+                if taken && self.is_leader() {
+                    // Someone else holds the record we thought ours: we lost it.
+                    tracing::info!(lease = %self.config.name, "the lease was taken over");
+                    return self.stop_leading(now);
+                }
                 if !self.holds_record() && !self.is_free(now) {
                     return self.attempt_failed(now);
                 }
@@ -695,7 +709,9 @@ impl LeaderElector {
             .and_then(|s| s.lease_duration_seconds)
             .unwrap_or(0)
             .max(0);
-        seen + Duration::from_secs(seconds as u64) > now
+        // A duration too long to add to an instant never runs out.
+        seen.checked_add(Duration::from_secs(seconds as u64))
+            .is_none_or(|until| until > now)
     }
 
     /// `lease` with this candidate as holder, renewed at `now`; acquire time

@@ -183,8 +183,10 @@ impl RequestLimiter {
         } else if wait > LOG_WAIT {
             tracing::debug!(?wait, "client-side throttling: waiting to send a request");
         }
+        // A wait too long to name (a bucket that never refills) is a century.
         now.checked_add(wait)
-            .unwrap_or(now + Duration::from_secs(u32::MAX.into()))
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+            .unwrap_or(now)
     }
 
     /// Takes a slot only if a request may go at once (client-go's `TryAccept`).
@@ -249,5 +251,10 @@ mod tests {
         let mut bucket = TokenBucket::new(0.0, 1);
         assert_eq!(bucket.reserve(now), Duration::ZERO);
         assert_eq!(bucket.reserve(now + Duration::from_secs(60)), Duration::MAX);
+        let mut limiter = RequestLimiter {
+            bucket: Some(TokenBucket::new(0.0, 1)),
+        };
+        assert_eq!(limiter.reserve(now), now);
+        assert!(limiter.reserve(now) > now + Duration::from_secs(3600 * 24 * 365));
     }
 }

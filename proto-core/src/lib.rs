@@ -32,6 +32,7 @@ pub mod controller;
 pub mod dynamic;
 pub mod election;
 pub mod flowcontrol;
+pub mod informer;
 pub mod list;
 pub mod object;
 pub mod params;

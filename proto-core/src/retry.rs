@@ -241,17 +241,28 @@ impl ConflictRetry {
         self.attempts += 1;
         let wait = self.backoff.duration;
         if self.backoff.factor != 0.0 {
-            let next = self.backoff.duration.mul_f64(self.backoff.factor.max(0.0));
+            let next = scale(self.backoff.duration, self.backoff.factor);
             self.backoff.duration = match self.backoff.cap {
                 Some(cap) => next.min(cap),
                 None => next,
             };
         }
         if self.backoff.jitter > 0.0 {
-            return Some(self.rng.jitter(wait, self.backoff.jitter));
+            // client-go's `wait.Jitter`, saturating instead of overflowing.
+            let extra = scale(wait, self.rng.next_f64() * self.backoff.jitter);
+            return Some(wait.saturating_add(extra));
         }
         Some(wait)
     }
+}
+
+/// `d · factor`, saturating at [`Duration::MAX`]; a negative or NaN factor
+/// gives zero.
+fn scale(d: Duration, factor: f64) -> Duration {
+    if factor.is_nan() || factor <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -407,6 +418,21 @@ mod tests {
                 "{wait:?} vs {base:?}"
             );
         }
+    }
+
+    #[test]
+    fn backoff_huge_factor_saturates_instead_of_panicking() {
+        let backoff = Backoff {
+            duration: Duration::from_secs(1),
+            factor: 1e300,
+            jitter: 1.0,
+            steps: 4,
+            cap: None,
+        };
+        let mut retry = ConflictRetry::new(backoff, Rng::new(4));
+        let waits: Vec<_> = std::iter::from_fn(|| retry.next_delay()).collect();
+        assert!(waits[0] >= Duration::from_secs(1) && waits[0] < Duration::from_secs(2));
+        assert_eq!(&waits[1..], &[Duration::MAX, Duration::MAX]);
     }
 
     #[test]

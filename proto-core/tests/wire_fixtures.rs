@@ -3,7 +3,8 @@
 //! classified and decoded, the derived 422 and DELETE-Success bodies, and
 //! client-go's raw HTTP golden responses.
 //!
-//! Run with `WINDLASS_FIXTURES=/work/shared/fixtures`; without it the tests
+//! The fixtures are found as everywhere (`WINDLASS_FIXTURES`, or
+//! `../shared/fixtures` beside the repository root); without them the tests
 //! print why and pass as skipped, unless `WINDLASS_REQUIRE_FIXTURES=1`.
 
 use std::path::PathBuf;
@@ -19,26 +20,12 @@ use windlass_proto::list::ObjectList;
 use windlass_proto::object::Object;
 use windlass_proto::response::{self, Deleted};
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("WINDLASS_FIXTURES")?);
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    None
-}
+#[path = "support/fixtures_dir.rs"]
+mod fixtures_dir;
 
 /// The fixtures folder, or `None` after saying why (a failure when required).
 fn fixtures_or_skip() -> Option<PathBuf> {
-    let dir = fixtures();
-    if dir.is_none() {
-        let required = std::env::var("WINDLASS_REQUIRE_FIXTURES").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "WINDLASS_FIXTURES is not a folder and WINDLASS_REQUIRE_FIXTURES=1"
-        );
-        eprintln!("skipped: set WINDLASS_FIXTURES to the fixtures folder to run this test");
-    }
-    dir
+    fixtures_dir::dir()
 }
 
 fn json_headers() -> HeaderMap {

@@ -91,6 +91,7 @@ fn election_config_validation_names_the_broken_rule() {
     };
     assert_eq!(check(&|c| c.identity.clear()), ConfigError::EmptyIdentity);
     assert_eq!(check(&|c| c.name.clear()), ConfigError::EmptyName);
+    assert_eq!(check(&|c| c.namespace.clear()), ConfigError::EmptyNamespace);
     assert_eq!(
         check(&|c| c.retry_period = Duration::ZERO),
         ConfigError::NotPositive {
@@ -461,4 +462,32 @@ fn lease_health_check_fails_when_renewals_stall() {
     assert!(e.is_healthy(t0 + secs(15), Duration::ZERO));
     assert!(!e.is_healthy(t0 + secs(16), Duration::ZERO));
     assert!(e.is_healthy(t0 + secs(16), secs(1)));
+}
+
+#[test]
+fn lease_leader_that_sees_another_holder_stops_at_once() {
+    let t0 = Instant::now();
+    let mut e = elector("a", t0);
+    lead(&mut e, t0);
+    events(&mut e);
+    let t2 = t0 + secs(2);
+    let Action::Update { id, .. } = next_action(&mut e, t2) else {
+        panic!()
+    };
+    e.handle_result(id, Err(LeaseError::Conflict), t2);
+    let Some(Action::Get { id }) = e.poll_action() else {
+        panic!()
+    };
+    e.handle_result(id, Ok(lease("b", "9", 0)), t2);
+    assert!(!e.is_leader(), "well before the renew deadline");
+    assert_eq!(
+        events(&mut e),
+        [Event::NewLeader("b".into()), Event::StoppedLeading]
+    );
+    // Releasing finds b's record and leaves it alone.
+    let Action::Get { id } = next_action(&mut e, t2) else {
+        panic!()
+    };
+    e.handle_result(id, Ok(lease("b", "9", 0)), t2);
+    assert!(e.is_stopped());
 }

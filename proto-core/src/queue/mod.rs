@@ -46,6 +46,17 @@
 //! assert_eq!(handled, [("pod-a", Duration::from_millis(50))]);
 //! ```
 //!
+//! What an adapter with several workers needs to know to wake them, read
+//! after every call on the queue (all are cheap getters):
+//!
+//! - `len() > 0`: an item is ready — wake one waiting worker (an `add`, a
+//!   `done` that re-queued a dirty item, or `handle_timeout` releasing items);
+//! - `poll_timeout()`: the instant the timer should fire — re-arm it when it
+//!   changed (an `add_after` with an earlier ready time);
+//! - `is_shutting_down()`: wake every worker so each sees [`Next::ShutDown`]
+//!   once the queue is empty;
+//! - `is_drained()`: wake whoever waits in `shut_down_with_drain`.
+//!
 //! Not modelled, because they exist only to make Go's goroutines wake: the
 //! delaying queue's 1000-entry channel and its 10 s heartbeat.
 
@@ -55,7 +66,8 @@ mod rate_limiting;
 pub use delaying::DelayingQueue;
 pub use rate_limiting::RateLimitingQueue;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// What [`WorkQueue::get`] found.
@@ -122,11 +134,14 @@ impl<T> ItemQueue<T> for Fifo<T> {
 
 /// A work queue (client-go's `workqueue.Typed`): dirty and processing sets
 /// over an ordered store.
+///
+/// The two sets share one map (an item is in it while it is dirty, being
+/// processed, or both), so each call hashes the item once.
 #[derive(Clone, Debug)]
 pub struct WorkQueue<T, Q = Fifo<T>> {
     queue: Q,
-    dirty: HashSet<T>,
-    processing: HashSet<T>,
+    marks: HashMap<T, Mark>,
+    processing: usize,
     shutting_down: bool,
     drain: bool,
     adds: u64,
@@ -150,8 +165,8 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
     pub fn with_store(store: Q) -> Self {
         Self {
             queue: store,
-            dirty: HashSet::new(),
-            processing: HashSet::new(),
+            marks: HashMap::new(),
+            processing: 0,
             shutting_down: false,
             drain: false,
             adds: 0,
@@ -172,12 +187,12 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
 
     /// How many items are handed out and not yet done.
     pub fn processing_len(&self) -> usize {
-        self.processing.len()
+        self.processing
     }
 
     /// Whether `item` is handed out and not yet done.
     pub fn is_processing(&self, item: &T) -> bool {
-        self.processing.contains(item)
+        self.marks.get(item).is_some_and(|m| m.processing)
     }
 
     /// Whether [`shut_down`](Self::shut_down) or
@@ -192,7 +207,7 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
     /// drain short. An adapter's `shut_down_with_drain` waits until this holds,
     /// checking after every `done` and `shut_down`.
     pub fn is_drained(&self) -> bool {
-        !self.drain || self.processing.is_empty()
+        !self.drain || self.processing == 0
     }
 
     /// How many adds marked an item as needing processing since the queue
@@ -216,18 +231,29 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
         if self.shutting_down {
             return;
         }
-        if self.dirty.contains(&item) {
-            if !self.processing.contains(&item) {
-                self.queue.touch(&item);
+        match self.marks.entry(item) {
+            Entry::Occupied(mut entry) => {
+                let mark = entry.get_mut();
+                if mark.dirty {
+                    if !mark.processing {
+                        self.queue.touch(entry.key());
+                    }
+                    return;
+                }
+                // Being processed: it goes back into the queue at `done`.
+                mark.dirty = true;
+                self.adds += 1;
             }
-            return;
+            Entry::Vacant(entry) => {
+                let item = entry.key().clone();
+                entry.insert(Mark {
+                    dirty: true,
+                    processing: false,
+                });
+                self.adds += 1;
+                self.queue.push(item);
+            }
         }
-        self.dirty.insert(item.clone());
-        self.adds += 1;
-        if self.processing.contains(&item) {
-            return;
-        }
-        self.queue.push(item);
     }
 
     /// Hands out the next item, which is then being processed until
@@ -241,19 +267,25 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
                 Next::Wait
             };
         };
-        self.dirty.remove(&item);
-        self.processing.insert(item.clone());
+        let mark = self.marks.entry(item.clone()).or_default();
+        mark.dirty = false;
+        mark.processing = true;
+        self.processing += 1;
         Next::Item(item)
     }
 
     /// Marks `item` as processed; if it was added meanwhile it is queued
     /// again. An item that is not being processed is ignored.
     pub fn done(&mut self, item: &T) {
-        if !self.processing.remove(item) {
+        let Some(mark) = self.marks.get_mut(item).filter(|m| m.processing) else {
             return;
-        }
-        if self.dirty.contains(item) {
+        };
+        mark.processing = false;
+        self.processing -= 1;
+        if mark.dirty {
             self.queue.push(item.clone());
+        } else {
+            self.marks.remove(item);
         }
     }
 
@@ -271,6 +303,14 @@ impl<T: Hash + Eq + Clone, Q: ItemQueue<T>> WorkQueue<T, Q> {
         self.shutting_down = true;
         self.drain = true;
     }
+}
+
+/// Where an item stands: `dirty` (needs processing) and/or `processing`
+/// (handed out, not yet done). Items with neither are not in the map.
+#[derive(Clone, Copy, Debug, Default)]
+struct Mark {
+    dirty: bool,
+    processing: bool,
 }
 
 #[cfg(test)]

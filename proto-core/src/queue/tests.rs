@@ -381,5 +381,7 @@ proptest! {
             q.done(&i);
         }
         prop_assert!(owed.is_empty(), "lost {owed:?}");
+        prop_assert_eq!(q.queue().processing_len(), 0);
+        prop_assert!(q.queue().marks.is_empty(), "no bookkeeping left behind");
     }
 }

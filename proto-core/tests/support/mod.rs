@@ -13,27 +13,12 @@ use rcgen::{
 };
 use windlass_proto::config::Files;
 
+mod fixtures_dir;
+
 /// `$WINDLASS_FIXTURES/kubeconfigs`, or `None` (after saying why) when the
 /// fixtures are absent and `WINDLASS_REQUIRE_FIXTURES` is not `1`.
 pub fn kubeconfig_fixtures() -> Option<PathBuf> {
-    let dir = match std::env::var_os("WINDLASS_FIXTURES") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
-    };
-    if dir.is_dir() {
-        return Some(dir.join("kubeconfigs"));
-    }
-    let required = std::env::var("WINDLASS_REQUIRE_FIXTURES").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "fixtures folder {} is missing and WINDLASS_REQUIRE_FIXTURES=1",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: fixtures folder {} not found (set WINDLASS_FIXTURES)",
-        dir.display()
-    );
-    None
+    fixtures_dir::dir().map(|d| d.join("kubeconfigs"))
 }
 
 /// A folder under the system temp folder, removed on drop.

@@ -69,6 +69,7 @@ mod resource;
 mod selector;
 pub mod status;
 mod token;
+mod validation;
 mod watch;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -89,6 +90,7 @@ pub use status::{FieldError, Result, StatusError};
 pub use token::ContinueToken;
 pub use watch::{Watch, WatchEnd, WatchPoll};
 
+use validation::{check_labels, parse_rv, validate_list_params, validate_name};
 use watch::{CacheEvent, EventKind, WatchCache};
 
 /// How a model server behaves.
@@ -286,6 +288,9 @@ impl std::fmt::Debug for ApiServer {
 
 const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
+/// The namespaces namespace lifecycle admission refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-public", "kube-system"];
+
 impl ApiServer {
     /// A server with the built-in resources and the namespaces a fresh
     /// cluster has (`default`, `kube-node-lease`, `kube-public`, `kube-system`).
@@ -350,6 +355,15 @@ impl ApiServer {
 
     // --- control (what the simulator and fault injection use)
 
+    /// Serves one more resource (e.g. a built-in beyond the default set),
+    /// replacing any resource with the same group and plural name; objects
+    /// already stored under that name stay.
+    pub fn serve(&mut self, resource: Resource) {
+        let gr = resource.group_resource();
+        self.registry.register(resource);
+        self.add_table(gr);
+    }
+
     /// Installs strategic merge patch and server-side apply.
     pub fn set_patch_hook(&mut self, hook: Box<dyn PatchHook>) {
         self.patch_hook = Some(hook);
@@ -383,7 +397,9 @@ impl ApiServer {
 
     /// Compacts history at `rv` (capped at the newest revision, and at a
     /// frozen watch cache's revision): older snapshots, continue tokens and
-    /// watch-cache events are gone.
+    /// watch-cache events are gone. Storage keeps every version since the
+    /// last compaction, so a long-running server compacts now and then (as
+    /// kube-apiserver does every five minutes).
     pub fn compact(&mut self, rv: u64) {
         let rv = rv.min(self.cache_resource_version());
         if rv <= self.compacted {
@@ -605,8 +621,10 @@ impl ApiServer {
             end_bookmark: None,
             allow_bookmarks: params.allow_watch_bookmarks,
             bookmark_requested: false,
+            // timeoutSeconds=0 leaves the timeout to the server: none here.
             deadline: params
                 .timeout_seconds
+                .filter(|s| *s > 0)
                 .map(|s| now + std::time::Duration::from_secs(u64::from(s))),
             epoch: self.epoch,
             error: None,
@@ -801,9 +819,9 @@ impl ApiServer {
             return Err(status::invalid(resource, &name, &errors));
         }
         if let Some(ns) = &namespace {
-            match self.namespace_phase(ns) {
+            match self.namespace_terminating(ns) {
                 None => return Err(status::namespace_not_found(ns)),
-                Some(phase) if phase == "Terminating" => {
+                Some(true) => {
                     return Err(status::forbidden(
                         &format!(
                             "unable to create new content in namespace {ns} because it is being terminated"
@@ -812,7 +830,7 @@ impl ApiServer {
                         &name,
                     ));
                 }
-                Some(_) => {}
+                Some(false) => {}
             }
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
@@ -847,7 +865,7 @@ impl ApiServer {
         }
         self.prepare_create(resource, &name, &mut object)?;
         let stored = self.write(&table_key, key, object, EventKind::Added);
-        if table_key == crd_group_resource() {
+        if is_crd(&table_key) {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -1143,12 +1161,12 @@ impl ApiServer {
             metadata_mut(&mut next).insert("generation".into(), generation.into());
         }
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource() {
+        if is_crd(&group_resource) {
             Resource::from_crd(&next)
                 .map_err(|errors| status::invalid(resource, &name, &errors))?;
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
-        let finalized = group_resource != namespace_group_resource()
+        let finalized = !is_namespaces(&group_resource)
             && next["metadata"].get("deletionTimestamp").is_some()
             && next["metadata"]["finalizers"]
                 .as_array()
@@ -1158,7 +1176,7 @@ impl ApiServer {
         } else {
             self.write(&group_resource, key, next, EventKind::Modified)
         };
-        if group_resource == crd_group_resource() && !finalized {
+        if is_crd(&group_resource) && !finalized {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -1176,6 +1194,13 @@ impl ApiServer {
     ) -> Result<Deleted> {
         let resource = self.registry.lookup(gvr)?;
         let current = self.current(&resource, namespace, name, Subresource::Main)?;
+        if is_namespaces(&resource.group_resource()) && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(status::forbidden(
+                "this namespace may not be deleted",
+                &resource,
+                name,
+            ));
+        }
         if let Some(uid) = &options.uid {
             let have = current["metadata"]["uid"].as_str().unwrap_or("");
             if uid != have {
@@ -1262,7 +1287,7 @@ impl ApiServer {
         let namespace = current["metadata"]["namespace"].as_str().map(str::to_owned);
         let key = ObjectKey::new(namespace.as_deref(), &name);
         let group_resource = resource.group_resource();
-        let is_namespace = group_resource == namespace_group_resource();
+        let is_namespace = is_namespaces(&group_resource);
         let has_finalizers = current["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
@@ -1302,7 +1327,7 @@ impl ApiServer {
         let cleanup = marked["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| f.iter().any(|f| f == CRD_CLEANUP_FINALIZER));
-        if group_resource == crd_group_resource() && cleanup {
+        if is_crd(&group_resource) && cleanup {
             self.clean_up_crd(resource, key, &marked, now);
         }
         marked
@@ -1409,7 +1434,7 @@ impl ApiServer {
         now: Instant,
     ) -> Arc<Value> {
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource()
+        if is_crd(&group_resource)
             && let Ok(served) = Resource::from_crd(&object)
         {
             self.unserve(&served);
@@ -1421,7 +1446,7 @@ impl ApiServer {
             self.collect_garbage(uid, namespace.as_deref(), now);
         }
         if let Some(ns) = namespace
-            && self.namespace_phase(&ns).as_deref() == Some("Terminating")
+            && self.namespace_terminating(&ns) == Some(true)
         {
             self.finish_namespace(&ns, now);
         }
@@ -1645,17 +1670,13 @@ impl ApiServer {
         }
     }
 
-    fn namespace_phase(&self, namespace: &str) -> Option<String> {
+    /// Whether `namespace` is terminating; `None` when it does not exist.
+    fn namespace_terminating(&self, namespace: &str) -> Option<bool> {
         let ns = self
             .tables
             .get(&namespace_group_resource())?
             .latest(&ObjectKey::cluster(namespace))?;
-        Some(
-            ns["status"]["phase"]
-                .as_str()
-                .unwrap_or("Active")
-                .to_owned(),
-        )
+        Some(ns["status"]["phase"] == "Terminating")
     }
 
     fn timestamp(&self, now: Instant) -> String {
@@ -1721,11 +1742,12 @@ fn namespace_group_resource() -> GroupResource {
     }
 }
 
-fn crd_group_resource() -> GroupResource {
-    GroupResource {
-        group: "apiextensions.k8s.io".into(),
-        resource: "customresourcedefinitions".into(),
-    }
+fn is_namespaces(gr: &GroupResource) -> bool {
+    gr.group.is_empty() && gr.resource == "namespaces"
+}
+
+fn is_crd(gr: &GroupResource) -> bool {
+    gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions"
 }
 
 fn object_key(resource: &Resource, namespace: Option<&str>, name: &str) -> Result<ObjectKey> {
@@ -1780,113 +1802,6 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
     old.iter()
         .filter(|(k, _)| skip(k))
         .ne(new.iter().filter(|(k, _)| skip(k)))
-}
-
-/// The label errors of `object` (422), or a 400 when `metadata.labels` is
-/// not a map of strings (the server cannot even decode it).
-fn check_labels(object: &Value) -> Result<Vec<FieldError>> {
-    let labels = &object["metadata"]["labels"];
-    if labels.is_null() {
-        return Ok(Vec::new());
-    }
-    let Some(map) = labels.as_object() else {
-        return Err(status::bad_request(
-            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type map[string]string",
-        ));
-    };
-    if map.values().any(|v| !v.is_string()) {
-        return Err(status::bad_request(
-            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type string",
-        ));
-    }
-    Ok(selector::label_errors(map))
-}
-
-fn parse_rv(rv: &str) -> Result<u64> {
-    rv.parse::<u64>().map_err(|_| {
-        status::bad_request(format!(
-            "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
-        ))
-    })
-}
-
-fn validate_list_params(params: &ListParams) -> Result<()> {
-    let mut errors = Vec::new();
-    let rv = params.resource_version.as_deref().unwrap_or("");
-    if let Some(m) = params.resource_version_match {
-        if rv.is_empty() {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch is forbidden unless resourceVersion is provided",
-            ));
-        }
-        if params
-            .continue_token
-            .as_deref()
-            .is_some_and(|c| !c.is_empty())
-        {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch is forbidden when continue is provided",
-            ));
-        }
-        if m == ResourceVersionMatch::Exact && rv == "0" {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(status::invalid_list_options(&errors))
-    }
-}
-
-pub(crate) const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
-alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
-(e.g. 'example.com', regex used for validation is \
-'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric \
-characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or \
-'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_RULE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters \
-or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. \
-'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-/// The name checks of `ValidateObjectMeta`: one field error per broken rule.
-fn validate_name(rule: NameRule, name: &str) -> Vec<FieldError> {
-    let (max, ok, message) = match rule {
-        NameRule::Subdomain => (253, name.split('.').all(is_label), SUBDOMAIN_RULE),
-        NameRule::Label => (63, is_label(name), LABEL_RULE),
-        NameRule::Dns1035Label => (
-            63,
-            is_label(name) && name.as_bytes()[0].is_ascii_lowercase(),
-            DNS1035_RULE,
-        ),
-    };
-    let mut errors = Vec::new();
-    if name.len() > max {
-        errors.push(FieldError::invalid(
-            "metadata.name",
-            name,
-            &format!("must be no more than {max} characters"),
-        ));
-    }
-    if !ok {
-        errors.push(FieldError::invalid("metadata.name", name, message));
-    }
-    errors
 }
 
 /// RFC 3339 to the second, UTC (`metav1.Time`).

@@ -119,6 +119,34 @@ fn model_create_sets_uid_generation_timestamp_and_global_resource_version() {
 }
 
 #[test]
+fn model_gvr_of_a_typed_resource_and_typed_round_trip() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    assert_eq!(Gvr::of::<Pod>(), Gvr::core("pods"));
+    assert_eq!(
+        Gvr::of::<Deployment>(),
+        Gvr::new("apps", "v1", "deployments")
+    );
+    let (mut s, now) = server();
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("typed".into());
+    let stored = s
+        .create(
+            &Gvr::of::<Pod>(),
+            Some("default"),
+            serde_json::to_value(&pod).unwrap(),
+            now,
+        )
+        .unwrap();
+    let back: Pod = serde_json::from_value((*stored).clone()).unwrap();
+    assert_eq!(back.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(
+        back.metadata.resource_version.as_deref(),
+        Some(s.resource_version().to_string().as_str())
+    );
+}
+
+#[test]
 fn model_create_is_deterministic_for_a_seed() {
     let now = Instant::now();
     let run = |seed| {
@@ -850,6 +878,25 @@ fn model_namespace_deletion_removes_what_it_contains() {
     let events = describe(&drain(&mut w, &s, now));
     assert_eq!(events.len(), 1);
     assert!(events[0].starts_with("DELETED c"));
+}
+
+#[test]
+fn model_system_namespaces_cannot_be_deleted() {
+    let (mut s, now) = server();
+    let e = s
+        .delete(
+            &Gvr::core("namespaces"),
+            None,
+            "default",
+            &DeleteOptions::default(),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.reason()), (403, "Forbidden"));
+    assert_eq!(
+        e.message(),
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
 }
 
 #[test]
@@ -1715,6 +1762,25 @@ fn model_watch_from_resource_version_replays_later_changes() {
 }
 
 #[test]
+fn model_watch_from_a_future_resource_version_waits_for_it() {
+    let (mut s, now) = server();
+    let future = s.resource_version() + 2;
+    let params = WatchParams {
+        resource_version: Some(future.to_string()),
+        ..WatchParams::default()
+    };
+    let mut w = s.watch(&cms(), None, &params, now).unwrap();
+    s.create(&cms(), Some("default"), named("a"), now).unwrap();
+    s.create(&cms(), Some("default"), named("b"), now).unwrap();
+    assert_eq!(w.poll(&s, now), WatchPoll::Pending);
+    s.create(&cms(), Some("default"), named("c"), now).unwrap();
+    assert_eq!(
+        describe(&drain(&mut w, &s, now)),
+        [format!("ADDED c {}", future + 1)]
+    );
+}
+
+#[test]
 fn model_watch_without_resource_version_starts_with_current_state() {
     let (mut s, now) = server();
     s.create(&cms(), Some("default"), named("a"), now).unwrap();
@@ -1934,6 +2000,16 @@ fn model_watch_timeout_is_a_deadline_the_caller_checks() {
         WatchPoll::Ended(WatchEnd::Timeout)
     );
     assert!(w.is_ended());
+    let zero = WatchParams {
+        timeout_seconds: Some(0),
+        ..WatchParams::default()
+    };
+    let w = s.watch(&cms(), None, &zero, now).unwrap();
+    assert_eq!(
+        w.poll_timeout(),
+        None,
+        "timeoutSeconds=0 leaves the timeout to the server"
+    );
 }
 
 #[test]
@@ -2411,6 +2487,27 @@ fn model_crd_creation_serves_a_new_resource_and_deletion_removes_it() {
 }
 
 #[test]
+fn model_serve_adds_a_builtin_resource_at_run_time() {
+    let (mut s, now) = server();
+    let nodes = Gvr::core("nodes");
+    assert_eq!(
+        s.list(&nodes, None, &ListParams::default())
+            .unwrap_err()
+            .code(),
+        404
+    );
+    let mut node = Resource::builtin("", "Node", "nodes", false);
+    node.has_status = true;
+    s.serve(node);
+    let n = s.create(&nodes, Some("ignored"), named("n1"), now).unwrap();
+    assert!(n["metadata"].get("namespace").is_none());
+    assert_eq!(
+        names(&s.list(&nodes, None, &ListParams::default()).unwrap()),
+        ["n1"]
+    );
+}
+
+#[test]
 fn model_crd_with_wrong_name_is_invalid() {
     let (mut s, now) = server();
     let crds = Gvr::new("apiextensions.k8s.io", "v1", "customresourcedefinitions");
@@ -2623,6 +2720,61 @@ mod prop {
                 prop_assert!(item["metadata"]["resourceVersion"].is_string());
             }
             prop_assert!(rv_of(&c) <= s.resource_version());
+        }
+
+        #[test]
+        fn model_watch_never_skips_silently_under_eviction_and_compaction(
+            steps in proptest::collection::vec((0..7u8, 0..3u8, 0..6u8), 0..120),
+            capacity in 1..8usize,
+        ) {
+            let now = Instant::now();
+            let mut s = ApiServer::new(Config { watch_cache_capacity: capacity, ..Config::default() }, now);
+            let from = s.resource_version();
+            let params = WatchParams { resource_version: Some(from.to_string()), ..WatchParams::default() };
+            let mut w = s.watch(&cms(), None, &params, now).unwrap();
+            let mut log = Vec::new();
+            let mut seen = Vec::new();
+            let mut end = None;
+            let poll = |w: &mut Watch, s: &ApiServer, seen: &mut Vec<(u64, String)>, end: &mut Option<WatchPoll>| {
+                loop {
+                    match w.poll(s, now) {
+                        WatchPoll::Event(e) => {
+                            let (kind, o) = match e {
+                                WatchEvent::Added(o) => ("ADDED", o),
+                                WatchEvent::Modified(o) => ("MODIFIED", o),
+                                WatchEvent::Deleted(o) => ("DELETED", o),
+                                other => { *end = Some(WatchPoll::Event(other)); return; }
+                            };
+                            seen.push((rv_of(&o), format!("{kind} {}/{}", o["metadata"]["namespace"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())));
+                        }
+                        WatchPoll::Pending => return,
+                        ended @ WatchPoll::Ended(_) => { *end = Some(ended); return; }
+                    }
+                }
+            };
+            for (op, n, k) in steps {
+                let (ns, name) = (NAMESPACES[n as usize], format!("o{k}"));
+                let result = match op {
+                    0 => s.create(&cms(), Some(ns), named(&name), now).map(|_| "ADDED"),
+                    1 => s.update(&cms(), Some(ns), &name, Subresource::Main, json!({"metadata": {"name": name}, "data": {"v": s.resource_version().to_string()}}), now).map(|_| "MODIFIED"),
+                    2 => s.delete(&cms(), Some(ns), &name, &DeleteOptions::default(), now).map(|_| "DELETED"),
+                    3 => { let _ = s.create(&pods(), Some(ns), named(&name), now); continue; }
+                    4 => { s.compact(s.resource_version().saturating_sub(u64::from(k))); continue; }
+                    _ => { poll(&mut w, &s, &mut seen, &mut end); continue; }
+                };
+                if let Ok(kind) = result {
+                    log.push((s.resource_version(), format!("{kind} {ns}/{name}")));
+                }
+            }
+            poll(&mut w, &s, &mut seen, &mut end);
+            match end {
+                None => prop_assert_eq!(&seen, &log),
+                Some(WatchPoll::Ended(WatchEnd::TooSlow)) => {
+                    prop_assert!(seen.len() < log.len());
+                    prop_assert_eq!(&seen[..], &log[..seen.len()]);
+                }
+                Some(other) => prop_assert!(false, "unexpected end {other:?}"),
+            }
         }
 
         #[test]
