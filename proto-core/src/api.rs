@@ -662,4 +662,25 @@ mod tests {
         strict.on_page(&page(Some("t1")));
         assert_eq!(strict.on_error(&expired()), PagerStep::Fail);
     }
+
+    #[test]
+    fn retry_failure_from_api_error_takes_the_header_else_details_retry_after_seconds() {
+        use crate::retry::{Decision, Failure, Retry};
+        use std::time::Duration;
+        let body = br#"{"kind":"Status","status":"Failure","reason":"TooManyRequests","code":429,"details":{"retryAfterSeconds":7}}"#;
+        let tmr = StatusCode::TOO_MANY_REQUESTS;
+        let details = response::api_error(&Method::GET, tmr, &json_headers(), body).unwrap();
+        let failure = Failure::from(&details);
+        let want = Failure::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        assert_eq!(failure, want);
+        let mut headers = json_headers();
+        headers.insert(http::header::RETRY_AFTER, "2".parse().unwrap());
+        let both = response::api_error(&Method::GET, tmr, &headers, body).unwrap();
+        let mut retry = Retry::new(RequestKind::Get);
+        let decision = retry.decide(Failure::from(&both));
+        assert_eq!(decision, Decision::RetryAfter(Duration::from_secs(2)));
+    }
 }
