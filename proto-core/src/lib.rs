@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod codec;
 pub mod config;
 pub mod controller;

@@ -94,6 +94,19 @@ pub enum Failure {
     Connect,
 }
 
+impl From<&crate::response::ApiError> for Failure {
+    /// The server's answer as the policy judges it. The wait is
+    /// [`ApiError::retry_after`](crate::response::ApiError::retry_after): the
+    /// `Retry-After` header in seconds, else `details.retryAfterSeconds` — one
+    /// rule for every adapter.
+    fn from(error: &crate::response::ApiError) -> Self {
+        Self::Status {
+            code: error.http_status().as_u16(),
+            retry_after: error.retry_after(),
+        }
+    }
+}
+
 /// What to do after a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {

@@ -1,11 +1,9 @@
 //! `Api<K>`: every verb on one resource in one scope, typed.
 //!
-//! windlass-proto's [`Builder`] makes each request and its `response`
-//! module judges each answer; this module only sends and awaits. `K` is a
+//! windlass-proto's [`windlass_proto::api::Api`] makes each request and says
+//! how to judge its answer; this module only sends and awaits. `K` is a
 //! k8s-openapi type, a [`DynamicObject`] (with an [`ApiResource`] found at
 //! run time) or a [`PartialObjectMetadata`] (the metadata-only API).
-
-use std::marker::PhantomData;
 
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt, stream};
@@ -14,17 +12,16 @@ use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use windlass_proto::codec::json;
+use windlass_proto::api::{self as proto, CallError, Pager, WatchCall};
 use windlass_proto::dynamic::{DynamicObject, PartialObjectMetadata};
 use windlass_proto::list::ObjectList;
 use windlass_proto::params::{ListParams, WatchParams};
 use windlass_proto::request::{
-    Builder, DeleteParams, GetParams, LogParams, Negotiation, Patch, PatchParams, PostParams,
+    Builder, DeleteParams, GetParams, LogParams, Patch, PatchParams, PostParams,
 };
 use windlass_proto::resource::{ApiResource, TopLevelScope};
-use windlass_proto::response::{self, Deleted};
-use windlass_proto::retry::RequestKind;
-use windlass_proto::watch::{Limits, WatchDecoder, WatchEvent};
+use windlass_proto::response::Deleted;
+use windlass_proto::watch::{WatchDecoder, WatchEvent};
 
 use crate::client::Call;
 use crate::{Client, Error};
@@ -34,8 +31,7 @@ use crate::{Client, Error};
 #[derive(Clone, Debug)]
 pub struct Api<K> {
     client: Client,
-    builder: Builder,
-    _object: PhantomData<fn() -> K>,
+    api: proto::Api<K>,
 }
 
 impl<K> Api<K>
@@ -91,48 +87,35 @@ impl<K> Api<K> {
     pub fn with_builder(client: Client, builder: Builder) -> Result<Self, Error> {
         Ok(Self {
             client,
-            builder,
-            _object: PhantomData,
+            api: proto::Api::with_builder(builder),
         })
     }
 
     /// The same resource and scope, metadata only (`PartialObjectMetadata`).
     pub fn metadata(&self) -> Api<PartialObjectMetadata> {
-        let builder = self.builder.clone().with_negotiation(Negotiation::Metadata);
         Api {
             client: self.client.clone(),
-            builder,
-            _object: PhantomData,
+            api: self.api.metadata(),
         }
     }
 
     /// The request builder.
     pub fn builder(&self) -> &Builder {
-        &self.builder
+        self.api.builder()
     }
 
-    fn call(&self, verb: &'static str, kind: RequestKind) -> Call<'_> {
-        Call {
+    /// Sends a call and judges its answer.
+    async fn run<T>(&self, call: Result<proto::Call<T>, CallError>) -> Result<T, Error> {
+        let call = call?;
+        let (verb, kind) = (call.verb, call.kind);
+        let (request, decoder) = call.into_parts();
+        let span = Call {
             verb,
             kind,
-            resource: &self.builder.resource().plural,
-        }
-    }
-
-    /// Sends and decodes a JSON answer.
-    async fn json<T: DeserializeOwned>(
-        &self,
-        request: http::Request<bytes::Bytes>,
-        call: Call<'_>,
-    ) -> Result<T, Error> {
-        let method = request.method().clone();
-        let (head, body) = self.client.send_for_bytes(request, call).await?;
-        Ok(response::decode_json(
-            &method,
-            head.status,
-            &head.headers,
-            &body,
-        )?)
+            resource: self.api.plural(),
+        };
+        let (head, body) = self.client.send_for_bytes(request, span).await?;
+        Ok(decoder.decode(head.status, &head.headers, &body)?)
     }
 }
 
@@ -142,16 +125,12 @@ pub type DynamicApi = Api<DynamicObject>;
 impl<K: DeserializeOwned> Api<K> {
     /// `GET` one object.
     pub async fn get(&self, name: &str) -> Result<K, Error> {
-        self.get_with(name, &GetParams::default()).await
+        self.run(self.api.get(name)).await
     }
 
     /// `GET` one object with parameters (a resourceVersion).
     pub async fn get_with(&self, name: &str, params: &GetParams) -> Result<K, Error> {
-        self.json(
-            self.builder.get(name, params)?,
-            self.call("get", RequestKind::Get),
-        )
-        .await
+        self.run(self.api.get_with(name, params)).await
     }
 
     /// `GET` one object, `None` when it does not exist.
@@ -164,27 +143,23 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// One page of the collection.
     pub async fn list(&self, params: &ListParams) -> Result<ObjectList<K>, Error> {
-        self.json(
-            self.builder.list(params)?,
-            self.call("list", RequestKind::List),
-        )
-        .await
+        self.run(self.api.list(params)).await
     }
 
     /// Every page of the collection, in order, following `continue` tokens
-    /// (set `params.limit` for the page size).
+    /// (set `params.limit` for the page size). An expired token is an error:
+    /// the pages before it were already handed out.
     pub fn list_pages(
         &self,
         params: &ListParams,
     ) -> impl Stream<Item = Result<ObjectList<K>, Error>> + '_ {
-        stream::try_unfold(Some(params.clone()), move |next| async move {
-            let Some(params) = next else { return Ok(None) };
-            let page = self.list(&params).await?;
-            let next = page.continue_token().map(|token| ListParams {
-                continue_token: Some(token.to_owned()),
-                ..params
-            });
-            Ok(Some((page, next)))
+        stream::try_unfold(Pager::new(params.clone()), move |mut pager| async move {
+            let Some(params) = pager.next_params() else {
+                return Ok(None);
+            };
+            let page = self.list(params).await?;
+            pager.on_page(&page);
+            Ok(Some((page, pager)))
         })
     }
 
@@ -204,18 +179,15 @@ impl<K: DeserializeOwned> Api<K> {
         &self,
         params: &WatchParams,
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>, Error>> + use<K>, Error> {
-        let request = self.builder.watch(params)?;
+        let request = self.api.watch(params)?.request;
         let uri = request.uri().to_string();
-        let response = self
-            .client
-            .send(request, self.call("watch", RequestKind::Watch))
-            .await?;
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
-        let decoder = WatchDecoder::<K>::for_content_type(content_type, Limits::default())?;
+        let call = Call {
+            verb: WatchCall::<K>::VERB,
+            kind: WatchCall::<K>::KIND,
+            resource: self.api.plural(),
+        };
+        let response = self.client.send(request, call).await?;
+        let decoder = WatchCall::<K>::decoder(response.headers())?;
         let state = WatchState {
             client: self.client.clone(),
             body: response.into_body(),
@@ -253,18 +225,7 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// `DELETE` one object: its final state, or the server's `Success` status.
     pub async fn delete(&self, name: &str, params: &DeleteParams) -> Result<Deleted<K>, Error> {
-        let (head, body) = self
-            .client
-            .send_for_bytes(
-                self.builder.delete(name, params)?,
-                self.call("delete", RequestKind::Delete),
-            )
-            .await?;
-        Ok(response::decode_json_delete(
-            head.status,
-            &head.headers,
-            &body,
-        )?)
+        self.run(self.api.delete(name, params)).await
     }
 
     /// `DELETE` the objects `list` selects.
@@ -273,19 +234,7 @@ impl<K: DeserializeOwned> Api<K> {
         delete: &DeleteParams,
         list: &ListParams,
     ) -> Result<Deleted<ObjectList<K>>, Error> {
-        let request = self.builder.delete_collection(delete, list)?;
-        let (head, body) = self
-            .client
-            .send_for_bytes(
-                request,
-                self.call("deletecollection", RequestKind::DeleteCollection),
-            )
-            .await?;
-        Ok(response::decode_json_delete(
-            head.status,
-            &head.headers,
-            &body,
-        )?)
+        self.run(self.api.delete_collection(delete, list)).await
     }
 
     /// `PATCH` one object with any patch type, server-side apply included.
@@ -295,11 +244,7 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<K, Error> {
-        self.json(
-            self.builder.patch(name, params, patch)?,
-            self.call("patch", RequestKind::Patch),
-        )
-        .await
+        self.run(self.api.patch(name, params, patch)).await
     }
 
     /// Server-side apply of `object` as `field_manager` (`force` takes
@@ -311,18 +256,13 @@ impl<K: DeserializeOwned> Api<K> {
         force: bool,
         object: &P,
     ) -> Result<K, Error> {
-        let mut params = PatchParams::apply(field_manager);
-        params.force = force;
-        self.patch(name, &params, &Patch::Apply(object)).await
+        self.run(self.api.apply(name, field_manager, force, object))
+            .await
     }
 
     /// `GET` the `status` subresource.
     pub async fn get_status(&self, name: &str) -> Result<K, Error> {
-        self.json(
-            self.builder.get_status(name)?,
-            self.call("get", RequestKind::Get),
-        )
-        .await
+        self.run(self.api.get_status(name)).await
     }
 
     /// `PATCH` the `status` subresource.
@@ -332,20 +272,12 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<K, Error> {
-        self.json(
-            self.builder.patch_status(name, params, patch)?,
-            self.call("patch", RequestKind::Patch),
-        )
-        .await
+        self.run(self.api.patch_status(name, params, patch)).await
     }
 
     /// `GET` the `scale` subresource.
     pub async fn get_scale(&self, name: &str) -> Result<Scale, Error> {
-        self.json(
-            self.builder.get_scale(name)?,
-            self.call("get", RequestKind::Get),
-        )
-        .await
+        self.run(self.api.get_scale(name)).await
     }
 
     /// `PUT` the `scale` subresource.
@@ -355,11 +287,7 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PostParams,
         scale: &Scale,
     ) -> Result<Scale, Error> {
-        let request = self
-            .builder
-            .replace_scale(name, params, json::encode(scale)?)?;
-        self.json(request, self.call("update", RequestKind::Update))
-            .await
+        self.run(self.api.replace_scale(name, params, scale)).await
     }
 
     /// `PATCH` the `scale` subresource.
@@ -369,23 +297,12 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Scale, Error> {
-        self.json(
-            self.builder.patch_scale(name, params, patch)?,
-            self.call("patch", RequestKind::Patch),
-        )
-        .await
+        self.run(self.api.patch_scale(name, params, patch)).await
     }
 
     /// A pod's log, whole.
     pub async fn logs(&self, name: &str, params: &LogParams) -> Result<String, Error> {
-        let (_, body) = self
-            .client
-            .send_for_bytes(
-                self.builder.logs(name, params)?,
-                self.call("get", RequestKind::Get),
-            )
-            .await?;
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        self.run(self.api.logs(name, params)).await
     }
 
     /// A pod's log as it is written (`params.follow`), in chunks as they arrive.
@@ -394,13 +311,14 @@ impl<K: DeserializeOwned> Api<K> {
         name: &str,
         params: &LogParams,
     ) -> Result<impl Stream<Item = Result<Bytes, Error>> + use<K>, Error> {
-        let request = self.builder.logs(name, params)?;
-        let uri = request.uri().to_string();
-        let body = self
-            .client
-            .send(request, self.call("get", RequestKind::Stream))
-            .await?
-            .into_body();
+        let call = self.api.logs(name, params)?;
+        let uri = call.request.uri().to_string();
+        let span = Call {
+            verb: call.verb,
+            kind: windlass_proto::retry::RequestKind::Stream,
+            resource: self.api.plural(),
+        };
+        let body = self.client.send(call.request, span).await?.into_body();
         Ok(stream::try_unfold(
             (self.client.clone(), body, uri),
             |(client, mut body, uri)| async move {
@@ -412,27 +330,19 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// Evicts a pod (a delete that respects PodDisruptionBudgets; 429 while one forbids it).
     pub async fn evict(&self, name: &str, params: &DeleteParams) -> Result<Status, Error> {
-        self.json(
-            self.builder.evict(name, params)?,
-            self.call("create", RequestKind::Create),
-        )
-        .await
+        self.run(self.api.evict(name, params)).await
     }
 }
 
 impl<K: Serialize + DeserializeOwned> Api<K> {
     /// `POST` a new object.
     pub async fn create(&self, params: &PostParams, object: &K) -> Result<K, Error> {
-        let request = self.builder.create(params, json::encode(object)?)?;
-        self.json(request, self.call("create", RequestKind::Create))
-            .await
+        self.run(self.api.create(params, object)).await
     }
 
     /// `PUT` a whole object (optimistic concurrency on its resourceVersion).
     pub async fn replace(&self, name: &str, params: &PostParams, object: &K) -> Result<K, Error> {
-        let request = self.builder.replace(name, params, json::encode(object)?)?;
-        self.json(request, self.call("update", RequestKind::Update))
-            .await
+        self.run(self.api.replace(name, params, object)).await
     }
 
     /// `PUT` the `status` subresource.
@@ -442,10 +352,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
         params: &PostParams,
         object: &K,
     ) -> Result<K, Error> {
-        let request = self
-            .builder
-            .replace_status(name, params, json::encode(object)?)?;
-        self.json(request, self.call("update", RequestKind::Update))
+        self.run(self.api.replace_status(name, params, object))
             .await
     }
 }

@@ -295,10 +295,7 @@ impl Client {
             .map_err(|e| (e, Some(Failure::EarlyEof), Some(generation)))?;
         let api = response::api_error(&method, status, &head.headers, &body)
             .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
-        let failure = Failure::Status {
-            code: status.as_u16(),
-            retry_after: api.retry_after(),
-        };
+        let failure = Failure::from(&api);
         Err((api.into(), Some(failure), Some(generation)))
     }
 

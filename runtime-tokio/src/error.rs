@@ -132,3 +132,12 @@ impl From<ApiError> for Error {
         Self::Response(e.into())
     }
 }
+
+impl From<windlass_proto::api::CallError> for Error {
+    fn from(e: windlass_proto::api::CallError) -> Self {
+        match e {
+            windlass_proto::api::CallError::Request(e) => Self::Request(e),
+            windlass_proto::api::CallError::Encode(e) => Self::Encode(e),
+        }
+    }
+}
