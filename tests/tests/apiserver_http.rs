@@ -810,11 +810,11 @@ async fn apiserver_protobuf_get_list_and_watch() {
     let list: k8s_openapi::List<ConfigMap> = protobuf::decode(&list.body).unwrap();
     assert_eq!(list.items.len(), 1);
 
-    // A document protobuf has no message for comes back as JSON.
+    // A document protobuf has no message for (`/version`) comes back as JSON.
     let discovery = client
         .call(
             Method::GET,
-            "/api/v1",
+            "/version",
             &[("accept", PROTOBUF)],
             Bytes::new(),
         )
