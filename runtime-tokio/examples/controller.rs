@@ -56,12 +56,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(server), text)
         }
     };
-    let config = Kubeconfig::parse(&kubeconfig_text, kubeconfig.as_deref().map(std::path::Path::new))?
-        .resolve(&ContextOptions::default(), &LocalFiles)?;
+    let config = Kubeconfig::parse(
+        &kubeconfig_text,
+        kubeconfig.as_deref().map(std::path::Path::new),
+    )?
+    .resolve(&ContextOptions::default(), &LocalFiles)?;
     let client = ClientBuilder::from_config(&config)?.build()?;
-    let namespace = flag("--namespace").unwrap_or_else(|| {
-        if embedded { "demo" } else { "default" }.to_owned()
-    });
+    let namespace =
+        flag("--namespace").unwrap_or_else(|| if embedded { "demo" } else { "default" }.to_owned());
 
     if embedded {
         let mut ns = Namespace::default();
@@ -153,14 +155,20 @@ async fn run(
                 };
                 controller.finish(&key, outcome, Instant::now());
                 let churned = churn.as_ref().is_none_or(|c| c.is_finished());
-                if embedded && churned && controller.is_drained() && last_summary == "7 pods, 7 labelled" {
+                if embedded
+                    && churned
+                    && controller.is_drained()
+                    && last_summary == "7 pods, 7 labelled"
+                {
                     break;
                 }
             }
             Next::Wait => {
                 let wake = controller
                     .poll_timeout()
-                    .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(Instant::now()));
+                    .map_or(Duration::from_secs(1), |t| {
+                        t.saturating_duration_since(Instant::now())
+                    });
                 tokio::select! {
                     event = events.next() => match event {
                         Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p) | WatchEvent::Deleted(p))) => {
@@ -206,7 +214,11 @@ async fn reconcile(
 ) -> Result<String, windlass_tokio::Error> {
     let name = key.rsplit('/').next().unwrap_or(key);
     if let Some(pod) = pods.get_opt(name).await? {
-        let labelled = pod.meta().labels.as_ref().is_some_and(|l| l.contains_key(LABEL));
+        let labelled = pod
+            .meta()
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(LABEL));
         if !labelled {
             let patch = Patch::Merge(json!({"metadata": {"labels": {LABEL: "true"}}}));
             pods.patch(name, &PatchParams::default(), &patch).await?;
@@ -216,10 +228,19 @@ async fn reconcile(
     let labelled = all
         .items
         .iter()
-        .filter(|p| p.meta().labels.as_ref().is_some_and(|l| l.contains_key(LABEL)))
+        .filter(|p| {
+            p.meta()
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(LABEL))
+        })
         .count();
     let summary = format!("{} pods, {labelled} labelled", all.items.len());
-    let names: Vec<&str> = all.items.iter().filter_map(|p| p.meta().name.as_deref()).collect();
+    let names: Vec<&str> = all
+        .items
+        .iter()
+        .filter_map(|p| p.meta().name.as_deref())
+        .collect();
     let data = BTreeMap::from([
         ("summary".to_owned(), summary.clone()),
         ("pods".to_owned(), names.join(",")),
