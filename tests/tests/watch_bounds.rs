@@ -341,3 +341,53 @@ fn watch_json_accepts_any_whitespace_and_no_newlines() {
         .collect();
     assert_eq!(names, ["p0", "p1", "p2", "p3", "p4", "we}ird\"{["]);
 }
+
+/// A 1 MiB event fed one byte at a time: each framing keeps its scan cursor,
+/// so this is linear (a decoder that rescanned from the frame's start would
+/// do ~5·10^11 steps here and never finish).
+#[test]
+fn watch_large_frame_in_one_byte_chunks_decodes_in_linear_time() {
+    let name = "x".repeat(1 << 20);
+    let json = json_event("ADDED", &name, "1");
+    let object = serde_json::json!({"metadata": {"name": name, "resourceVersion": "1"}});
+    let pb = protobuf_frame(b"ADDED", &serde_json::to_vec(&object).unwrap());
+    let cb = cbor_event("ADDED", &name);
+    for (framing, body) in [
+        (Framing::JsonStream, json),
+        (Framing::LengthPrefixed, pb),
+        (Framing::CborSequence, cb),
+    ] {
+        let start = std::time::Instant::now();
+        let mut d = decoder(framing, Limits::DEFAULT_MAX_FRAME);
+        for byte in &body {
+            d.push(std::slice::from_ref(byte)).unwrap();
+        }
+        d.finish().unwrap();
+        let events = drain(&mut d);
+        let [Ok(WatchEvent::Added(pod))] = &events[..] else {
+            panic!("{framing:?}: {events:?}")
+        };
+        assert_eq!(pod.metadata.name.as_ref().map(String::len), Some(1 << 20));
+        eprintln!(
+            "{framing:?}: {} bytes byte by byte in {:?}",
+            body.len(),
+            start.elapsed()
+        );
+    }
+}
+
+/// A string head longer than a tiny frame limit, claiming 2^64-1 bytes: the
+/// size arithmetic saturates instead of overflowing.
+#[test]
+fn watch_cbor_huge_string_head_over_a_tiny_limit_is_refused() {
+    let mut d = decoder(Framing::CborSequence, 3);
+    d.push(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    assert!(matches!(
+        drain(&mut d)[..],
+        [Err(DecodeError::FrameTooLarge {
+            len: u64::MAX,
+            limit: 3
+        })]
+    ));
+}

@@ -251,25 +251,46 @@ fn protobuf_frames(body: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn watch_protobuf_synthetic_stream_frames_decode() {
+fn watch_protobuf_synthetic_stream_decodes_to_expected_events() {
     let Some(dir) = fixtures::dir() else { return };
     let body = read(&dir, "synthetic/protobuf-watch-pods.stream-watch.bin");
-    let frames = protobuf_frames(&body);
-    assert_eq!(frames.len(), 5);
-
-    // Frame by frame, so one object the build cannot decode does not hide the rest.
+    assert_eq!(protobuf_frames(&body).len(), 5);
+    // In 7-byte chunks, as the fixture's README verified.
+    let (events, finished) = decode::<Pod>(
+        Framing::LengthPrefixed,
+        body.chunks(7).map(<[u8]>::to_vec).collect::<Vec<_>>(),
+    );
+    finished.expect("clean end");
+    let twin: Pod = serde_json::from_slice(&read(&dir, "k8s-api-HEAD/core.v1.Pod.json")).unwrap();
     let mut kinds = Vec::new();
-    for frame in frames {
-        let (mut events, finished) = decode::<Pod>(Framing::LengthPrefixed, [frame]);
-        assert_eq!(events.len(), 1);
-        match events.remove(0) {
-            Ok(WatchEvent::Bookmark(b)) => {
+    for event in events {
+        match event.expect("event decodes") {
+            WatchEvent::Added(pod) | WatchEvent::Modified(pod) | WatchEvent::Deleted(pod) => {
+                // The real core.v1.Pod.pb: the same object as its JSON twin
+                // (protobuf spells unset strings as "", so compare what both carry).
+                assert_eq!(pod.metadata.name, twin.metadata.name);
+                assert_eq!(
+                    pod.metadata.resource_version,
+                    twin.metadata.resource_version
+                );
+                assert_eq!(pod.metadata.labels, twin.metadata.labels);
+                let containers = |p: &Pod| {
+                    p.spec.as_ref().map(|s| {
+                        s.containers
+                            .iter()
+                            .map(|c| c.name.clone())
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(containers(&pod), containers(&twin));
+                kinds.push("OBJECT");
+            }
+            WatchEvent::Bookmark(b) => {
                 assert_eq!(b.resource_version, "12746");
                 assert!(b.is_initial_events_end());
-                finished.expect("clean end");
                 kinds.push("BOOKMARK");
             }
-            Ok(WatchEvent::Error(status)) => {
+            WatchEvent::Error(status) => {
                 assert_eq!(status.code, Some(410));
                 assert_eq!(status.reason.as_deref(), Some("Expired"));
                 assert_eq!(status.status.as_deref(), Some("Failure"));
@@ -277,28 +298,31 @@ fn watch_protobuf_synthetic_stream_frames_decode() {
                     status.message.as_deref(),
                     Some("too old resource version: 1 (12746)")
                 );
-                finished.expect("clean end");
                 kinds.push("ERROR");
             }
-            Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod) | WatchEvent::Deleted(pod)) => {
-                assert_eq!(pod.metadata.name.as_deref(), Some("nameValue"));
-                kinds.push("OBJECT");
-            }
-            Err(DecodeError::Object {
-                event_type, source, ..
-            }) => {
-                // Until the protobuf codec lands, Pod objects in protobuf are refused clearly.
-                assert!(
-                    source
-                        .to_string()
-                        .contains("protobuf object decoding unavailable")
-                );
-                kinds.push(event_type);
-            }
-            Err(other) => panic!("unexpected {other}"),
         }
     }
-    assert_eq!(kinds[2..], ["BOOKMARK", "DELETED", "ERROR"][..]);
+    assert_eq!(kinds, ["OBJECT", "OBJECT", "BOOKMARK", "OBJECT", "ERROR"]);
+}
+
+/// The frame types, in order, as the stream carries them.
+#[test]
+fn watch_protobuf_synthetic_stream_event_types_in_order() {
+    let Some(dir) = fixtures::dir() else { return };
+    let body = read(&dir, "synthetic/protobuf-watch-pods.stream-watch.bin");
+    let (events, _) = decode::<Pod>(Framing::LengthPrefixed, [body]);
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Ok(WatchEvent::Added(_)) => "ADDED",
+            Ok(WatchEvent::Modified(_)) => "MODIFIED",
+            Ok(WatchEvent::Deleted(_)) => "DELETED",
+            Ok(WatchEvent::Bookmark(_)) => "BOOKMARK",
+            Ok(WatchEvent::Error(_)) => "ERROR",
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(types, ["ADDED", "MODIFIED", "BOOKMARK", "DELETED", "ERROR"]);
 }
 
 #[test]

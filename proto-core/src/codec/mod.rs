@@ -17,6 +17,8 @@ pub enum Format {
     Cbor,
 }
 
+pub mod protobuf;
+
 /// The 4 bytes that open every Kubernetes protobuf body.
 pub const PROTOBUF_MAGIC: &[u8; 4] = b"k8s\0";
 /// The self-described CBOR tag 55799, which opens every Kubernetes CBOR item.

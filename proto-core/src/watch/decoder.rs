@@ -539,9 +539,9 @@ fn protobuf_event<K: DeserializeOwned>(
     json_object(event_type, raw, index)
 }
 
-/// A protobuf object (`k8s\0` + Unknown) as `K`.
-fn protobuf_object<K: DeserializeOwned>(_raw: &[u8]) -> Result<K, String> {
-    Err("protobuf object decoding unavailable".into())
+/// A protobuf object (`k8s\0` + Unknown) as `K`, by the protobuf codec.
+fn protobuf_object<K: DeserializeOwned>(raw: &[u8]) -> Result<K, String> {
+    crate::codec::protobuf::decode::<K>(raw).map_err(|e| e.to_string())
 }
 
 fn json_object<K: DeserializeOwned>(

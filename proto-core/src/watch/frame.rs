@@ -307,9 +307,10 @@ impl FrameDecoder {
             let done = match (major, indefinite) {
                 (0 | 1, false) | (7, false) => true,
                 (2 | 3, false) => {
-                    let room = self.limits.max_frame as u64 - (self.pos - start) as u64;
+                    let room =
+                        (self.limits.max_frame as u64).saturating_sub((self.pos - start) as u64);
                     if arg > room {
-                        return Err(self.too_large((self.pos - start) as u64 + arg));
+                        return Err(self.too_large(((self.pos - start) as u64).saturating_add(arg)));
                     }
                     self.cbor.skip = arg;
                     arg == 0

@@ -10,8 +10,13 @@ use std::collections::HashSet;
 
 use super::Error;
 
-/// How deep arrays, maps and tags may nest (serde_json's recursion limit).
+/// How deep arrays, maps and tags may nest (serde_json's recursion limit;
+/// the server's decoder allows 64).
 pub const MAX_DEPTH: usize = 128;
+
+/// At most this many elements are reserved from a length prefix; beyond it a
+/// container grows only as its elements actually arrive.
+const PREALLOCATE: usize = 1024;
 
 /// One decoded CBOR data item. Strings borrow from the input unless they
 /// were sent in indefinite-length chunks.
@@ -159,7 +164,7 @@ impl<'a> Reader<'a> {
             }
             (4, Arg::Value(n)) => {
                 let len = self.length(start, n, 1)?;
-                let mut items = Vec::with_capacity(len);
+                let mut items = Vec::with_capacity(len.min(PREALLOCATE));
                 for _ in 0..len {
                     items.push(self.item(depth + 1)?);
                 }
@@ -174,7 +179,7 @@ impl<'a> Reader<'a> {
             }
             (5, Arg::Value(n)) => {
                 let len = self.length(start, n, 2)?;
-                let mut entries = Vec::with_capacity(len);
+                let mut entries = Vec::with_capacity(len.min(PREALLOCATE));
                 for _ in 0..len {
                     entries.push(self.entry(depth)?);
                 }

@@ -3,6 +3,11 @@
 //! integers, floats in their shortest exact width, definite lengths only,
 //! NaN and infinities refused, `serialize_bytes` as tag 22 around a byte
 //! string (Go's `[]byte`).
+//!
+//! k8s-openapi's `ByteString` serializes as base64 *text*, so it goes out as
+//! an untagged byte string holding that text. That is what the server
+//! wants: its decoder (`modes/decode.go`, `ByteStringExpectedBase64`) reads an
+//! untagged byte string into a `[]byte` field as base64, as JSON does.
 
 use serde::ser::{self, Serialize};
 

@@ -1,0 +1,261 @@
+//! Kubernetes protobuf (`application/vnd.kubernetes.protobuf`): the `k8s\0`
+//! + `runtime.Unknown` envelope, decoded into and encoded from **the same
+//! k8s-openapi types** the JSON codec uses.
+//!
+//! There is no second family of Rust types. A generated schema table
+//! (`schema.rs`, written by `windlass-testkit`'s `gen-protobuf-schema` from
+//! k8s-pb's field tags and k8s-openapi's JSON names) maps every Kubernetes
+//! proto message to its fields. Decoding walks the protobuf bytes with that
+//! table as a `serde::Deserializer`, handing the target type's own
+//! `Deserialize` impl its JSON field names; encoding is a `serde::Serializer`
+//! that turns the type's own `Serialize` output into protobuf. Special
+//! messages take their JSON shapes: `Time`/`MicroTime` (`{seconds, nanos}` ↔
+//! RFC 3339), `Quantity`, `IntOrString`, `FieldsV1`/`RawExtension`/`JSON`
+//! (raw JSON bytes; a `RawExtension` may also hold a `k8s\0` body), bytes
+//! (base64, as k8s-openapi's `ByteString` expects), maps.
+//!
+//! ```
+//! use k8s_openapi::api::core::v1::Pod;
+//! use windlass_proto::codec::protobuf;
+//!
+//! let mut pod = Pod::default();
+//! pod.metadata.name = Some("web-0".into());
+//! let body = protobuf::encode(&pod)?;
+//! assert!(body.starts_with(b"k8s\0"));
+//! let back: Pod = protobuf::decode(&body)?;
+//! assert_eq!(back.metadata.name.as_deref(), Some("web-0"));
+//! # Ok::<(), protobuf::Error>(())
+//! ```
+//!
+//! What it does not own: choosing the format (see [`super::Format`]) and
+//! watch framing (the watch decoders hand each frame to [`decode_message`]).
+//!
+//! Go (gogo) writes every non-pointer field, so a decoded object holds
+//! `Some("")`, `Some(0)` or `Some(false)` where the JSON encoding of the
+//! same object omits the field: protobuf cannot say whether such a field
+//! was set. Malformed input of any kind is an [`Error`] naming the message
+//! and field; lengths are checked against the input, nesting is limited
+//! to [`MAX_DEPTH`] messages.
+
+mod de;
+mod json_text;
+mod schema;
+mod ser;
+mod table;
+mod wire;
+
+pub use de::MAX_DEPTH;
+
+use serde::de::DeserializeOwned;
+
+use wire::{Raw, Reader};
+
+/// The 4 bytes that open every Kubernetes protobuf body.
+pub const MAGIC: &[u8; 4] = super::PROTOBUF_MAGIC;
+
+/// A protobuf body that could not be decoded or an object that could not
+/// be encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The body does not start with `k8s\0`.
+    #[error("protobuf body does not start with the k8s\\0 magic bytes")]
+    NoMagic,
+    /// The `runtime.Unknown` envelope is malformed.
+    #[error("runtime.Unknown envelope: {0}")]
+    Envelope(String),
+    /// The envelope says the payload is not plain protobuf.
+    #[error(
+        "runtime.Unknown holds contentType {content_type:?}, contentEncoding {content_encoding:?}; only protobuf is decoded"
+    )]
+    NotProtobuf {
+        /// The envelope's `contentType`.
+        content_type: String,
+        /// The envelope's `contentEncoding`.
+        content_encoding: String,
+    },
+    /// No proto message is known for this kind.
+    #[error("no protobuf message is known for kind {kind:?} of apiVersion {api_version:?}")]
+    UnknownKind {
+        /// The `apiVersion`.
+        api_version: String,
+        /// The `kind`.
+        kind: String,
+    },
+    /// No proto message has this name.
+    #[error("no protobuf message is named {0:?}")]
+    UnknownMessage(String),
+    /// A message's bytes, or a value in them, are malformed, or the target
+    /// type rejected a value.
+    #[error("{message}{}{field}: {what}", if field.is_empty() { "" } else { "." })]
+    Malformed {
+        /// The full proto name of the message.
+        message: &'static str,
+        /// The JSON name of the field, empty when the message as a whole is at fault.
+        field: &'static str,
+        /// What is wrong.
+        what: String,
+    },
+    /// Messages nest deeper than [`MAX_DEPTH`].
+    #[error("{message}: messages nest deeper than {limit}")]
+    TooDeep {
+        /// The message at which the limit was crossed.
+        message: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// The target type's `Deserialize` or `Serialize` impl failed outside any field.
+    #[error("{0}")]
+    Custom(String),
+}
+
+/// Decode a protobuf body (`k8s\0` + `runtime.Unknown`) into `K`, choosing
+/// the message by the envelope's `apiVersion` and `kind`.
+///
+/// `K` is any type that reads the JSON form of that kind: a k8s-openapi
+/// type (`Pod`, `List<Pod>`, `Status`) or a dynamic one (`serde_json::Value`).
+pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
+    let (type_meta, raw, message) = open_envelope(body)?;
+    let mut de = de::MessageDe::new(raw, message, 0);
+    de.type_meta = Some(type_meta);
+    K::deserialize(de).map_err(|e| in_message(e, message.name))
+}
+
+/// Decode a bare message (no envelope), named by its full proto name such as
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent`, into `K`.
+pub fn decode_message<K: DeserializeOwned>(message_name: &str, raw: &[u8]) -> Result<K, Error> {
+    let message = table::message_by_name(message_name)
+        .ok_or_else(|| Error::UnknownMessage(message_name.to_owned()))?;
+    K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(e, message.name))
+}
+
+/// The full proto name of the message that carries `kind` of `apiVersion`,
+/// e.g. `("v1", "Pod")` → `k8s.io.api.core.v1.Pod`.
+pub fn message_name(api_version: &str, kind: &str) -> Option<&'static str> {
+    table::message_for_kind(api_version, kind).map(|m| m.name)
+}
+
+fn in_message(e: Error, message: &'static str) -> Error {
+    match e {
+        Error::Custom(what) => Error::Malformed {
+            message,
+            field: "",
+            what,
+        },
+        other => other,
+    }
+}
+
+/// Split a `k8s\0` body into its `(apiVersion, kind)`, its raw message and
+/// that message's schema.
+fn open_envelope(body: &[u8]) -> Result<((&str, &str), &[u8], &'static table::Message), Error> {
+    let rest = body.strip_prefix(MAGIC.as_slice()).ok_or(Error::NoMagic)?;
+    let envelope = |e: wire::WireError| Error::Envelope(e.to_string());
+    let string = |raw: Raw<'_>, what: &str| -> Result<String, Error> {
+        match raw {
+            Raw::Len(b) => std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| Error::Envelope(format!("{what} is not UTF-8"))),
+            _ => Err(Error::Envelope(format!("{what} is not length-delimited"))),
+        }
+    };
+    let mut type_meta: &[u8] = &[];
+    let mut raw: &[u8] = &[];
+    let mut content_encoding = String::new();
+    let mut content_type = String::new();
+    let mut reader = Reader::new(rest);
+    while let Some((tag, value)) = reader.field().map_err(envelope)? {
+        match (tag, value) {
+            (1, Raw::Len(b)) => type_meta = b,
+            (2, Raw::Len(b)) => raw = b,
+            (3, v) => content_encoding = string(v, "contentEncoding")?,
+            (4, v) => content_type = string(v, "contentType")?,
+            (1 | 2, _) => {
+                return Err(Error::Envelope(format!(
+                    "field {tag} is not length-delimited"
+                )));
+            }
+            _ => {}
+        }
+    }
+    if !content_encoding.is_empty()
+        || !(content_type.is_empty() || content_type == super::Format::Protobuf.media_type())
+    {
+        return Err(Error::NotProtobuf {
+            content_type,
+            content_encoding,
+        });
+    }
+    let (mut api_version, mut kind) = ("", "");
+    let mut reader = Reader::new(type_meta);
+    while let Some((tag, value)) = reader.field().map_err(envelope)? {
+        match (tag, value) {
+            (1, Raw::Len(b)) => api_version = type_meta_text(b)?,
+            (2, Raw::Len(b)) => kind = type_meta_text(b)?,
+            _ => {}
+        }
+    }
+    let message = table::message_for_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+    })?;
+    Ok(((api_version, kind), raw, message))
+}
+
+fn type_meta_text(b: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(b).map_err(|_| Error::Envelope("TypeMeta is not UTF-8".into()))
+}
+
+/// Encode `object` as a protobuf body: `k8s\0` + `runtime.Unknown` with
+/// `K`'s `apiVersion` and `kind`, and empty `contentEncoding` and
+/// `contentType` as Go writes them.
+///
+/// Fails when `K`'s kind has no proto message (custom resources: send JSON)
+/// or when the object holds a field the message lacks.
+pub fn encode<K: k8s_openapi::Resource + serde::Serialize>(object: &K) -> Result<Vec<u8>, Error> {
+    let message =
+        table::message_for_kind(K::API_VERSION, K::KIND).ok_or_else(|| Error::UnknownKind {
+            api_version: K::API_VERSION.to_owned(),
+            kind: K::KIND.to_owned(),
+        })?;
+    let raw = encode_message_bytes(object, message)?;
+    let mut type_meta = Vec::with_capacity(K::API_VERSION.len() + K::KIND.len() + 4);
+    wire::put_bytes(&mut type_meta, 1, K::API_VERSION.as_bytes());
+    wire::put_bytes(&mut type_meta, 2, K::KIND.as_bytes());
+    let mut body = Vec::with_capacity(raw.len() + type_meta.len() + 20);
+    body.extend_from_slice(MAGIC);
+    wire::put_bytes(&mut body, 1, &type_meta);
+    wire::put_bytes(&mut body, 2, &raw);
+    wire::put_bytes(&mut body, 3, b"");
+    wire::put_bytes(&mut body, 4, b"");
+    Ok(body)
+}
+
+/// Encode `value` as a bare message (no envelope) named by its full proto
+/// name, e.g. a `meta.v1.WatchEvent` frame.
+pub fn encode_message<T: serde::Serialize + ?Sized>(
+    message_name: &str,
+    value: &T,
+) -> Result<Vec<u8>, Error> {
+    let message = table::message_by_name(message_name)
+        .ok_or_else(|| Error::UnknownMessage(message_name.to_owned()))?;
+    encode_message_bytes(value, message)
+}
+
+fn encode_message_bytes<T: serde::Serialize + ?Sized>(
+    value: &T,
+    message: &'static table::Message,
+) -> Result<Vec<u8>, Error> {
+    let mut raw = Vec::new();
+    value
+        .serialize(ser::MessageSer {
+            sink: ser::Sink::Bare(&mut raw),
+            message,
+            depth: 0,
+        })
+        .map_err(|e| in_message(e, message.name))?;
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The protobuf wire format: varints, keys, length-delimited payloads.
+//! Every read is checked against the bytes that remain.
+
+/// A protobuf wire type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WireType {
+    Varint,
+    Fixed64,
+    Len,
+    Fixed32,
+}
+
+/// A field's value as it sits on the wire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Raw<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Len(&'a [u8]),
+    Fixed32(u32),
+}
+
+impl Raw<'_> {
+    pub fn wire_type(&self) -> WireType {
+        match self {
+            Raw::Varint(_) => WireType::Varint,
+            Raw::Fixed64(_) => WireType::Fixed64,
+            Raw::Len(_) => WireType::Len,
+            Raw::Fixed32(_) => WireType::Fixed32,
+        }
+    }
+}
+
+/// What went wrong reading the wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WireError {
+    /// The input ends inside a value.
+    Truncated,
+    /// A varint longer than 10 bytes.
+    VarintTooLong,
+    /// A wire type windlass does not read (groups, 6, 7).
+    BadWireType(u8),
+    /// Field number 0.
+    ZeroTag,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("input ends inside a value"),
+            WireError::VarintTooLong => f.write_str("varint longer than 10 bytes"),
+            WireError::BadWireType(t) => write!(f, "unsupported wire type {t}"),
+            WireError::ZeroTag => f.write_str("field number 0"),
+        }
+    }
+}
+
+/// A cursor over the bytes of one message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn varint(&mut self) -> Result<u64, WireError> {
+        let mut value = 0u64;
+        for (i, &byte) in self.buf.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        if self.buf.len() >= 10 {
+            Err(WireError::VarintTooLong)
+        } else {
+            Err(WireError::Truncated)
+        }
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    pub fn fixed64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    pub fn fixed32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+        if len > self.buf.len() {
+            return Err(WireError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(len);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    /// The next field: its number and value. `None` at the end of the message.
+    pub fn field(&mut self) -> Result<Option<(u32, Raw<'a>)>, WireError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let tag = u32::try_from(key >> 3).unwrap_or(u32::MAX);
+        if tag == 0 {
+            return Err(WireError::ZeroTag);
+        }
+        let raw = match key & 7 {
+            0 => Raw::Varint(self.varint()?),
+            1 => Raw::Fixed64(self.fixed64()?),
+            2 => {
+                let len = usize::try_from(self.varint()?).map_err(|_| WireError::Truncated)?;
+                Raw::Len(self.take(len)?)
+            }
+            5 => Raw::Fixed32(self.fixed32()?),
+            t => return Err(WireError::BadWireType(t as u8)),
+        };
+        Ok(Some((tag, raw)))
+    }
+}
+
+/// Append a varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Append a field key.
+pub(crate) fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
+    let wt = match wire_type {
+        WireType::Varint => 0,
+        WireType::Fixed64 => 1,
+        WireType::Len => 2,
+        WireType::Fixed32 => 5,
+    };
+    put_varint(out, (u64::from(tag) << 3) | wt);
+}
+
+/// Append a length-delimited field.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    put_key(out, tag, WireType::Len);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_wire_varint_round_trips_and_rejects_overlong() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(Reader::new(&out).varint(), Ok(v));
+            assert_eq!(
+                Reader::new(&out[..out.len() - 1]).varint(),
+                Err(WireError::Truncated)
+            );
+        }
+        assert_eq!(
+            Reader::new(&[0xff; 11]).varint(),
+            Err(WireError::VarintTooLong)
+        );
+    }
+
+    #[test]
+    fn protobuf_wire_length_beyond_input_is_truncated() {
+        // field 1, wire type 2, length 2^32: no allocation, an error.
+        let mut out = Vec::new();
+        put_key(&mut out, 1, WireType::Len);
+        put_varint(&mut out, 1 << 32);
+        out.extend_from_slice(b"abc");
+        assert_eq!(Reader::new(&out).field().unwrap_err(), WireError::Truncated);
+    }
+}
