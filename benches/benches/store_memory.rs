@@ -111,7 +111,7 @@ struct Measured {
 fn rv(i: usize, pass: u8) -> u64 {
     match pass {
         0 => 1,
-        1 if i % 10 == 0 => 2,
+        1 if i.is_multiple_of(10) => 2,
         1 => 1,
         _ => 3,
     }

@@ -36,7 +36,7 @@ fn store_throughput(c: &mut Criterion) {
     let initial: Vec<Pod> = (0..OBJECTS).map(|i| generator.pod(i, 1)).collect();
     let updates: Vec<Pod> = (0..OBJECTS).map(|i| generator.pod(i, 2)).collect();
     let relist: Vec<Pod> = (0..OBJECTS)
-        .map(|i| generator.pod(i, if i % 10 == 0 { 3 } else { 1 }))
+        .map(|i| generator.pod(i, if i.is_multiple_of(10) { 3 } else { 1 }))
         .collect();
 
     let mut kube = Writer::<Pod>::default();
