@@ -1,0 +1,138 @@
+//! Watch decoding, windlass beside kube-rs on the same events in the same run.
+//!
+//! One stream of Pod watch events made from the recorded fixtures (see the
+//! crate docs), fed to every decoder in 16 KiB chunks as a socket would
+//! deliver it:
+//!
+//! - `kube-rs`: kube-client's path — `LinesCodec` over a `BytesMut`, then
+//!   `serde_json::from_str::<kube::core::WatchEvent<Pod>>` per line;
+//! - `windlass-json`, `windlass-protobuf`, `windlass-cbor`: windlass's
+//!   incremental [`WatchDecoder`] on the same events in each encoding;
+//! - `floor-ignored-any`: newline split + `serde_json` into `IgnoredAny`,
+//!   the cost of reading the JSON bytes at all.
+//!
+//! Two groups: Pods cut to about 2 KB of JSON, and the recorded Pods whole
+//! (managedFields included, about 9 KB). Throughput is in bytes of each
+//! arm's own encoding; events per second are the printed event count over
+//! the time per iteration.
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Pod;
+use serde::de::IgnoredAny;
+use tokio_util::codec::{Decoder, LinesCodec};
+use windlass_benches::{
+    Generator, cbor_stream, fixtures_dir, json_stream, pod_events, protobuf_stream,
+};
+use windlass_proto::watch::{Framing, Limits, WatchDecoder};
+
+/// The size of each body chunk handed to a decoder.
+const CHUNK: usize = 16 << 10;
+
+/// kube-client's watch path: line framing, one `String` per line, serde_json.
+fn kube_rs(body: &[u8]) -> usize {
+    let mut codec = LinesCodec::new();
+    let mut buf = BytesMut::new();
+    let mut events = 0;
+    for chunk in body.chunks(CHUNK) {
+        buf.extend_from_slice(chunk);
+        while let Some(line) = codec.decode(&mut buf).expect("lines") {
+            let event: kube::core::WatchEvent<Pod> =
+                serde_json::from_str(&line).expect("kube-rs decodes the event");
+            black_box(event);
+            events += 1;
+        }
+    }
+    if let Some(line) = codec.decode_eof(&mut buf).expect("lines") {
+        black_box(serde_json::from_str::<kube::core::WatchEvent<Pod>>(&line).expect("an event"));
+        events += 1;
+    }
+    events
+}
+
+fn windlass(framing: Framing, body: &[u8]) -> usize {
+    let mut decoder = WatchDecoder::<Pod>::new(framing, Limits::default());
+    let mut events = 0;
+    for chunk in body.chunks(CHUNK) {
+        decoder.push(chunk).expect("windlass decodes the stream");
+        while let Some(event) = decoder.poll_event() {
+            black_box(event.expect("an event"));
+            events += 1;
+        }
+    }
+    decoder.finish().expect("the stream ends between events");
+    events
+}
+
+/// The floor: the JSON bytes read and thrown away.
+fn floor(body: &[u8]) -> usize {
+    let mut events = 0;
+    for line in body.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+        black_box(serde_json::from_slice::<IgnoredAny>(line).expect("JSON"));
+        events += 1;
+    }
+    events
+}
+
+fn watch_decode(c: &mut Criterion) {
+    let Some(dir) = fixtures_dir() else { return };
+    for (group_name, trimmed, count) in [
+        ("watch_decode/pod-2k", true, 1000),
+        ("watch_decode/pod-recorded", false, 250),
+    ] {
+        let generator = match Generator::pods(&dir, trimmed) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let events = pod_events(&generator, count);
+        let json = json_stream(&events);
+        let protobuf = protobuf_stream(&events);
+        let cbor = cbor_stream(&events);
+        for (arm, n) in [
+            ("kube-rs", kube_rs(&json)),
+            ("windlass-json", windlass(Framing::JsonStream, &json)),
+            (
+                "windlass-protobuf",
+                windlass(Framing::LengthPrefixed, &protobuf),
+            ),
+            ("windlass-cbor", windlass(Framing::CborSequence, &cbor)),
+            ("floor-ignored-any", floor(&json)),
+        ] {
+            assert_eq!(n, count, "{arm} decoded {n} of {count} events");
+        }
+        eprintln!(
+            "{group_name}: {count} events; JSON {} B ({} B/event), protobuf {} B, CBOR {} B",
+            json.len(),
+            json.len() / count,
+            protobuf.len(),
+            cbor.len()
+        );
+
+        let mut group = c.benchmark_group(group_name);
+        group.sample_size(20);
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        group.bench_function("kube-rs", |b| b.iter(|| kube_rs(&json)));
+        group.bench_function("windlass-json", |b| {
+            b.iter(|| windlass(Framing::JsonStream, &json))
+        });
+        group.throughput(Throughput::Bytes(protobuf.len() as u64));
+        group.bench_function("windlass-protobuf", |b| {
+            b.iter(|| windlass(Framing::LengthPrefixed, &protobuf))
+        });
+        group.throughput(Throughput::Bytes(cbor.len() as u64));
+        group.bench_function("windlass-cbor", |b| {
+            b.iter(|| windlass(Framing::CborSequence, &cbor))
+        });
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        group.bench_function("floor-ignored-any", |b| b.iter(|| floor(&json)));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, watch_decode);
+criterion_main!(benches);
