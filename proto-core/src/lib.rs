@@ -29,6 +29,7 @@
 pub mod codec;
 pub mod config;
 pub mod dynamic;
+pub mod informer;
 pub mod list;
 pub mod object;
 pub mod params;

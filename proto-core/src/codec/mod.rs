@@ -3,6 +3,7 @@
 //! encoding by content type or by magic bytes; each encoding lives in its own
 //! submodule.
 
+pub mod cbor;
 pub mod json;
 
 /// An encoding of objects on the wire.

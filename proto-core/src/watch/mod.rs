@@ -2,6 +2,13 @@
 //! type; the incremental decoders for the JSON stream, protobuf frames and
 //! CBOR sequences live beside it.
 
+mod decoder;
+mod frame;
+mod protobuf;
+
+pub use decoder::{DecodeError, ObjectError, WatchDecoder};
+pub use frame::{Framing, Limits};
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;

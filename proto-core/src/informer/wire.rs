@@ -1,0 +1,295 @@
+//! The reflector's narrow seam to the wire layer: how list and watch
+//! requests are built ([`ListerWatcher`]) and how bodies are decoded
+//! ([`Codec`], [`ListDecoder`], [`WatchDecoder`]). The reflector depends only
+//! on these traits. The wire layer implements them: [`crate::request::Builder`]
+//! builds the requests, and [`StandardCodec`] decodes watch streams with
+//! [`crate::watch::WatchDecoder`] (JSON, protobuf, CBOR), JSON lists with
+//! [`JsonListDecoder`] (incremental) and error bodies with
+//! [`crate::response::api_error`].
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use http::response::Parts;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::params::{ListParams, WatchParams};
+use crate::watch::{self, WatchEvent};
+
+/// An error building a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("building a {verb} request: {message}")]
+pub struct RequestError {
+    /// `list` or `watch`.
+    pub verb: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// An error decoding a body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The response's content type is not one this codec reads.
+    #[error("unsupported content type {0:?}")]
+    UnsupportedContentType(String),
+    /// A body or frame grew past its limit.
+    #[error("{what} of more than {limit} bytes exceeds the limit")]
+    TooLarge {
+        /// `list body` or `watch frame`.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The bytes are not what they should be.
+    #[error("malformed {what}: {message}")]
+    Malformed {
+        /// `list body`, `watch event`, …
+        what: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// A list of the wrong kind (e.g. a `Table`), which client-go rejects.
+    #[error("unexpected list kind {0:?}")]
+    UnexpectedKind(String),
+}
+
+/// Builds the list and watch requests of one resource (client-go's `ListerWatcher`).
+pub trait ListerWatcher: Send {
+    /// A list request with these parameters.
+    fn list(&self, params: &ListParams) -> Result<http::Request<Bytes>, RequestError>;
+    /// A watch request with these parameters.
+    fn watch(&self, params: &WatchParams) -> Result<http::Request<Bytes>, RequestError>;
+}
+
+/// The metadata of a decoded list page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPageMeta {
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// `metadata.continue`, when another page follows.
+    pub continue_token: Option<String>,
+}
+
+/// Decodes one list response body, fed in chunks. An incremental
+/// implementation yields items as soon as their bytes are complete, which
+/// keeps the reflector's memory near one page even for an unpaginated list.
+pub trait ListDecoder<K>: Send {
+    /// Feeds body bytes.
+    fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError>;
+    /// The next decoded item, if one is ready.
+    fn poll_item(&mut self) -> Option<K>;
+    /// Ends the body; remaining items become available through `poll_item`.
+    fn finish(&mut self) -> Result<ListPageMeta, DecodeError>;
+}
+
+/// Decodes one watch response body, fed in chunks.
+pub trait WatchDecoder<K>: Send {
+    /// Feeds body bytes.
+    fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError>;
+    /// The next complete event, if any.
+    fn poll_event(&mut self) -> Option<Result<WatchEvent<K>, DecodeError>>;
+    /// Ends the body; an error means it was cut inside an event.
+    fn finish(&mut self) -> Result<(), DecodeError>;
+}
+
+/// Picks decoders for responses by their heads.
+pub trait Codec<K>: Send {
+    /// A decoder for a successful list response.
+    fn list_decoder(&self, head: &Parts) -> Result<Box<dyn ListDecoder<K>>, DecodeError>;
+    /// A decoder for a successful watch response.
+    fn watch_decoder(&self, head: &Parts) -> Result<Box<dyn WatchDecoder<K>>, DecodeError>;
+    /// The `Status` an error response carries, if it can be read.
+    fn decode_status(&self, head: &Parts, body: &[u8]) -> Option<Status>;
+}
+
+impl ListerWatcher for crate::request::Builder {
+    fn list(&self, params: &ListParams) -> Result<http::Request<Bytes>, RequestError> {
+        crate::request::Builder::list(self, params).map_err(|e| RequestError {
+            verb: "list",
+            message: e.to_string(),
+        })
+    }
+
+    fn watch(&self, params: &WatchParams) -> Result<http::Request<Bytes>, RequestError> {
+        crate::request::Builder::watch(self, params).map_err(|e| RequestError {
+            verb: "watch",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Limits of the decoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecLimits {
+    /// The largest list body (default 1 GiB).
+    pub max_list_body: usize,
+    /// The largest single list item or watch event (default 16 MiB, as client-go).
+    pub max_frame: usize,
+}
+
+impl Default for CodecLimits {
+    fn default() -> Self {
+        Self {
+            max_list_body: 1 << 30,
+            max_frame: watch::Limits::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// The wire layer's decoders for a serde object type (every k8s-openapi kind,
+/// `DynamicObject`, `PartialObjectMetadata`).
+pub struct StandardCodec<K> {
+    limits: CodecLimits,
+    _k: PhantomData<fn() -> K>,
+}
+
+impl<K> std::fmt::Debug for StandardCodec<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardCodec")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl<K> Default for StandardCodec<K> {
+    fn default() -> Self {
+        Self::new(CodecLimits::default())
+    }
+}
+
+impl<K> StandardCodec<K> {
+    /// A codec with these limits.
+    pub fn new(limits: CodecLimits) -> Self {
+        Self {
+            limits,
+            _k: PhantomData,
+        }
+    }
+}
+
+fn content_type(head: &Parts) -> &str {
+    head.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+}
+
+impl<K: DeserializeOwned + Send + 'static> Codec<K> for StandardCodec<K> {
+    fn list_decoder(&self, head: &Parts) -> Result<Box<dyn ListDecoder<K>>, DecodeError> {
+        let ct = content_type(head);
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Err(DecodeError::UnsupportedContentType(ct.to_owned()));
+        }
+        Ok(Box::new(JsonListDecoder::new(self.limits)))
+    }
+
+    fn watch_decoder(&self, head: &Parts) -> Result<Box<dyn WatchDecoder<K>>, DecodeError> {
+        let limits = watch::Limits {
+            max_frame: self.limits.max_frame,
+        };
+        watch::WatchDecoder::for_content_type(content_type(head), limits)
+            .map(|d| Box::new(d) as Box<dyn WatchDecoder<K>>)
+            .map_err(watch_error)
+    }
+
+    fn decode_status(&self, head: &Parts, body: &[u8]) -> Option<Status> {
+        crate::response::api_error(&http::Method::GET, head.status, &head.headers, body)
+            .map(|e| e.into_status())
+    }
+}
+
+fn watch_error(e: watch::DecodeError) -> DecodeError {
+    match e {
+        watch::DecodeError::FrameTooLarge { limit, .. } => DecodeError::TooLarge {
+            what: "watch frame",
+            limit,
+        },
+        watch::DecodeError::UnsupportedContentType { content_type, .. } => {
+            DecodeError::UnsupportedContentType(content_type)
+        }
+        other => DecodeError::Malformed {
+            what: "watch stream",
+            message: other.to_string(),
+        },
+    }
+}
+
+impl<K: DeserializeOwned + Send> WatchDecoder<K> for watch::WatchDecoder<K> {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        watch::WatchDecoder::push(self, chunk).map_err(watch_error)
+    }
+
+    fn poll_event(&mut self) -> Option<Result<WatchEvent<K>, DecodeError>> {
+        watch::WatchDecoder::poll_event(self).map(|r| r.map_err(watch_error))
+    }
+
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        watch::WatchDecoder::finish(self).map_err(watch_error)
+    }
+}
+
+/// Buffers a JSON list body and decodes it at its end.
+pub struct JsonListDecoder<K> {
+    body: Vec<u8>,
+    items: VecDeque<K>,
+    limits: CodecLimits,
+}
+
+impl<K> JsonListDecoder<K> {
+    /// A decoder with these limits.
+    pub fn new(limits: CodecLimits) -> Self {
+        Self {
+            body: Vec::new(),
+            items: VecDeque::new(),
+            limits,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonList<K> {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default = "Vec::new")]
+    items: Vec<K>,
+}
+
+impl<K: DeserializeOwned + Send> ListDecoder<K> for JsonListDecoder<K> {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        if self.body.len() + chunk.len() > self.limits.max_list_body {
+            return Err(DecodeError::TooLarge {
+                what: "list body",
+                limit: self.limits.max_list_body,
+            });
+        }
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn poll_item(&mut self) -> Option<K> {
+        self.items.pop_front()
+    }
+
+    fn finish(&mut self) -> Result<ListPageMeta, DecodeError> {
+        let body = std::mem::take(&mut self.body);
+        let list: JsonList<K> =
+            serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed {
+                what: "list body",
+                message: e.to_string(),
+            })?;
+        if let Some(kind) = list.kind.filter(|k| k == "Table") {
+            return Err(DecodeError::UnexpectedKind(kind));
+        }
+        self.items = list.items.into();
+        Ok(ListPageMeta {
+            resource_version: list.metadata.resource_version.unwrap_or_default(),
+            continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+        })
+    }
+}

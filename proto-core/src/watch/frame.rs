@@ -1,0 +1,397 @@
+//! Finding frames in a watch body, incrementally: bytes come in any
+//! chunking, each complete frame comes out once, and a partial frame is
+//! scanned only once however many chunks it arrives in (the scanners keep
+//! their cursor and state between chunks, so decoding is O(n)).
+//!
+//! | framing | media type | a frame is |
+//! |---|---|---|
+//! | [`Framing::JsonStream`] | `application/json` | one top-level JSON object, any whitespace around it, no reliance on newlines |
+//! | [`Framing::LengthPrefixed`] | `application/vnd.kubernetes.protobuf;stream=watch` | a 4-byte big-endian length, then that many bytes |
+//! | [`Framing::CborSequence`] | `application/cbor-seq` | one complete CBOR data item (RFC 8742) |
+//!
+//! A frame longer than [`Limits::max_frame`] is an error as soon as its
+//! length is known (a length prefix, a CBOR string head) or as soon as that
+//! many bytes have been scanned without the frame ending — never after
+//! buffering it.
+
+use std::ops::Range;
+
+use super::DecodeError;
+
+/// Bounds on what a watch decoder buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest frame accepted, in bytes (client-go: 16 MiB).
+    pub max_frame: usize,
+}
+
+impl Limits {
+    /// client-go's frame limit, 16 MiB.
+    pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame: Self::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// How a watch body is cut into events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Concatenated JSON objects (`application/json`).
+    JsonStream,
+    /// 4-byte big-endian length-prefixed frames (`application/vnd.kubernetes.protobuf;stream=watch`).
+    LengthPrefixed,
+    /// A CBOR sequence (`application/cbor-seq`).
+    CborSequence,
+}
+
+/// Cuts a byte stream into frames. Feed with [`FrameDecoder::push`], drain
+/// with [`FrameDecoder::next_frame`] after every push, then
+/// [`FrameDecoder::compact`].
+#[derive(Debug)]
+pub(crate) struct FrameDecoder {
+    framing: Framing,
+    limits: Limits,
+    buf: Vec<u8>,
+    /// The scan cursor.
+    pos: usize,
+    /// Where the frame being scanned starts (its first byte or, for
+    /// length-prefixed frames, its prefix).
+    start: Option<usize>,
+    /// Bytes dropped from the front of `buf` so far (for offsets in errors).
+    dropped: u64,
+    json: JsonScan,
+    cbor: CborScan,
+}
+
+#[derive(Debug, Default)]
+struct JsonScan {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+/// An incremental CBOR item skipper: a stack of what each open container
+/// still expects.
+#[derive(Debug, Default)]
+struct CborScan {
+    open: Vec<Open>,
+    /// String bytes still to skip.
+    skip: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    /// A definite array, map or tag: items still expected.
+    Items(u64),
+    /// An indefinite array or map, ended by a break.
+    Indefinite,
+    /// An indefinite string of this major type, made of definite chunks.
+    Chunks(u8),
+}
+
+/// How deep a CBOR item may nest before framing gives up (the item decoder
+/// has its own, equal limit).
+const CBOR_MAX_OPEN: usize = crate::codec::cbor::MAX_DEPTH + 1;
+
+impl FrameDecoder {
+    pub(crate) fn new(framing: Framing, limits: Limits) -> Self {
+        Self {
+            framing,
+            limits,
+            buf: Vec::new(),
+            pos: 0,
+            start: None,
+            dropped: 0,
+            json: JsonScan::default(),
+            cbor: CborScan::default(),
+        }
+    }
+
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Appends bytes. Callers keep chunks small relative to the frame
+    /// limit (the watch decoder feeds at most 64 KiB at a time).
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The bytes of a frame returned by [`Self::next_frame`].
+    pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// The next complete frame, if the buffer holds one.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        match self.framing {
+            Framing::JsonStream => self.next_json(),
+            Framing::LengthPrefixed => self.next_length_prefixed(),
+            Framing::CborSequence => self.next_cbor(),
+        }
+    }
+
+    /// Drops the bytes of frames already returned (and whitespace between
+    /// them) from the buffer's front. Call once every returned frame has
+    /// been used.
+    pub(crate) fn compact(&mut self) {
+        let keep_from = self.start.unwrap_or(self.pos);
+        if keep_from == 0 {
+            return;
+        }
+        self.buf.drain(..keep_from);
+        self.dropped += keep_from as u64;
+        self.pos -= keep_from;
+        if let Some(start) = &mut self.start {
+            *start -= keep_from;
+        }
+    }
+
+    /// At the end of the body: an error if a frame was left unfinished.
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        let partial = match self.start {
+            Some(start) => self.buf.len() - start,
+            // Unscanned bytes (protobuf prefix shorter than 4 bytes).
+            None => self.buf.len() - self.pos,
+        };
+        if partial > 0 {
+            return Err(DecodeError::TruncatedAtEof { buffered: partial });
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, len: u64) -> DecodeError {
+        DecodeError::FrameTooLarge {
+            len,
+            limit: self.limits.max_frame,
+        }
+    }
+
+    fn next_json(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        let buf = &self.buf;
+        let mut pos = self.pos;
+        let scan = &mut self.json;
+        while pos < buf.len() {
+            let Some(start) = self.start else {
+                match buf[pos] {
+                    b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+                    b'{' => {
+                        self.start = Some(pos);
+                        scan.depth = 1;
+                        pos += 1;
+                    }
+                    other => {
+                        return Err(DecodeError::Framing {
+                            offset: self.dropped + pos as u64,
+                            what: format!(
+                                "expected '{{' to open a watch event, found byte 0x{other:02x}"
+                            ),
+                        });
+                    }
+                }
+                continue;
+            };
+            if scan.escaped {
+                scan.escaped = false;
+                pos += 1;
+                continue;
+            }
+            if scan.in_string {
+                // Jump to the next quote or backslash.
+                match buf[pos..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    None => pos = buf.len(),
+                    Some(skip) => {
+                        pos += skip;
+                        if buf[pos] == b'\\' {
+                            scan.escaped = true;
+                        } else {
+                            scan.in_string = false;
+                        }
+                        pos += 1;
+                    }
+                }
+                continue;
+            }
+            match buf[pos] {
+                b'"' => scan.in_string = true,
+                b'{' | b'[' => scan.depth += 1,
+                b'}' | b']' => {
+                    scan.depth -= 1;
+                    if scan.depth == 0 {
+                        let end = pos + 1;
+                        if end - start > self.limits.max_frame {
+                            return Err(self.too_large((end - start) as u64));
+                        }
+                        self.pos = end;
+                        self.start = None;
+                        return Ok(Some(start..end));
+                    }
+                }
+                _ => {}
+            }
+            pos += 1;
+        }
+        self.pos = pos;
+        match self.start {
+            Some(start) if pos - start > self.limits.max_frame => {
+                Err(self.too_large((pos - start) as u64))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn next_length_prefixed(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        let start = self.pos;
+        let Some(prefix) = self.buf.get(start..start + 4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if len as usize > self.limits.max_frame {
+            return Err(self.too_large(len.into()));
+        }
+        self.start = Some(start);
+        let end = start + 4 + len as usize;
+        if self.buf.len() < end {
+            return Ok(None);
+        }
+        self.pos = end;
+        self.start = None;
+        Ok(Some(start + 4..end))
+    }
+
+    fn next_cbor(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        loop {
+            let start = *self.start.get_or_insert(self.pos);
+            if self.cbor.skip > 0 {
+                let available = (self.buf.len() - self.pos) as u64;
+                let step = self.cbor.skip.min(available);
+                self.pos += step as usize;
+                self.cbor.skip -= step;
+                if self.cbor.skip > 0 {
+                    return Ok(None);
+                }
+                if let Some(end) = self.cbor_item_done() {
+                    self.start = None;
+                    return Ok(Some(start..end));
+                }
+                continue;
+            }
+            let Some((major, info, arg, head_len)) = cbor_head(&self.buf[self.pos..]) else {
+                if self.pos == start {
+                    // Nothing of this item yet: no frame is open.
+                    self.start = None;
+                }
+                return Ok(None);
+            };
+            let offset = self.dropped + self.pos as u64;
+            let malformed = |what: &str| DecodeError::Framing {
+                offset,
+                what: format!("malformed CBOR item: {what}"),
+            };
+            if (28..=30).contains(&info) {
+                return Err(malformed("reserved additional information"));
+            }
+            self.pos += head_len;
+            let indefinite = info == 31;
+            if let Some(Open::Chunks(string_major)) = self.cbor.open.last()
+                && !(major == 7 && indefinite)
+                && (major != *string_major || indefinite)
+            {
+                return Err(malformed("bad chunk in an indefinite-length string"));
+            }
+            let done = match (major, indefinite) {
+                (0 | 1, false) | (7, false) => true,
+                (2 | 3, false) => {
+                    let room = self.limits.max_frame as u64 - (self.pos - start) as u64;
+                    if arg > room {
+                        return Err(self.too_large((self.pos - start) as u64 + arg));
+                    }
+                    self.cbor.skip = arg;
+                    arg == 0
+                }
+                (2 | 3, true) => self.cbor_open(Open::Chunks(major), offset)?,
+                (4, false) => arg == 0 || self.cbor_open(Open::Items(arg), offset)?,
+                (5, false) => {
+                    let items = arg
+                        .checked_mul(2)
+                        .ok_or_else(|| malformed("map length overflows"))?;
+                    items == 0 || self.cbor_open(Open::Items(items), offset)?
+                }
+                (4 | 5, true) => self.cbor_open(Open::Indefinite, offset)?,
+                (6, false) => self.cbor_open(Open::Items(1), offset)?,
+                (7, true) => match self.cbor.open.pop() {
+                    Some(Open::Indefinite | Open::Chunks(_)) => true,
+                    _ => return Err(malformed("break outside an indefinite-length item")),
+                },
+                _ => return Err(malformed("indefinite length on an integer or tag")),
+            };
+            if self.pos - start > self.limits.max_frame {
+                return Err(self.too_large((self.pos - start) as u64));
+            }
+            if done
+                && self.cbor.skip == 0
+                && let Some(end) = self.cbor_item_done()
+            {
+                self.start = None;
+                return Ok(Some(start..end));
+            }
+        }
+    }
+
+    /// Opens a container; never completes an item, so returns `false`.
+    fn cbor_open(&mut self, open: Open, offset: u64) -> Result<bool, DecodeError> {
+        if self.cbor.open.len() >= CBOR_MAX_OPEN {
+            return Err(DecodeError::Framing {
+                offset,
+                what: format!("CBOR item nests deeper than {CBOR_MAX_OPEN} levels"),
+            });
+        }
+        self.cbor.open.push(open);
+        Ok(false)
+    }
+
+    /// One item ended at `pos`: count it against the open containers, and
+    /// return the frame end when the top-level item is complete.
+    fn cbor_item_done(&mut self) -> Option<usize> {
+        loop {
+            match self.cbor.open.last_mut() {
+                None => return Some(self.pos),
+                Some(Open::Items(n)) => {
+                    *n -= 1;
+                    if *n > 0 {
+                        return None;
+                    }
+                    self.cbor.open.pop();
+                }
+                Some(Open::Indefinite | Open::Chunks(_)) => return None,
+            }
+        }
+    }
+}
+
+/// A CBOR head: major type, additional information, argument, head length;
+/// `None` when the bytes do not hold a whole head yet.
+fn cbor_head(bytes: &[u8]) -> Option<(u8, u8, u64, usize)> {
+    let initial = *bytes.first()?;
+    let major = initial >> 5;
+    let info = initial & 0x1f;
+    let extra = match info {
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => 0,
+    };
+    let arg_bytes = bytes.get(1..1 + extra)?;
+    let arg = if extra == 0 {
+        u64::from(info)
+    } else {
+        arg_bytes.iter().fold(0u64, |n, b| n << 8 | u64::from(*b))
+    };
+    Some((major, info, arg, 1 + extra))
+}
