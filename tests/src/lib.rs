@@ -8,3 +8,4 @@
 
 pub mod fixtures;
 pub mod fuzzing;
+pub mod model;
