@@ -13,7 +13,6 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use http::response::Parts;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::params::{ListParams, WatchParams};
@@ -232,43 +231,275 @@ impl<K: DeserializeOwned + Send> WatchDecoder<K> for watch::WatchDecoder<K> {
     }
 }
 
-/// Buffers a JSON list body and decodes it at its end.
+/// Decodes a JSON list body as it arrives: each element of `items` is
+/// decoded as soon as its closing brace is seen and its bytes are dropped, so
+/// the decoder holds at most one item's bytes (bounded by
+/// [`CodecLimits::max_frame`]) plus the list's small metadata, however long
+/// the list. This is what keeps an unpaginated relist from holding the
+/// whole body and every decoded object at once.
 pub struct JsonListDecoder<K> {
-    body: Vec<u8>,
-    items: VecDeque<K>,
     limits: CodecLimits,
+    state: ListState,
+    /// The bytes of the value being captured (an item, or a top-level member).
+    value: Vec<u8>,
+    scan: ValueScan,
+    key: Vec<u8>,
+    kind: Option<String>,
+    metadata: Option<Vec<u8>>,
+    items: VecDeque<K>,
+    /// Body bytes seen, for error offsets and the body limit.
+    offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListState {
+    BeforeObject,
+    ExpectKey,
+    InKey {
+        escape: bool,
+    },
+    ExpectColon,
+    ExpectValue,
+    /// Capturing a top-level member's value.
+    InValue,
+    BeforeItems,
+    ExpectItem {
+        first: bool,
+    },
+    InItem,
+    AfterItem,
+    AfterValue,
+    Done,
+}
+
+/// Tracks where a JSON value ends: nesting depth and string state.
+#[derive(Debug, Clone, Copy, Default)]
+struct ValueScan {
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+    /// A bare scalar (number, true, false, null): ends before a delimiter.
+    scalar: bool,
+}
+
+/// What feeding one byte to a [`ValueScan`] found.
+enum Scanned {
+    /// The value continues; the byte is part of it.
+    More,
+    /// The value ended with this byte (included).
+    EndIncluding,
+    /// The value ended before this byte, which belongs to the outer level.
+    EndBefore,
+}
+
+impl ValueScan {
+    fn feed(&mut self, b: u8) -> Scanned {
+        if self.in_string {
+            if self.escape {
+                self.escape = false;
+            } else if b == b'\\' {
+                self.escape = true;
+            } else if b == b'"' {
+                self.in_string = false;
+                if self.depth == 0 {
+                    return Scanned::EndIncluding;
+                }
+            }
+            return Scanned::More;
+        }
+        if self.scalar {
+            return if matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace() {
+                Scanned::EndBefore
+            } else {
+                Scanned::More
+            };
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'{' | b'[' => self.depth += 1,
+            b'}' | b']' => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 0 {
+                    return Scanned::EndIncluding;
+                }
+            }
+            _ if self.depth == 0 && !b.is_ascii_whitespace() => self.scalar = true,
+            _ => {}
+        }
+        Scanned::More
+    }
 }
 
 impl<K> JsonListDecoder<K> {
     /// A decoder with these limits.
     pub fn new(limits: CodecLimits) -> Self {
         Self {
-            body: Vec::new(),
-            items: VecDeque::new(),
             limits,
+            state: ListState::BeforeObject,
+            value: Vec::new(),
+            scan: ValueScan::default(),
+            key: Vec::new(),
+            kind: None,
+            metadata: None,
+            items: VecDeque::new(),
+            offset: 0,
+        }
+    }
+
+    fn malformed(&self, what: &str) -> DecodeError {
+        DecodeError::Malformed {
+            what: "list body",
+            message: format!("byte {}: {what}", self.offset),
         }
     }
 }
 
-#[derive(Deserialize)]
-struct JsonList<K> {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    metadata: ListMeta,
-    #[serde(default = "Vec::new")]
-    items: Vec<K>,
+impl<K: DeserializeOwned> JsonListDecoder<K> {
+    fn capture(&mut self, b: u8) -> Result<(), DecodeError> {
+        if self.value.len() >= self.limits.max_frame {
+            return Err(DecodeError::TooLarge {
+                what: "list item",
+                limit: self.limits.max_frame,
+            });
+        }
+        self.value.push(b);
+        Ok(())
+    }
+
+    /// One top-level member's value is complete.
+    fn member_done(&mut self) -> Result<(), DecodeError> {
+        let value = std::mem::take(&mut self.value);
+        match self.key.as_slice() {
+            b"kind" => {
+                let kind: String =
+                    serde_json::from_slice(&value).map_err(|e| DecodeError::Malformed {
+                        what: "list kind",
+                        message: e.to_string(),
+                    })?;
+                if kind == "Table" {
+                    return Err(DecodeError::UnexpectedKind(kind));
+                }
+                self.kind = Some(kind);
+            }
+            b"metadata" => self.metadata = Some(value),
+            _ => {}
+        }
+        self.state = ListState::AfterValue;
+        Ok(())
+    }
+
+    fn item_done(&mut self) -> Result<(), DecodeError> {
+        let item: K = serde_json::from_slice(&self.value).map_err(|e| DecodeError::Malformed {
+            what: "list item",
+            message: format!("item {}: {e}", self.items.len()),
+        })?;
+        self.value.clear();
+        self.items.push_back(item);
+        self.state = ListState::AfterItem;
+        Ok(())
+    }
+
+    fn feed(&mut self, b: u8) -> Result<(), DecodeError> {
+        use ListState as S;
+        match self.state {
+            S::InItem | S::InValue => {
+                let scanned = self.scan.feed(b);
+                let in_item = self.state == S::InItem;
+                match scanned {
+                    Scanned::More => self.capture(b)?,
+                    Scanned::EndIncluding => {
+                        self.capture(b)?;
+                        if in_item {
+                            self.item_done()?
+                        } else {
+                            self.member_done()?
+                        }
+                    }
+                    Scanned::EndBefore => {
+                        if in_item {
+                            self.item_done()?
+                        } else {
+                            self.member_done()?
+                        }
+                        return self.feed(b);
+                    }
+                }
+                return Ok(());
+            }
+            S::InKey { escape } => {
+                if escape {
+                    self.key.push(b);
+                    self.state = S::InKey { escape: false };
+                } else if b == b'\\' {
+                    self.key.push(b);
+                    self.state = S::InKey { escape: true };
+                } else if b == b'"' {
+                    self.state = S::ExpectColon;
+                } else if self.key.len() < 256 {
+                    self.key.push(b);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        if b.is_ascii_whitespace() {
+            return Ok(());
+        }
+        match (self.state, b) {
+            (S::BeforeObject, b'{') => self.state = S::ExpectKey,
+            (S::ExpectKey, b'"') => {
+                self.key.clear();
+                self.state = S::InKey { escape: false };
+            }
+            (S::ExpectKey, b'}') | (S::AfterValue, b'}') => self.state = S::Done,
+            (S::ExpectColon, b':') => {
+                self.state = if self.key == b"items" {
+                    S::BeforeItems
+                } else {
+                    S::ExpectValue
+                };
+            }
+            (S::ExpectValue, _) => {
+                self.scan = ValueScan::default();
+                self.state = S::InValue;
+                return self.feed(b);
+            }
+            (S::BeforeItems, b'[') => self.state = S::ExpectItem { first: true },
+            (S::BeforeItems, b'n') => {
+                // `"items": null`: capture and ignore it like any other member.
+                self.key.clear();
+                self.scan = ValueScan::default();
+                self.state = S::InValue;
+                return self.feed(b);
+            }
+            (S::ExpectItem { first: true }, b']') | (S::AfterItem, b']') => {
+                self.state = S::AfterValue;
+            }
+            (S::ExpectItem { .. }, _) => {
+                self.scan = ValueScan::default();
+                self.state = S::InItem;
+                return self.feed(b);
+            }
+            (S::AfterItem, b',') => self.state = S::ExpectItem { first: false },
+            (S::AfterValue, b',') => self.state = S::ExpectKey,
+            _ => return Err(self.malformed(&format!("unexpected {:?}", b as char))),
+        }
+        Ok(())
+    }
 }
 
 impl<K: DeserializeOwned + Send> ListDecoder<K> for JsonListDecoder<K> {
     fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
-        if self.body.len() + chunk.len() > self.limits.max_list_body {
+        if self.offset.saturating_add(chunk.len() as u64) > self.limits.max_list_body as u64 {
             return Err(DecodeError::TooLarge {
                 what: "list body",
                 limit: self.limits.max_list_body,
             });
         }
-        self.body.extend_from_slice(chunk);
+        for &b in chunk {
+            self.feed(b)?;
+            self.offset += 1;
+        }
         Ok(())
     }
 
@@ -277,19 +508,19 @@ impl<K: DeserializeOwned + Send> ListDecoder<K> for JsonListDecoder<K> {
     }
 
     fn finish(&mut self) -> Result<ListPageMeta, DecodeError> {
-        let body = std::mem::take(&mut self.body);
-        let list: JsonList<K> =
-            serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed {
-                what: "list body",
-                message: e.to_string(),
-            })?;
-        if let Some(kind) = list.kind.filter(|k| k == "Table") {
-            return Err(DecodeError::UnexpectedKind(kind));
+        if self.state != ListState::Done {
+            return Err(self.malformed("the body ends inside the list"));
         }
-        self.items = list.items.into();
+        let metadata: ListMeta = match &self.metadata {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+                what: "list metadata",
+                message: e.to_string(),
+            })?,
+            None => ListMeta::default(),
+        };
         Ok(ListPageMeta {
-            resource_version: list.metadata.resource_version.unwrap_or_default(),
-            continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+            resource_version: metadata.resource_version.unwrap_or_default(),
+            continue_token: metadata.continue_.filter(|c| !c.is_empty()),
         })
     }
 }

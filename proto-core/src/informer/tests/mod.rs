@@ -6,6 +6,7 @@ mod prop;
 mod reflector;
 mod shared;
 mod store;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
