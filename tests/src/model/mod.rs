@@ -448,15 +448,16 @@ impl ApiServer {
         }
         let mut continue_token = None;
         let mut remaining_item_count = None;
-        if let Some(last) = last_key {
-            let remaining = rest.count();
-            if remaining > 0 {
-                let relative = &last.as_str()[prefix.len()..];
-                let rv = i64::try_from(snapshot).unwrap_or(i64::MAX);
-                continue_token = Some(ContinueToken::new(rv, format!("{relative}\0")).encode());
-                if labels.is_empty() && fields.is_empty() {
-                    remaining_item_count = i64::try_from(remaining).ok();
-                }
+        // More keys in the range means a continue token, even when none of
+        // them matches the selectors (as etcd's paging does).
+        if let Some(last) = last_key
+            && rest.next().is_some()
+        {
+            let relative = &last.as_str()[prefix.len()..];
+            let rv = i64::try_from(snapshot).unwrap_or(i64::MAX);
+            continue_token = Some(ContinueToken::new(rv, format!("{relative}\0")).encode());
+            if labels.is_empty() && fields.is_empty() {
+                remaining_item_count = i64::try_from(1 + rest.count()).ok();
             }
         }
         Ok(List {

@@ -1677,6 +1677,58 @@ fn model_watch_slower_than_the_window_is_closed() {
 }
 
 #[test]
+fn model_watch_keeps_a_watcher_that_lost_nothing_when_the_window_moves() {
+    let now = Instant::now();
+    let mut s = ApiServer::new(
+        Config {
+            watch_cache_capacity: 1,
+            ..Config::default()
+        },
+        now,
+    );
+    let mut w = s
+        .watch(
+            &cms(),
+            None,
+            &WatchParams {
+                resource_version: Some(s.resource_version().to_string()),
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    s.create(&cms(), Some("default"), named("a"), now).unwrap();
+    assert_eq!(drain(&mut w, &s, now).len(), 1);
+    s.create(&pods(), Some("default"), named("p"), now).unwrap();
+    s.create(&cms(), Some("default"), named("b"), now).unwrap();
+    assert_eq!(
+        drain(&mut w, &s, now).len(),
+        1,
+        "the evicted event had been delivered"
+    );
+    // A new watch from the delivered revision is refused all the same (oldest - 1 rule).
+    let delivered = s.resource_version() - 2;
+    let mut late = s
+        .watch(
+            &cms(),
+            None,
+            &WatchParams {
+                resource_version: Some(delivered.to_string()),
+                ..WatchParams::default()
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        describe(&drain(&mut late, &s, now)),
+        [format!(
+            "ERROR 410 too old resource version: {delivered} ({})",
+            delivered + 1
+        )]
+    );
+}
+
+#[test]
 fn model_watch_bookmarks_only_when_asked_and_allowed() {
     let (mut s, now) = server();
     let params = WatchParams {

@@ -43,8 +43,11 @@ pub(super) struct WatchCache {
     /// The revision the cache was (re)filled at.
     list_rv: u64,
     removed_since_relist: bool,
-    /// The newest revision dropped from the window, when it is empty.
+    /// The newest event revision dropped from the window: a watcher behind
+    /// it has lost events.
     dropped_up_to: u64,
+    /// The compaction revision: new watches cannot start before it.
+    compacted: u64,
 }
 
 impl WatchCache {
@@ -55,6 +58,7 @@ impl WatchCache {
             list_rv,
             removed_since_relist: false,
             dropped_up_to: 0,
+            compacted: 0,
         }
     }
 
@@ -68,24 +72,33 @@ impl WatchCache {
         self.events.push_back(event);
     }
 
-    /// Drops events at or below `rv`; the window then starts after `rv`.
+    /// Drops events at or below `rv`; new watches cannot start before `rv`.
     pub(super) fn compact(&mut self, rv: u64) {
         while self.events.front().is_some_and(|e| e.rv <= rv) {
-            self.events.pop_front();
+            if let Some(old) = self.events.pop_front() {
+                self.removed_since_relist = true;
+                self.dropped_up_to = old.rv;
+            }
         }
-        self.removed_since_relist = true;
-        self.dropped_up_to = self.dropped_up_to.max(rv);
+        self.compacted = self.compacted.max(rv);
     }
 
-    /// The oldest revision a watch can start from: the cache's `oldest - 1`.
+    /// The oldest revision a new watch can start from: the cache's
+    /// `oldest - 1` (its list revision while nothing was dropped), and not
+    /// before the compaction.
     pub(super) fn floor(&self) -> u64 {
-        if !self.removed_since_relist {
-            return self.list_rv;
-        }
-        match self.events.front() {
+        let window = match self.events.front() {
+            _ if !self.removed_since_relist => self.list_rv,
             Some(first) => first.rv - 1,
             None => self.dropped_up_to,
-        }
+        };
+        window.max(self.compacted)
+    }
+
+    /// Whether a watcher that has seen everything up to `cursor` has lost
+    /// events to the window moving on.
+    pub(super) fn has_lost(&self, cursor: u64) -> bool {
+        cursor < self.dropped_up_to
     }
 
     /// The events after `rv`, in order.
@@ -212,7 +225,7 @@ impl Watch {
         if server.registry.get(&self.group_resource).is_none() {
             return self.end(WatchEnd::ResourceRemoved);
         }
-        if self.cursor < table.cache.floor() {
+        if table.cache.has_lost(self.cursor) {
             return self.end(WatchEnd::TooSlow);
         }
         let cache_rv = server.cache_resource_version();
