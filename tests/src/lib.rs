@@ -9,3 +9,4 @@
 pub mod fixtures;
 pub mod fuzzing;
 pub mod model;
+pub mod sim;
