@@ -124,10 +124,13 @@ pub struct Schedule {
     pub timeline: Vec<(Duration, Step)>,
 }
 
-/// The longest a stalled watch can hold the client (its idle deadline), plus
-/// the longest backoff (30 s, jittered to 60 s), the header deadline and a margin:
-/// after this much fault-free time the informer must have converged.
-pub const SETTLE: Duration = Duration::from_secs(180 + 60 + 60 + 30);
+/// Fault-free time after which the informer must have converged, from the
+/// reflector's deadlines: a watch-list that lost its end bookmark holds the
+/// informer until its watch deadline (`timeoutSeconds` < 2 · 300 s, plus
+/// 30 s of grace), then waits one backoff delay (< 60 s) before it tries
+/// again; a stalled watch is dropped after 180 s idle, a stalled head after
+/// 60 s. Plus a minute of margin for the retry itself.
+pub const SETTLE: Duration = Duration::from_secs(2 * 300 + 30 + 60 + 60);
 
 impl Schedule {
     /// The schedule of `seed`.
@@ -153,7 +156,7 @@ impl Schedule {
         };
         let cache_capacity = [8, 16, 32, 100][rng.below(4) as usize];
         let rv_zero_ignores_limit = rng.below(4) != 0;
-        let faults_end = Duration::from_secs(60 + rng.below(180));
+        let faults_end = Duration::from_secs(30 + rng.below(150));
         let workload_end = faults_end + SETTLE - Duration::from_secs(30);
         let end = faults_end + SETTLE;
         let bookmark_every = Duration::from_secs(5 + rng.below(55));
@@ -177,7 +180,7 @@ impl Schedule {
         // The workload: single writes and bursts, faster while faults last.
         let mut t = Duration::ZERO;
         while t < workload_end {
-            let gap = if t < faults_end { 1500 } else { 8000 };
+            let gap = if t < faults_end { 1500 } else { 30_000 };
             t += ms(1 + rng.below(gap));
             let burst = if rng.below(10) == 0 {
                 2 + rng.below(15)

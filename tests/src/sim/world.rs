@@ -5,6 +5,7 @@
 //! event lines), cuts the body into chunks, and feeds head, chunks and EOF
 //! or transport error back — with the faults the schedule asks for.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
@@ -16,18 +17,19 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 use windlass_proto::informer::wire::StandardCodec;
 use windlass_proto::informer::{
-    Action, InformerConfig, Mutation, ReflectorConfig, RequestId, SharedInformer, TransportError,
+    Action, InformerConfig, Mutation, Notification, ReflectorConfig, RequestId, SharedInformer,
+    TransportError,
 };
-use windlass_proto::object::ObjectKey;
+use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::params::{ListParams, ResourceVersionMatch, WatchParams};
 use windlass_proto::rand::Rng;
 use windlass_proto::request::{Builder, query};
 use windlass_proto::watch::WatchEvent;
 
-use super::check::{RateBound, Replica, State, converged};
+use super::check::{RateBound, Replica, State, converged, rv_of};
 use super::schedule::{NAMES_PER_NAMESPACE, NAMESPACES, Schedule, Step, TIERS};
 use crate::model::{
-    ApiServer, Config, DeleteOptions, Gvr, Subresource, Watch, WatchEnd, WatchPoll,
+    ApiServer, Config, DeleteOptions, Gvr, LabelSelector, Subresource, Watch, WatchEnd, WatchPoll,
 };
 
 /// More loop turns than this in one run is a livelock.
@@ -104,6 +106,9 @@ pub(super) struct World {
     outage: Option<u16>,
     rate: RateBound,
     ever_in_scope: BTreeSet<ObjectKey>,
+    /// Every ConfigMap on the server, as (namespace, name).
+    existing: BTreeSet<(&'static str, String)>,
+    selector: LabelSelector,
     counter: u64,
     trace: Option<Vec<String>>,
     divergence: Option<String>,
@@ -161,6 +166,9 @@ impl World {
             outage: None,
             rate: RateBound::new(max_objects.div_ceil(page) + 1),
             ever_in_scope: BTreeSet::new(),
+            existing: BTreeSet::new(),
+            selector: LabelSelector::parse(sched.label_selector.unwrap_or(""))
+                .expect("the schedule's selectors parse"),
             counter: 0,
             trace: trace.then(Vec::new),
             divergence: None,
@@ -180,6 +188,24 @@ impl World {
 
     /// Runs the schedule to its end and checks the invariants.
     pub(super) fn run(&mut self) -> Report {
+        if self.trace.is_some() {
+            let s = &self.sched;
+            let line = format!(
+                "schedule: fifo {:?}, watch-list {}, page size {}, namespace {:?}, selector {:?}, resync {:?}, watch cache {}, rv=0 ignores limit {}, faults until {:?}, rates {:?}, bookmarks every {:?}",
+                s.fifo,
+                s.watch_list,
+                s.page_size,
+                s.namespace,
+                s.label_selector,
+                s.resync,
+                s.cache_capacity,
+                s.rv_zero_ignores_limit,
+                s.faults_end,
+                s.rates,
+                s.bookmark_every
+            );
+            self.log(|| line);
+        }
         self.log(|| "informer started".into());
         self.informer.start(self.sched.seed, self.base);
         let mut turns = 0u64;
@@ -324,7 +350,7 @@ impl World {
                 let ns = NAMESPACES[namespace];
                 let Some(name) = (0..NAMES_PER_NAMESPACE)
                     .map(|i| format!("cm-{}", (name + i) % NAMES_PER_NAMESPACE))
-                    .find(|n| self.server.get(&self.gvr, Some(ns), n).is_err())
+                    .find(|n| !self.existing.contains(&(ns, n.clone())))
                 else {
                     return;
                 };
@@ -334,7 +360,13 @@ impl World {
                     "data": {"v": self.counter.to_string()},
                 });
                 match self.server.create(&self.gvr, Some(ns), body, now) {
-                    Ok(o) => self.log(|| format!("create {ns}/{name} rv {}", rv_json(&o))),
+                    Ok(o) => {
+                        self.log(|| {
+                            format!("create {ns}/{name} tier {} rv {}", TIERS[tier], rv_json(&o))
+                        });
+                        self.record_scope(&o);
+                        self.existing.insert((ns, name));
+                    }
                     Err(e) => self.diverge(format!("workload create {ns}/{name}: {e}")),
                 }
             }
@@ -342,7 +374,7 @@ impl World {
                 let Some((ns, name)) = self.pick(pick) else {
                     return;
                 };
-                let Ok(current) = self.server.get(&self.gvr, Some(&ns), &name) else {
+                let Ok(current) = self.server.get(&self.gvr, Some(ns), &name) else {
                     return;
                 };
                 self.counter += 1;
@@ -351,11 +383,14 @@ impl World {
                 body["data"]["v"] = self.counter.to_string().into();
                 let updated =
                     self.server
-                        .update(&self.gvr, Some(&ns), &name, Subresource::Main, body, now);
+                        .update(&self.gvr, Some(ns), &name, Subresource::Main, body, now);
                 match updated {
-                    Ok(o) => self.log(|| {
-                        format!("update {ns}/{name} tier {} rv {}", TIERS[tier], rv_json(&o))
-                    }),
+                    Ok(o) => {
+                        self.log(|| {
+                            format!("update {ns}/{name} tier {} rv {}", TIERS[tier], rv_json(&o))
+                        });
+                        self.record_scope(&o);
+                    }
                     Err(e) => self.diverge(format!("workload update {ns}/{name}: {e}")),
                 }
             }
@@ -365,9 +400,12 @@ impl World {
                 };
                 let deleted =
                     self.server
-                        .delete(&self.gvr, Some(&ns), &name, &DeleteOptions::default(), now);
+                        .delete(&self.gvr, Some(ns), &name, &DeleteOptions::default(), now);
                 match deleted {
-                    Ok(_) => self.log(|| format!("delete {ns}/{name}")),
+                    Ok(_) => {
+                        self.log(|| format!("delete {ns}/{name}"));
+                        self.existing.remove(&(ns, name));
+                    }
                     Err(e) => self.diverge(format!("workload delete {ns}/{name}: {e}")),
                 }
             }
@@ -397,35 +435,28 @@ impl World {
                 self.at(self.now + length, Due::Recover(Recovery::OutageOver));
             }
         }
-        self.record_scope();
     }
 
-    /// The `pick`-th existing ConfigMap of the workload's namespaces.
-    fn pick(&self, pick: u64) -> Option<(String, String)> {
-        let all = self
-            .server
-            .list(&self.gvr, None, &ListParams::default())
-            .ok()?;
-        let keys: Vec<(String, String)> = all
-            .items
-            .iter()
-            .map(|o| {
-                let m = &o["metadata"];
-                (
-                    m["namespace"].as_str().unwrap_or("").to_owned(),
-                    m["name"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        if keys.is_empty() {
+    /// The `pick`-th existing ConfigMap.
+    fn pick(&self, pick: u64) -> Option<(&'static str, String)> {
+        let n = self.existing.len() as u64;
+        if n == 0 {
             return None;
         }
-        Some(keys[(pick % keys.len() as u64) as usize].clone())
+        self.existing.iter().nth((pick % n) as usize).cloned()
     }
 
-    fn record_scope(&mut self) {
-        let state = self.server_state();
-        self.ever_in_scope.extend(state.into_keys());
+    /// Notes a key the informer's scope held.
+    fn record_scope(&mut self, object: &Value) {
+        let m = &object["metadata"];
+        let namespace = m["namespace"].as_str();
+        if self.sched.namespace.is_some_and(|ns| Some(ns) != namespace)
+            || !self.selector.matches(m["labels"].as_object())
+        {
+            return;
+        }
+        self.ever_in_scope
+            .insert(ObjectKey::new(namespace, m["name"].as_str().unwrap_or("")));
     }
 
     /// The informer's scope on the server now: key → resourceVersion.
@@ -470,6 +501,8 @@ impl World {
         for i in 0..self.replicas.len() {
             let id = self.replicas[i].id;
             while let Some(n) = self.informer.poll_notification(id) {
+                let name = self.replicas[i].name;
+                self.log(|| format!("handler {name}: {}", describe(&n)));
                 if let Err(e) = self.replicas[i].apply(&n) {
                     self.diverge(e);
                     return;
@@ -580,6 +613,9 @@ impl World {
                     conn.finished = false;
                     conn.hide_end_bookmark = params.send_initial_events == Some(true)
                         && self.chance(self.sched.rates.hide_end_bookmark);
+                    if conn.hide_end_bookmark {
+                        self.log(|| "this watch-list will not send its end bookmark".into());
+                    }
                     conn.watch = Some(watch);
                 }
                 Err(e) => {
@@ -662,6 +698,13 @@ impl World {
                             continue;
                         }
                         event_line(&mut conn.body, &event, watch);
+                        if let Some(trace) = &mut self.trace {
+                            trace.push(format!(
+                                "{:>10.3}s #{id} writes {}",
+                                self.now.as_secs_f64(),
+                                describe_event(&event)
+                            ));
+                        }
                     }
                     WatchPoll::Pending => break,
                     WatchPoll::Ended(end) => {
@@ -801,22 +844,68 @@ fn rv_json(o: &Value) -> String {
 
 /// One watch event as a line of the JSON watch stream.
 fn event_line(out: &mut Vec<u8>, event: &WatchEvent<Arc<Value>>, watch: &Watch) {
-    let (kind, object) = match event {
-        WatchEvent::Added(o) => ("ADDED", (**o).clone()),
-        WatchEvent::Modified(o) => ("MODIFIED", (**o).clone()),
-        WatchEvent::Deleted(o) => ("DELETED", (**o).clone()),
+    let (kind, written) = match event {
+        WatchEvent::Added(o) => ("ADDED", Cow::Borrowed(&**o)),
+        WatchEvent::Modified(o) => ("MODIFIED", Cow::Borrowed(&**o)),
+        WatchEvent::Deleted(o) => ("DELETED", Cow::Borrowed(&**o)),
         WatchEvent::Bookmark(b) => (
             "BOOKMARK",
-            json!({
+            Cow::Owned(json!({
                 "kind": watch.kind(),
                 "apiVersion": watch.api_version(),
                 "metadata": {"resourceVersion": b.resource_version, "annotations": b.annotations},
-            }),
+            })),
         ),
-        WatchEvent::Error(status) => ("ERROR", serde_json::to_value(&**status).unwrap_or_default()),
+        WatchEvent::Error(status) => (
+            "ERROR",
+            Cow::Owned(serde_json::to_value(&**status).unwrap_or_default()),
+        ),
     };
-    let line = json!({"type": kind, "object": object});
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
-        out.push(b'\n');
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    // Writing a `Value` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &*written);
+    out.extend_from_slice(b"}\n");
+}
+
+fn describe(n: &Notification<ConfigMap>) -> String {
+    let key_rv = |o: &ConfigMap| format!("{} rv {}", o.key(), rv_of(o));
+    match n {
+        Notification::Add {
+            object,
+            is_in_initial_list,
+        } => format!("add {} (initial: {is_in_initial_list})", key_rv(object)),
+        Notification::Update { old, new } => {
+            format!("update {} → rv {}", key_rv(old), rv_of(new))
+        }
+        Notification::Resync(o) => format!("resync {}", key_rv(o)),
+        Notification::Delete(d) => match d.object() {
+            Some(o) if d.is_final_state_unknown() => format!("tombstone {}", key_rv(o)),
+            Some(o) => format!("delete {}", key_rv(o)),
+            None => format!("tombstone {}", d.key()),
+        },
+    }
+}
+
+fn describe_event(event: &WatchEvent<Arc<Value>>) -> String {
+    let key_rv = |o: &Value| {
+        let m = &o["metadata"];
+        format!(
+            "{}/{} rv {}",
+            m["namespace"].as_str().unwrap_or(""),
+            m["name"].as_str().unwrap_or(""),
+            rv_json(o)
+        )
+    };
+    match event {
+        WatchEvent::Added(o) => format!("ADDED {}", key_rv(o)),
+        WatchEvent::Modified(o) => format!("MODIFIED {}", key_rv(o)),
+        WatchEvent::Deleted(o) => format!("DELETED {}", key_rv(o)),
+        WatchEvent::Bookmark(b) if b.is_initial_events_end() => {
+            format!("BOOKMARK rv {} (initial-events-end)", b.resource_version)
+        }
+        WatchEvent::Bookmark(b) => format!("BOOKMARK rv {}", b.resource_version),
+        WatchEvent::Error(s) => format!("ERROR {:?} {:?}", s.code, s.reason),
     }
 }
