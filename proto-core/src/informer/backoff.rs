@@ -3,12 +3,15 @@
 //! This module owns the delay sequence; the reflector decides when to ask.
 //!
 //! Delays are `d + rand[0,1)·d` for d = 0.8, 1.6, 3.2, 6.4, 12.8, 25.6 s,
-//! then d = 30 s forever. The reset follows client-go up to v0.35
-//! (`NewExponentialBackoffManager`): when more than `reset_after` passed
-//! since the previous delay was asked for, the sequence starts over. (v0.36's
-//! `DelayWithReset` resets every two minutes even while failing, which lets a
-//! server that keeps failing be hit at the initial rate again; we keep the
-//! older, stricter rule.)
+//! then d = 30 s forever. The sequence starts over only after `reset_after`
+//! of health: the caller marks the moment things started working (the
+//! reflector: a watch answered 200), and a delay asked for at least
+//! `reset_after` later begins again at the initial step. Time spent failing
+//! — a slow list that times out, a long backoff — never counts, so a server
+//! that keeps failing is never hit at the initial rate again. (client-go up
+//! to v0.35 reset after two minutes without a delay being asked, which a
+//! slow failing attempt can satisfy; v0.36's `DelayWithReset` resets every
+//! two minutes even while failing.)
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,7 @@ pub struct BackoffConfig {
     pub jitter: f64,
     /// The largest delay before jitter.
     pub cap: Duration,
-    /// Start over when no delay was asked for during this long.
+    /// Start over after this long of health.
     pub reset_after: Duration,
 }
 
@@ -42,12 +45,12 @@ impl Default for BackoffConfig {
     }
 }
 
-/// An exponential backoff with jitter and a reset after quiet periods.
+/// An exponential backoff with jitter and a reset after a healthy period.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     config: BackoffConfig,
     next: Duration,
-    last_asked: Option<Instant>,
+    healthy_since: Option<Instant>,
 }
 
 impl Backoff {
@@ -56,19 +59,24 @@ impl Backoff {
         Self {
             next: config.initial,
             config,
-            last_asked: None,
+            healthy_since: None,
         }
     }
 
-    /// The next delay, asked for at `now`.
+    /// Things work as of `now` (kept if already healthy).
+    pub fn mark_healthy(&mut self, now: Instant) {
+        self.healthy_since.get_or_insert(now);
+    }
+
+    /// The next delay, asked for at `now`: a failure, which ends any health.
     pub fn next_delay(&mut self, now: Instant, rng: &mut Rng) -> Duration {
         if self
-            .last_asked
-            .is_some_and(|t| now.saturating_duration_since(t) > self.config.reset_after)
+            .healthy_since
+            .take()
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.reset_after)
         {
             self.next = self.config.initial;
         }
-        self.last_asked = Some(now);
         let base = self.next;
         self.next = base.mul_f64(self.config.factor).min(self.config.cap);
         if self.config.jitter > 0.0 {
@@ -81,6 +89,6 @@ impl Backoff {
     /// Starts the sequence over.
     pub fn reset(&mut self) {
         self.next = self.config.initial;
-        self.last_asked = None;
+        self.healthy_since = None;
     }
 }

@@ -32,17 +32,19 @@
 //! | Watching | refused / 429 at open, ERROR 429 | Waiting (backoff) → Watching |
 //! | Watching | clean close, idle or watch deadline | Watching again at once |
 //! | Watching | close within 1 s with no event | Waiting (backoff) → new cycle |
+//! | Watching | ERROR InternalError within `max_internal_error_retry` | Watching again at once |
 //! | Watching | HTTP 410, ERROR 410, other error | Waiting (backoff) → new cycle (list at last RV) |
 //! | WatchListing | end bookmark | `Replaced`; Watching on the same stream |
 //! | WatchListing | refused / 429 | Waiting (backoff) → WatchListing |
 //! | WatchListing | 410 / too-large | WatchListing at RV `""` |
-//! | WatchListing | stream ends or deadline, no end bookmark | Waiting (backoff) → WatchListing; Listing after `watch_list_attempts` |
+//! | WatchListing | stream ends, 30 s silent or deadline, no end bookmark | Waiting (backoff) → WatchListing; Listing after `watch_list_attempts` |
 //! | WatchListing | other error (e.g. 400 "not allowed") | Listing at once |
 //! | Waiting | deadline | the step it waits for |
 //!
 //! "New cycle" is client-go's `ListAndWatch` ending: every end is followed
-//! by one backoff delay, and the delays only start over after two quiet
-//! minutes, so a server that keeps failing is never hit in a tight loop.
+//! by one backoff delay, and the delays only start over after two minutes
+//! since a watch was last answered 200 with no failure in between, so a
+//! server that keeps failing is never hit in a tight loop.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -62,6 +64,8 @@ use crate::watch::WatchEvent;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// client-go's page size.
 const DEFAULT_PAGE_SIZE: u32 = 500;
+/// client-go's default and smallest `MinWatchTimeout`.
+const MIN_WATCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// A watch closing this soon with no event is an error (client-go).
 const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
 
@@ -197,7 +201,7 @@ pub struct ReflectorConfig {
     /// The resync period; `None` or zero never resyncs.
     pub resync_period: Option<Duration>,
     /// The shortest server-side watch timeout; each watch asks for a random
-    /// `[min, 2·min)` (client-go: 5 min).
+    /// `[min, 2·min)`. Values under client-go's 5 min are raised to it.
     pub min_watch_timeout: Duration,
     /// Stream the initial state over a watch (`sendInitialEvents`).
     pub use_watch_list: bool,
@@ -211,6 +215,10 @@ pub struct ReflectorConfig {
     /// How long a watch body may go without a byte (bookmarks arrive about
     /// once a minute from the watch cache).
     pub watch_idle_timeout: Duration,
+    /// How long a watch-list may go without a byte before its end bookmark:
+    /// the server streams the initial state and the bookmark back to back,
+    /// so silence means it will not come (kubernetes #140890).
+    pub watch_list_idle_timeout: Duration,
     /// Past the watch's `timeoutSeconds`, how long before the reflector
     /// gives up on the server closing it.
     pub watch_deadline_grace: Duration,
@@ -220,6 +228,10 @@ pub struct ReflectorConfig {
     /// [`Mutation::None`] (the default) changes nothing.
     #[doc(hidden)]
     pub mutation: Mutation,
+    /// client-go's `MaxInternalErrorRetryDuration`: a watch ending in an
+    /// InternalError is re-opened at once while the run of such errors is
+    /// younger than this. Zero (the default) turns it off.
+    pub max_internal_error_retry: Duration,
 }
 
 /// Deliberately broken behaviours the deterministic simulator must detect
@@ -249,15 +261,17 @@ impl Default for ReflectorConfig {
             field_selector: None,
             page_size: 0,
             resync_period: None,
-            min_watch_timeout: Duration::from_secs(300),
+            min_watch_timeout: MIN_WATCH_TIMEOUT,
             use_watch_list: false,
             watch_list_attempts: 3,
             response_header_timeout: Duration::from_secs(60),
             list_idle_timeout: Duration::from_secs(60),
             watch_idle_timeout: Duration::from_secs(180),
+            watch_list_idle_timeout: Duration::from_secs(30),
             watch_deadline_grace: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
             mutation: Mutation::None,
+            max_internal_error_retry: Duration::ZERO,
         }
     }
 }
@@ -284,6 +298,8 @@ enum Body<D> {
 
 struct Inflight<D> {
     id: RequestId,
+    /// The driver reported its end (EOF or error), or it was cancelled.
+    ended: bool,
     body: Body<D>,
     /// Header deadline, then the idle deadline.
     deadline: Instant,
@@ -383,6 +399,10 @@ impl Failure {
         by_cause || by_message
     }
 
+    fn is_internal_error(&self) -> bool {
+        self.reason() == Some("InternalError")
+    }
+
     fn is_too_many_requests(&self) -> bool {
         self.code() == Some(429) || self.reason() == Some("TooManyRequests")
     }
@@ -413,7 +433,42 @@ pub struct Reflector<K> {
     paginated_result: bool,
     resync_at: Option<Instant>,
     watch_list_failures: u32,
+    internal_errors: RetryWithDeadline,
     synced: bool,
+}
+
+/// client-go's `RetryWithDeadline(max, 1 min)` for watches ending in an
+/// InternalError: retried at once while the first of a run of such errors is
+/// at most `max` old; a gap of a minute between errors starts a new run.
+#[derive(Debug, Clone)]
+struct RetryWithDeadline {
+    max: Duration,
+    reset_after: Duration,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl RetryWithDeadline {
+    /// Records an error at `now` and says whether to retry at once.
+    fn retry(&mut self, now: Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) >= self.reset_after)
+        {
+            self.first = None;
+        }
+        let first = *self.first.get_or_insert(now);
+        self.last = Some(now);
+        if self.max.is_zero() {
+            return false;
+        }
+        if now.saturating_duration_since(first) <= self.max {
+            return true;
+        }
+        self.first = None;
+        self.last = None;
+        false
+    }
 }
 
 impl<K> std::fmt::Debug for Reflector<K> {
@@ -438,6 +493,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         seed: u64,
         now: Instant,
     ) -> Self {
+        let max_internal_error_retry = config.max_internal_error_retry;
         let mut reflector = Self {
             backoff: Backoff::new(config.backoff.clone()),
             config,
@@ -453,6 +509,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
             paginated_result: false,
             resync_at: None,
             watch_list_failures: 0,
+            internal_errors: RetryWithDeadline {
+                max: max_internal_error_retry,
+                reset_after: Duration::from_secs(60),
+                first: None,
+                last: None,
+            },
             synced: false,
         };
         reflector.run(Step::Cycle, now);
@@ -490,7 +552,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         let ok = head.status.is_success();
         let code = head.status.as_u16();
         let list_idle = now + self.config.list_idle_timeout;
-        let watch_idle = now + self.config.watch_idle_timeout;
+        let watch_idle = now + self.stream_idle_timeout();
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 if !matches!(list.req.body, Body::AwaitingHead) {
@@ -524,6 +586,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 match self.codec.watch_decoder(head) {
                     Ok(decoder) => {
                         stream.req.body = Body::Ok(decoder);
+                        self.backoff.mark_healthy(now);
                         if matches!(self.phase, Phase::WatchListing(_)) {
                             self.events.push_back(ReflectorEvent::ListStarted);
                         }
@@ -538,7 +601,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
     /// Body bytes arrived for `id`.
     pub fn handle_chunk(&mut self, id: RequestId, bytes: &[u8], now: Instant) {
         let list_idle = now + self.config.list_idle_timeout;
-        let watch_idle = now + self.config.watch_idle_timeout;
+        let watch_idle = now + self.stream_idle_timeout();
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 list.req.deadline = list_idle;
@@ -577,6 +640,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The body of `id` ended cleanly.
     pub fn handle_eof(&mut self, id: RequestId, now: Instant) {
+        self.mark_ended(id);
         match &mut self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 match std::mem::replace(&mut list.req.body, Body::AwaitingHead) {
@@ -625,6 +689,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The transport of `id` failed.
     pub fn handle_error(&mut self, id: RequestId, error: TransportError, now: Instant) {
+        self.mark_ended(id);
         match &self.phase {
             Phase::Listing(list) if list.req.id == id => {
                 self.list_failed(Failure::Transport(error), now)
@@ -771,6 +836,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 self.actions.push_back(Action::Send { id, request });
                 Some(Inflight {
                     id,
+                    ended: false,
                     body: Body::AwaitingHead,
                     deadline: now + self.config.response_header_timeout,
                 })
@@ -782,13 +848,25 @@ impl<K: Object + Send + 'static> Reflector<K> {
         }
     }
 
+    /// Cancels the request in flight unless it already ended.
     fn cancel_current(&mut self) {
-        let id = match &self.phase {
-            Phase::Listing(l) => l.req.id,
-            Phase::Watching(s) | Phase::WatchListing(s) => s.req.id,
+        let (id, ended) = match &mut self.phase {
+            Phase::Listing(l) => (l.req.id, &mut l.req.ended),
+            Phase::Watching(s) | Phase::WatchListing(s) => (s.req.id, &mut s.req.ended),
             _ => return,
         };
-        self.actions.push_back(Action::Cancel(id));
+        if !std::mem::replace(ended, true) {
+            self.actions.push_back(Action::Cancel(id));
+        }
+    }
+
+    /// Marks the request in flight as ended by the driver, if it is `id`.
+    fn mark_ended(&mut self, id: RequestId) {
+        match &mut self.phase {
+            Phase::Listing(l) if l.req.id == id => l.req.ended = true,
+            Phase::Watching(s) | Phase::WatchListing(s) if s.req.id == id => s.req.ended = true,
+            _ => {}
+        }
     }
 
     fn relist_rv(&self) -> String {
@@ -848,6 +926,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         };
         state.req = Inflight {
             id: req.id,
+            ended: false,
             body: Body::AwaitingHead,
             deadline: req.deadline,
         };
@@ -886,6 +965,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
     }
 
     fn list_failed(&mut self, failure: Failure, now: Instant) {
+        self.cancel_current();
         let Phase::Listing(list) = std::mem::replace(&mut self.phase, Phase::Stopped) else {
             return;
         };
@@ -921,7 +1001,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
     }
 
     fn watch_params(&mut self, rv: String, watch_list: bool) -> WatchParams {
-        let min = self.config.min_watch_timeout.as_secs_f64();
+        // client-go honours `MinWatchTimeout` only above its 5 min default.
+        let min = self
+            .config
+            .min_watch_timeout
+            .max(MIN_WATCH_TIMEOUT)
+            .as_secs_f64();
         let timeout = (min * (1.0 + self.rng.next_f64())) as u32;
         WatchParams {
             label_selector: self.config.label_selector.clone(),
@@ -958,6 +1043,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
         let stream = StreamState {
             req: Inflight {
                 id: req.id,
+                ended: false,
                 body: Body::AwaitingHead,
                 deadline: req.deadline,
             },
@@ -1064,8 +1150,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
                 self.synced = true;
                 self.watch_list_failures = 0;
                 self.resync_at = self.resync_period().map(|p| now + p);
-                // The same open stream carries on as the watch.
-                if let Phase::WatchListing(s) = std::mem::replace(&mut self.phase, Phase::Stopped) {
+                // The same open stream carries on as the watch, with the
+                // watch's idle deadline.
+                if let Phase::WatchListing(mut s) =
+                    std::mem::replace(&mut self.phase, Phase::Stopped)
+                {
+                    s.req.deadline = (now + self.config.watch_idle_timeout).min(s.end_by);
                     self.phase = Phase::Watching(s);
                 }
             }
@@ -1081,6 +1171,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The stream closed quietly (EOF, probable EOF, idle or watch deadline).
     fn stream_closed(&mut self, now: Instant) {
+        self.cancel_current();
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Watching(s) => {
                 if now.saturating_duration_since(s.started_at) < VERY_SHORT_WATCH && s.events == 0 {
@@ -1104,6 +1195,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     /// The stream failed with an error.
     fn stream_failed(&mut self, failure: Failure, now: Instant) {
+        self.cancel_current();
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Watching(_) => {
                 let retriable = failure.is_too_many_requests()
@@ -1113,10 +1205,14 @@ impl<K: Object + Send + 'static> Reflector<K> {
                     );
                 let retriable = retriable
                     || (self.config.mutation == Mutation::IgnoreGone && failure.is_expired());
+                let internal_retry = failure.is_internal_error() && self.internal_errors.retry(now);
                 let error = failure.into_error("watch");
                 if retriable {
                     self.events.push_back(ReflectorEvent::Error(error));
                     self.wait(Step::Watch, now);
+                } else if internal_retry {
+                    self.events.push_back(ReflectorEvent::Error(error));
+                    self.start_watch(now);
                 } else {
                     // Expired/Gone relists at the last RV; so does anything else.
                     self.end_cycle(Some(error), now);
@@ -1174,6 +1270,14 @@ impl<K: Object + Send + 'static> Reflector<K> {
         self.wait(step, now);
     }
 
+    /// The idle deadline of the stream in flight.
+    fn stream_idle_timeout(&self) -> Duration {
+        match self.phase {
+            Phase::WatchListing(_) => self.config.watch_list_idle_timeout,
+            _ => self.config.watch_idle_timeout,
+        }
+    }
+
     fn resync_period(&self) -> Option<Duration> {
         self.config.resync_period.filter(|p| !p.is_zero())
     }
@@ -1217,6 +1321,7 @@ fn append_bounded(buf: &mut Vec<u8>, bytes: &[u8]) {
 fn placeholder<D>(now: Instant) -> Inflight<D> {
     Inflight {
         id: RequestId(0),
+        ended: false,
         body: Body::AwaitingHead,
         deadline: now,
     }

@@ -512,6 +512,8 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
             }
             ReflectorEvent::ListAborted => self.generation = None,
             ReflectorEvent::Replaced { resource_version } => {
+                // The reflector always opens a relist with `ListStarted`.
+                debug_assert!(self.generation.is_some(), "Replaced without ListStarted");
                 let objects = self.generation.take().unwrap_or_default().into_objects();
                 match &mut self.fifo {
                     Fifo::Real(f) => f.replace(objects, &resource_version, Some(&self.indexer)),

@@ -41,15 +41,38 @@
 //! | `delete` | the object, or a `Success` Status | 404, 409 Conflict (precondition) |
 //! | `list` | a [`List`] | 400 BadRequest (selectors, tokens), 410 Expired, 422, 504 Timeout (RV too large) |
 //! | `watch` | a [`Watch`] (HTTP 200; a too-old RV becomes one ERROR event) | 400, 422 |
+//! | `delete_collection` | a [`List`] of what was deleted | as `list` |
+//!
+//! Every call first looks the resource up: a path the server does not serve
+//! is 404 `the server could not find the requested resource`; a namespaced
+//! write without a namespace is 405.
+//!
+//! What the simulator and fault injection turn:
+//!
+//! | control | effect |
+//! |---|---|
+//! | [`ApiServer::compact`] | older `Exact` lists and continue tokens get 410 (the latter with a fresh token); new watches from before it get the ERROR 410 |
+//! | [`ApiServer::restart`] | every watch ends; watch caches start empty at the current revision; objects and revisions stay |
+//! | [`ApiServer::freeze_watch_cache`] | the cache lags etcd: stale `resourceVersion=0` lists, 504 too-large RV, watches stall |
+//! | [`ApiServer::set_watch_list`] | refuse `sendInitialEvents` (422) |
+//! | [`ApiServer::set_initial_events_end_bookmark`] | watch-list never sends its end bookmark |
+//! | [`Watch::request_bookmark`] | a BOOKMARK once the watch has caught up (with `allowWatchBookmarks`) |
+//! | [`Config::watch_cache_capacity`] | the window a watch can resume in |
+//!
+//! Simplifications, all of them documented where they apply: deletion has
+//! no grace period (a pod goes at once unless finalizers hold it), the
+//! garbage collector and the namespace controller act inside the DELETE,
+//! and strategic merge patch and server-side apply come from a [`PatchHook`].
 
 mod patch;
 mod resource;
 mod selector;
-mod status;
+pub mod status;
 mod token;
+mod validation;
 mod watch;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +90,7 @@ pub use status::{FieldError, Result, StatusError};
 pub use token::ContinueToken;
 pub use watch::{Watch, WatchEnd, WatchPoll};
 
+use validation::{check_labels, parse_rv, validate_list_params, validate_name};
 use watch::{CacheEvent, EventKind, WatchCache};
 
 /// How a model server behaves.
@@ -85,6 +109,10 @@ pub struct Config {
     /// cache serves it (the whole list, no continue token). When off it is
     /// paginated as etcd would.
     pub rv_zero_ignores_limit: bool,
+    /// Whether watch-list ends its initial events with the
+    /// `k8s.io/initial-events-end` bookmark; off is a server that never
+    /// sends it (kubernetes #140890).
+    pub initial_events_end_bookmark: bool,
 }
 
 impl Default for Config {
@@ -96,6 +124,7 @@ impl Default for Config {
             start_unix_seconds: 1_767_225_600,
             watch_list: true,
             rv_zero_ignores_limit: true,
+            initial_events_end_bookmark: true,
         }
     }
 }
@@ -110,13 +139,31 @@ pub enum Subresource {
     Status,
 }
 
-/// Preconditions of a DELETE (`DeleteOptions.preconditions`).
+/// What a DELETE asks (`DeleteOptions`): preconditions and what happens to
+/// dependents (objects whose `ownerReferences` name the deleted one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOptions {
-    /// The object must have this uid.
+    /// `preconditions.uid`: the object must have this uid.
     pub uid: Option<String>,
-    /// The object must be at this resourceVersion.
+    /// `preconditions.resourceVersion`: the object must be at this resourceVersion.
     pub resource_version: Option<String>,
+    /// `propagationPolicy`; `None` is `Background`, the default of every
+    /// resource the model serves.
+    pub propagation_policy: Option<PropagationPolicy>,
+}
+
+/// `propagationPolicy`: what the garbage collector does with dependents.
+/// The model's collector works at once, inside the DELETE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PropagationPolicy {
+    /// Dependents lose their reference to the deleted owner and stay.
+    Orphan,
+    /// The owner goes now; dependents with no other live owner follow.
+    #[default]
+    Background,
+    /// Dependents go first (the owner waits with the `foregroundDeletion`
+    /// finalizer), then the owner.
+    Foreground,
 }
 
 /// What a DELETE answers with.
@@ -220,6 +267,10 @@ pub struct ApiServer {
     epoch: u64,
     /// The revision the watch caches are held at, when they lag etcd.
     cache_frozen_at: Option<u64>,
+    /// The uids of live objects (the garbage collector's owner lookup).
+    live_uids: HashSet<String>,
+    /// How many live objects have `ownerReferences` (none: no collection to do).
+    owned: usize,
     rng: Rng,
     start: Instant,
     patch_hook: Option<Box<dyn PatchHook>>,
@@ -237,6 +288,9 @@ impl std::fmt::Debug for ApiServer {
 
 const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
+/// The namespaces namespace lifecycle admission refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-public", "kube-system"];
+
 impl ApiServer {
     /// A server with the built-in resources and the namespaces a fresh
     /// cluster has (`default`, `kube-node-lease`, `kube-public`, `kube-system`).
@@ -250,6 +304,8 @@ impl ApiServer {
             compacted: 0,
             epoch: 0,
             cache_frozen_at: None,
+            live_uids: HashSet::new(),
+            owned: 0,
             start: now,
             patch_hook: None,
         };
@@ -299,6 +355,15 @@ impl ApiServer {
 
     // --- control (what the simulator and fault injection use)
 
+    /// Serves one more resource (e.g. a built-in beyond the default set),
+    /// replacing any resource with the same group and plural name; objects
+    /// already stored under that name stay.
+    pub fn serve(&mut self, resource: Resource) {
+        let gr = resource.group_resource();
+        self.registry.register(resource);
+        self.add_table(gr);
+    }
+
     /// Installs strategic merge patch and server-side apply.
     pub fn set_patch_hook(&mut self, hook: Box<dyn PatchHook>) {
         self.patch_hook = Some(hook);
@@ -307,6 +372,12 @@ impl ApiServer {
     /// Serves watch-list or refuses it (422, as without the `WatchList` feature).
     pub fn set_watch_list(&mut self, enabled: bool) {
         self.config.watch_list = enabled;
+    }
+
+    /// Sends or withholds the bookmark that ends a watch-list's initial
+    /// events (for watches opened from now on).
+    pub fn set_initial_events_end_bookmark(&mut self, enabled: bool) {
+        self.config.initial_events_end_bookmark = enabled;
     }
 
     /// Holds the watch caches at the current revision, as an API server whose
@@ -326,7 +397,9 @@ impl ApiServer {
 
     /// Compacts history at `rv` (capped at the newest revision, and at a
     /// frozen watch cache's revision): older snapshots, continue tokens and
-    /// watch-cache events are gone.
+    /// watch-cache events are gone. Storage keeps every version since the
+    /// last compaction, so a long-running server compacts now and then (as
+    /// kube-apiserver does every five minutes).
     pub fn compact(&mut self, rv: u64) {
         let rv = rv.min(self.cache_resource_version());
         if rv <= self.compacted {
@@ -548,8 +621,10 @@ impl ApiServer {
             end_bookmark: None,
             allow_bookmarks: params.allow_watch_bookmarks,
             bookmark_requested: false,
+            // timeoutSeconds=0 leaves the timeout to the server: none here.
             deadline: params
                 .timeout_seconds
+                .filter(|s| *s > 0)
                 .map(|s| now + std::time::Duration::from_secs(u64::from(s))),
             epoch: self.epoch,
             error: None,
@@ -599,7 +674,10 @@ impl ApiServer {
                 watch.initial.push_back(view(object, &watch.api_version));
             }
         }
-        if params.send_initial_events == Some(true) && params.allow_watch_bookmarks {
+        if params.send_initial_events == Some(true)
+            && params.allow_watch_bookmarks
+            && self.config.initial_events_end_bookmark
+        {
             watch.end_bookmark = Some(snapshot);
         }
         Ok(watch)
@@ -646,7 +724,10 @@ impl ApiServer {
 
     // --- writes
 
-    /// CREATE. `namespace` is the request's (ignored for cluster-scoped resources).
+    /// CREATE (the HTTP front answers 201). `namespace` is the request's
+    /// (ignored for cluster-scoped resources); the body's `metadata.namespace`
+    /// must be empty or the same. A created CustomResourceDefinition is
+    /// served at once (its status says `Established`).
     pub fn create(
         &mut self,
         gvr: &Gvr,
@@ -738,9 +819,9 @@ impl ApiServer {
             return Err(status::invalid(resource, &name, &errors));
         }
         if let Some(ns) = &namespace {
-            match self.namespace_phase(ns) {
+            match self.namespace_terminating(ns) {
                 None => return Err(status::namespace_not_found(ns)),
-                Some(phase) if phase == "Terminating" => {
+                Some(true) => {
                     return Err(status::forbidden(
                         &format!(
                             "unable to create new content in namespace {ns} because it is being terminated"
@@ -749,7 +830,7 @@ impl ApiServer {
                         &name,
                     ));
                 }
-                Some(_) => {}
+                Some(false) => {}
             }
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
@@ -784,7 +865,7 @@ impl ApiServer {
         }
         self.prepare_create(resource, &name, &mut object)?;
         let stored = self.write(&table_key, key, object, EventKind::Added);
-        if table_key == crd_group_resource() {
+        if is_crd(&table_key) {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -811,6 +892,14 @@ impl ApiServer {
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let crd = Resource::from_crd(object)
                     .map_err(|errors| status::invalid(resource, name, &errors))?;
+                let finalizers = metadata_mut(object)
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = finalizers.as_array_mut()
+                    && !list.iter().any(|f| f == CRD_CLEANUP_FINALIZER)
+                {
+                    list.push(CRD_CLEANUP_FINALIZER.into());
+                }
                 object["status"] = json!({
                     "acceptedNames": object["spec"]["names"].clone(),
                     "storedVersions": [crd.storage_version],
@@ -830,6 +919,10 @@ impl ApiServer {
     fn serve_crd(&mut self, crd: &Value) {
         if let Ok(resource) = Resource::from_crd(crd) {
             let gr = resource.group_resource();
+            if self.registry.get(&gr).is_some_and(|r| !r.is_custom) {
+                // A CRD cannot take over a built-in resource.
+                return;
+            }
             self.registry.register(resource);
             self.add_table(gr);
         }
@@ -866,6 +959,9 @@ impl ApiServer {
 
     /// PATCH of the object or its status. JSON and merge patches are applied
     /// here; strategic merge and apply go to the [`PatchHook`], or get 415.
+    /// An apply to a missing object creates it (the HTTP front answers 201
+    /// then: it can tell by a `get` before the call); every other patch of a
+    /// missing object is 404.
     pub fn patch(
         &mut self,
         gvr: &Gvr,
@@ -1065,12 +1161,12 @@ impl ApiServer {
             metadata_mut(&mut next).insert("generation".into(), generation.into());
         }
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource() {
+        if is_crd(&group_resource) {
             Resource::from_crd(&next)
                 .map_err(|errors| status::invalid(resource, &name, &errors))?;
         }
         let key = ObjectKey::new(namespace.as_deref(), &name);
-        let finalized = group_resource != namespace_group_resource()
+        let finalized = !is_namespaces(&group_resource)
             && next["metadata"].get("deletionTimestamp").is_some()
             && next["metadata"]["finalizers"]
                 .as_array()
@@ -1080,7 +1176,7 @@ impl ApiServer {
         } else {
             self.write(&group_resource, key, next, EventKind::Modified)
         };
-        if group_resource == crd_group_resource() && !finalized {
+        if is_crd(&group_resource) && !finalized {
             self.serve_crd(&stored);
         }
         Ok(view(&stored, &resource.api_version(version)))
@@ -1098,6 +1194,13 @@ impl ApiServer {
     ) -> Result<Deleted> {
         let resource = self.registry.lookup(gvr)?;
         let current = self.current(&resource, namespace, name, Subresource::Main)?;
+        if is_namespaces(&resource.group_resource()) && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(status::forbidden(
+                "this namespace may not be deleted",
+                &resource,
+                name,
+            ));
+        }
         if let Some(uid) = &options.uid {
             let have = current["metadata"]["uid"].as_str().unwrap_or("");
             if uid != have {
@@ -1125,7 +1228,8 @@ impl ApiServer {
             }
         }
         let api_version = resource.api_version(&gvr.version);
-        let object = self.delete_object(&resource, &current, now);
+        let policy = options.propagation_policy.unwrap_or_default();
+        let object = self.delete_object(&resource, &current, policy, now);
         if resource.returns_deleted_object || object["metadata"].get("deletionTimestamp").is_some()
         {
             return Ok(Deleted::Object(view(&object, &api_version)));
@@ -1137,12 +1241,15 @@ impl ApiServer {
     }
 
     /// DELETECOLLECTION: deletes what a list with `params` (selectors; not
-    /// pagination) selects, and answers with the deleted objects.
+    /// pagination) selects, and answers with the deleted objects. The
+    /// preconditions of `options` are not used (as the server ignores them
+    /// here); its propagation policy is.
     pub fn delete_collection(
         &mut self,
         gvr: &Gvr,
         namespace: Option<&str>,
         params: &ListParams,
+        options: &DeleteOptions,
         now: Instant,
     ) -> Result<List> {
         let resource = self.registry.lookup(gvr)?;
@@ -1156,7 +1263,8 @@ impl ApiServer {
             let name = item["metadata"]["name"].as_str().unwrap_or("").to_owned();
             let item_ns = item["metadata"]["namespace"].as_str().map(str::to_owned);
             let current = self.current(&resource, item_ns.as_deref(), &name, Subresource::Main)?;
-            let deleted = self.delete_object(&resource, &current, now);
+            let policy = options.propagation_policy.unwrap_or_default();
+            let deleted = self.delete_object(&resource, &current, policy, now);
             *item = view(&deleted, &list.api_version);
         }
         list.resource_version = self.revision.to_string();
@@ -1169,6 +1277,7 @@ impl ApiServer {
         &mut self,
         resource: &Arc<Resource>,
         current: &Arc<Value>,
+        policy: PropagationPolicy,
         now: Instant,
     ) -> Arc<Value> {
         let name = current["metadata"]["name"]
@@ -1178,7 +1287,7 @@ impl ApiServer {
         let namespace = current["metadata"]["namespace"].as_str().map(str::to_owned);
         let key = ObjectKey::new(namespace.as_deref(), &name);
         let group_resource = resource.group_resource();
-        let is_namespace = group_resource == namespace_group_resource();
+        let is_namespace = is_namespaces(&group_resource);
         let has_finalizers = current["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
@@ -1186,6 +1295,20 @@ impl ApiServer {
             && (has_finalizers || is_namespace)
         {
             return Arc::clone(current);
+        }
+        let uid = current["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+        let dependents = if self.owned > 0 && policy != PropagationPolicy::Background {
+            self.dependents(&uid, namespace.as_deref())
+        } else {
+            Vec::new()
+        };
+        if policy == PropagationPolicy::Orphan {
+            for (dep_resource, dependent) in dependents {
+                self.drop_owner_reference(&dep_resource, &dependent, &uid);
+            }
+        } else if policy == PropagationPolicy::Foreground && !dependents.is_empty() && !is_namespace
+        {
+            return self.delete_in_foreground(resource, current, dependents, now);
         }
         if !has_finalizers && !is_namespace {
             return self.remove(resource, key, (**current).clone(), now);
@@ -1197,11 +1320,51 @@ impl ApiServer {
         if is_namespace {
             marked["status"] = json!({"phase": "Terminating"});
         }
-        let marked = self.write(&group_resource, key, marked, EventKind::Modified);
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
         if is_namespace {
             self.empty_namespace(&name, now);
         }
+        let cleanup = marked["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == CRD_CLEANUP_FINALIZER));
+        if is_crd(&group_resource) && cleanup {
+            self.clean_up_crd(resource, key, &marked, now);
+        }
         marked
+    }
+
+    /// The CRD finalizer's work: the custom resources go, the resource stops
+    /// being served, the finalizer comes off (and the CRD goes if it was the last).
+    fn clean_up_crd(
+        &mut self,
+        resource: &Arc<Resource>,
+        key: ObjectKey,
+        marked: &Value,
+        now: Instant,
+    ) {
+        if let Ok(served) = Resource::from_crd(marked) {
+            self.unserve(&served);
+        }
+        let mut released = marked.clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != CRD_CLEANUP_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+        } else {
+            self.write(
+                &resource.group_resource(),
+                key,
+                released,
+                EventKind::Modified,
+            );
+        }
     }
 
     /// The namespace controller's work: delete everything in `namespace`,
@@ -1227,7 +1390,7 @@ impl ApiServer {
                 })
                 .collect();
             for victim in victims {
-                self.delete_object(&resource, &victim, now);
+                self.delete_object(&resource, &victim, PropagationPolicy::Background, now);
             }
         }
         self.finish_namespace(namespace, now);
@@ -1271,19 +1434,154 @@ impl ApiServer {
         now: Instant,
     ) -> Arc<Value> {
         let group_resource = resource.group_resource();
-        if group_resource == crd_group_resource()
+        if is_crd(&group_resource)
             && let Ok(served) = Resource::from_crd(&object)
         {
             self.unserve(&served);
         }
         let namespace = key.namespace().map(str::to_owned);
         let deleted = self.write(&group_resource, key, object, EventKind::Deleted);
+        if self.owned > 0 {
+            let uid = deleted["metadata"]["uid"].as_str().unwrap_or("");
+            self.collect_garbage(uid, namespace.as_deref(), now);
+        }
         if let Some(ns) = namespace
-            && self.namespace_phase(&ns).as_deref() == Some("Terminating")
+            && self.namespace_terminating(&ns) == Some(true)
         {
             self.finish_namespace(&ns, now);
         }
         deleted
+    }
+
+    /// The live objects whose `ownerReferences` name `owner_uid`: in the
+    /// owner's namespace, or anywhere for a cluster-scoped owner.
+    fn dependents(
+        &self,
+        owner_uid: &str,
+        namespace: Option<&str>,
+    ) -> Vec<(Arc<Resource>, Arc<Value>)> {
+        let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+        let mut found = Vec::new();
+        for (gr, table) in &self.tables {
+            let Some(resource) = self.registry.get(gr) else {
+                continue;
+            };
+            if namespace.is_some() && !resource.namespaced {
+                continue;
+            }
+            let objects = table
+                .objects
+                .range(ObjectKey::from_raw(&prefix)..)
+                .take_while(|(k, _)| k.as_str().starts_with(&prefix))
+                .filter_map(|(_, v)| v.last()?.object.as_ref());
+            for object in objects {
+                if owner_uids(object).any(|uid| uid == owner_uid) {
+                    found.push((Arc::clone(resource), Arc::clone(object)));
+                }
+            }
+        }
+        found
+    }
+
+    /// The garbage collector after `owner_uid` went: a dependent with another
+    /// live owner loses the reference, any other dependent is deleted.
+    fn collect_garbage(&mut self, owner_uid: &str, namespace: Option<&str>, now: Instant) {
+        for (resource, dependent) in self.dependents(owner_uid, namespace) {
+            let Some(current) = self.refetch(&resource, &dependent) else {
+                continue;
+            };
+            let other_owner_alive =
+                owner_uids(&current).any(|uid| uid != owner_uid && self.live_uids.contains(uid));
+            if other_owner_alive {
+                self.drop_owner_reference(&resource, &current, owner_uid);
+            } else {
+                self.delete_object(&resource, &current, PropagationPolicy::Background, now);
+            }
+        }
+    }
+
+    /// Foreground deletion: the owner waits (deletionTimestamp and the
+    /// `foregroundDeletion` finalizer) while its dependents go first.
+    fn delete_in_foreground(
+        &mut self,
+        resource: &Arc<Resource>,
+        current: &Arc<Value>,
+        dependents: Vec<(Arc<Resource>, Arc<Value>)>,
+        now: Instant,
+    ) -> Arc<Value> {
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        let group_resource = resource.group_resource();
+        let mut marked = (**current).clone();
+        let meta = metadata_mut(&mut marked);
+        meta.insert("deletionTimestamp".into(), self.timestamp(now).into());
+        meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut() {
+            list.push(FOREGROUND_FINALIZER.into());
+        }
+        let marked = self.write(&group_resource, key.clone(), marked, EventKind::Modified);
+        for (dep_resource, dependent) in dependents {
+            if let Some(current) = self.refetch(&dep_resource, &dependent) {
+                self.delete_object(&dep_resource, &current, PropagationPolicy::Foreground, now);
+            }
+        }
+        let mut released = (*marked).clone();
+        let meta = metadata_mut(&mut released);
+        let remaining = match meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+            Some(list) => {
+                list.retain(|f| f != FOREGROUND_FINALIZER);
+                list.len()
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            meta.remove("finalizers");
+            self.remove(resource, key, released, now);
+            return marked;
+        }
+        self.write(&group_resource, key, released, EventKind::Modified)
+    }
+
+    fn drop_owner_reference(
+        &mut self,
+        resource: &Arc<Resource>,
+        dependent: &Arc<Value>,
+        owner_uid: &str,
+    ) {
+        let Some(current) = self.refetch(resource, dependent) else {
+            return;
+        };
+        let mut next = (*current).clone();
+        let meta = metadata_mut(&mut next);
+        if let Some(refs) = meta
+            .get_mut("ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+            if refs.is_empty() {
+                meta.remove("ownerReferences");
+            }
+        }
+        let key = ObjectKey::new(
+            current["metadata"]["namespace"].as_str(),
+            current["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.write(&resource.group_resource(), key, next, EventKind::Modified);
+    }
+
+    /// The latest state of `object`, if it still exists.
+    fn refetch(&self, resource: &Resource, object: &Value) -> Option<Arc<Value>> {
+        let key = ObjectKey::new(
+            object["metadata"]["namespace"].as_str(),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        self.tables
+            .get(&resource.group_resource())?
+            .latest(&key)
+            .cloned()
     }
 
     fn unserve(&mut self, served: &Resource) {
@@ -1327,6 +1625,22 @@ impl ApiServer {
         });
         let versions = table.objects.entry(key).or_default();
         let prev = versions.last().and_then(|v| v.object.clone());
+        let had_owners = prev
+            .as_deref()
+            .is_some_and(|p| owner_uids(p).next().is_some());
+        let has_owners = kind != EventKind::Deleted && owner_uids(&object).next().is_some();
+        self.owned = (self.owned + usize::from(has_owners)).saturating_sub(usize::from(had_owners));
+        if let Some(uid) = object["metadata"]["uid"].as_str() {
+            match kind {
+                EventKind::Added => {
+                    self.live_uids.insert(uid.to_owned());
+                }
+                EventKind::Deleted => {
+                    self.live_uids.remove(uid);
+                }
+                EventKind::Modified => {}
+            }
+        }
         versions.push(Version {
             rv,
             object: (kind != EventKind::Deleted).then(|| Arc::clone(&object)),
@@ -1356,17 +1670,13 @@ impl ApiServer {
         }
     }
 
-    fn namespace_phase(&self, namespace: &str) -> Option<String> {
+    /// Whether `namespace` is terminating; `None` when it does not exist.
+    fn namespace_terminating(&self, namespace: &str) -> Option<bool> {
         let ns = self
             .tables
             .get(&namespace_group_resource())?
             .latest(&ObjectKey::cluster(namespace))?;
-        Some(
-            ns["status"]["phase"]
-                .as_str()
-                .unwrap_or("Active")
-                .to_owned(),
-        )
+        Some(ns["status"]["phase"] == "Terminating")
     }
 
     fn timestamp(&self, now: Instant) -> String {
@@ -1413,6 +1723,18 @@ fn unsupported(resource: &Resource) -> StatusError {
     }
 }
 
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// The uids in `object`'s `metadata.ownerReferences`.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
+}
+
 fn namespace_group_resource() -> GroupResource {
     GroupResource {
         group: String::new(),
@@ -1420,11 +1742,12 @@ fn namespace_group_resource() -> GroupResource {
     }
 }
 
-fn crd_group_resource() -> GroupResource {
-    GroupResource {
-        group: "apiextensions.k8s.io".into(),
-        resource: "customresourcedefinitions".into(),
-    }
+fn is_namespaces(gr: &GroupResource) -> bool {
+    gr.group.is_empty() && gr.resource == "namespaces"
+}
+
+fn is_crd(gr: &GroupResource) -> bool {
+    gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions"
 }
 
 fn object_key(resource: &Resource, namespace: Option<&str>, name: &str) -> Result<ObjectKey> {
@@ -1481,113 +1804,6 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         .ne(new.iter().filter(|(k, _)| skip(k)))
 }
 
-/// The label errors of `object` (422), or a 400 when `metadata.labels` is
-/// not a map of strings (the server cannot even decode it).
-fn check_labels(object: &Value) -> Result<Vec<FieldError>> {
-    let labels = &object["metadata"]["labels"];
-    if labels.is_null() {
-        return Ok(Vec::new());
-    }
-    let Some(map) = labels.as_object() else {
-        return Err(status::bad_request(
-            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type map[string]string",
-        ));
-    };
-    if map.values().any(|v| !v.is_string()) {
-        return Err(status::bad_request(
-            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.labels of type string",
-        ));
-    }
-    Ok(selector::label_errors(map))
-}
-
-fn parse_rv(rv: &str) -> Result<u64> {
-    rv.parse::<u64>().map_err(|_| {
-        status::bad_request(format!(
-            "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
-        ))
-    })
-}
-
-fn validate_list_params(params: &ListParams) -> Result<()> {
-    let mut errors = Vec::new();
-    let rv = params.resource_version.as_deref().unwrap_or("");
-    if let Some(m) = params.resource_version_match {
-        if rv.is_empty() {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch is forbidden unless resourceVersion is provided",
-            ));
-        }
-        if params
-            .continue_token
-            .as_deref()
-            .is_some_and(|c| !c.is_empty())
-        {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch is forbidden when continue is provided",
-            ));
-        }
-        if m == ResourceVersionMatch::Exact && rv == "0" {
-            errors.push(FieldError::forbidden(
-                "resourceVersionMatch",
-                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(status::invalid_list_options(&errors))
-    }
-}
-
-pub(crate) const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
-alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
-(e.g. 'example.com', regex used for validation is \
-'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric \
-characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or \
-'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_RULE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters \
-or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. \
-'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-/// The name checks of `ValidateObjectMeta`: one field error per broken rule.
-fn validate_name(rule: NameRule, name: &str) -> Vec<FieldError> {
-    let (max, ok, message) = match rule {
-        NameRule::Subdomain => (253, name.split('.').all(is_label), SUBDOMAIN_RULE),
-        NameRule::Label => (63, is_label(name), LABEL_RULE),
-        NameRule::Dns1035Label => (
-            63,
-            is_label(name) && name.as_bytes()[0].is_ascii_lowercase(),
-            DNS1035_RULE,
-        ),
-    };
-    let mut errors = Vec::new();
-    if name.len() > max {
-        errors.push(FieldError::invalid(
-            "metadata.name",
-            name,
-            &format!("must be no more than {max} characters"),
-        ));
-    }
-    if !ok {
-        errors.push(FieldError::invalid("metadata.name", name, message));
-    }
-    errors
-}
-
 /// RFC 3339 to the second, UTC (`metav1.Time`).
 fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
@@ -1609,6 +1825,14 @@ fn rfc3339(unix: i64) -> String {
         secs % 60
     )
 }
+
+// The HTTP front keeps the server behind a mutex and hands watches to
+// connection tasks: both must cross threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<ApiServer>();
+    is_send::<Watch>();
+};
 
 #[cfg(test)]
 mod tests;

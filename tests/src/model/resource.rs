@@ -37,6 +37,11 @@ impl Gvr {
         Self::new("", "v1", resource)
     }
 
+    /// The resource of a k8s-openapi type: `Gvr::of::<Pod>()` is `Gvr::core("pods")`.
+    pub fn of<K: k8s_openapi::Resource>() -> Self {
+        Self::new(K::GROUP, K::VERSION, K::URL_PATH_SEGMENT)
+    }
+
     /// The `apiVersion` string: `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         api_version(&self.group, &self.version)
@@ -102,7 +107,10 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn builtin(group: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+    /// A resource served at `v1` of `group` with the defaults of most
+    /// built-ins (subdomain names, no status subresource, no generation);
+    /// adjust the public fields for the rest.
+    pub fn builtin(group: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
         Self {
             group: group.to_owned(),
             versions: vec!["v1".to_owned()],

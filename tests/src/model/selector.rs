@@ -368,7 +368,7 @@ fn qualified_name_problems(key: &str) -> Vec<String> {
             if prefix.is_empty() {
                 problems.push("prefix part must be non-empty".to_owned());
             } else if !prefix.split('.').all(is_dns_label) || prefix.len() > 253 {
-                problems.push(format!("prefix part {}", super::SUBDOMAIN_RULE));
+                problems.push(format!("prefix part {}", super::validation::SUBDOMAIN_RULE));
             }
             problems.extend(name_part_problems(name));
             return problems;

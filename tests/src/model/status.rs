@@ -1,7 +1,9 @@
 //! Kubernetes `Status` errors as the API server writes them: the reason, the
 //! HTTP code, the exact message and the details a client reads
-//! (`apimachinery pkg/api/errors`). This module owns the constructors; the
-//! model decides when each one applies.
+//! (`apimachinery pkg/api/errors`, `apiserver pkg/endpoints/handlers/negotiation`).
+//! This module owns the constructors; the model decides when each one
+//! applies, and the HTTP front and fault injection use the rest (401, 406,
+//! 413, 429, 500, 503) so every layer answers in the same words.
 
 use std::fmt;
 
@@ -342,7 +344,7 @@ pub fn too_large_resource_version(requested: u64, current: u64) -> StatusError {
     failure(
         504,
         "Timeout",
-        format!("Too large resource version: {requested}, current: {current}"),
+        format!("Timeout: Too large resource version: {requested}, current: {current}"),
         Some(StatusDetails {
             causes: Some(vec![StatusCause {
                 reason: Some("ResourceVersionTooLarge".to_owned()),
@@ -395,4 +397,102 @@ pub fn forbidden(detail: &str, resource: &Resource, name: &str) -> StatusError {
         ),
         Some(details(resource, name)),
     )
+}
+
+/// 401 Unauthorized (`NewUnauthorized`); the server's own message is `Unauthorized`.
+pub fn unauthorized(message: &str) -> StatusError {
+    let message = if message.is_empty() {
+        "not authorized"
+    } else {
+        message
+    };
+    failure(401, "Unauthorized", message.to_owned(), None)
+}
+
+/// 405 MethodNotAllowed for a verb a resource does not take (`NewMethodNotSupported`).
+pub fn method_not_supported(resource: &Resource, action: &str) -> StatusError {
+    failure(
+        405,
+        "MethodNotAllowed",
+        format!(
+            "{action} is not supported on resources of kind {:?}",
+            resource.qualified_resource()
+        ),
+        Some(StatusDetails {
+            group: Some(resource.group.clone()),
+            kind: Some(resource.plural.clone()),
+            ..StatusDetails::default()
+        }),
+    )
+}
+
+/// 406 NotAcceptable: no acceptable media type in `Accept`.
+pub fn not_acceptable(accepted: &[&str]) -> StatusError {
+    failure(
+        406,
+        "NotAcceptable",
+        format!(
+            "only the following media types are accepted: {}",
+            accepted.join(", ")
+        ),
+        None,
+    )
+}
+
+/// 413 RequestEntityTooLarge: `Request entity too large: <detail>`.
+pub fn request_entity_too_large(detail: &str) -> StatusError {
+    failure(
+        413,
+        "RequestEntityTooLarge",
+        format!("Request entity too large: {detail}"),
+        None,
+    )
+}
+
+/// 415 UnsupportedMediaType for a request body in a format the server does not read.
+pub fn unsupported_media_type(accepted: &[&str]) -> StatusError {
+    unsupported_patch_type(accepted)
+}
+
+/// 429 TooManyRequests as a Status (priority and fairness answers a
+/// `text/plain` body instead; that is the HTTP front's to write).
+pub fn too_many_requests(message: &str, retry_after_seconds: i32) -> StatusError {
+    failure(
+        429,
+        "TooManyRequests",
+        message.to_owned(),
+        Some(StatusDetails {
+            retry_after_seconds: Some(retry_after_seconds),
+            ..StatusDetails::default()
+        }),
+    )
+}
+
+/// 500 ServerTimeout (`NewServerTimeout`): `The <operation> operation against
+/// <resource> could not be completed at this time, please try again.`
+pub fn server_timeout(
+    resource: &Resource,
+    operation: &str,
+    retry_after_seconds: i32,
+) -> StatusError {
+    failure(
+        500,
+        "ServerTimeout",
+        format!(
+            "The {operation} operation against {} could not be completed at this time, please try again.",
+            resource.qualified_resource()
+        ),
+        Some(StatusDetails {
+            group: Some(resource.group.clone()),
+            kind: Some(resource.plural.clone()),
+            name: Some(operation.to_owned()),
+            retry_after_seconds: Some(retry_after_seconds),
+            ..StatusDetails::default()
+        }),
+    )
+}
+
+/// 503 ServiceUnavailable with a message (the server sends `Retry-After: 1` beside it).
+pub fn service_unavailable(message: &str) -> StatusError {
+    failure(503, "ServiceUnavailable", message.to_owned(), None)
 }

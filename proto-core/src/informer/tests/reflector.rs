@@ -458,11 +458,12 @@ fn reflector_429_on_watch_backs_off_and_rewatches() {
     assert_eq!(h.count("watch"), 5);
 }
 
-// TestReflectorWatchTimeout-like: timeoutSeconds in [300, 600); a 30 min minimum gives [1800, 3600).
+// TestReflectorWatchTimeout-like: timeoutSeconds in [300, 600); a 1 s minimum is ignored;
+// a 30 min minimum gives [1800, 3600).
 #[test]
 fn reflector_watch_timeout_is_randomised_in_range() {
     for seed in 0..50 {
-        for (min, lo, hi) in [(300, 300, 600), (1800, 1800, 3600)] {
+        for (min, lo, hi) in [(300, 300, 600), (1, 300, 600), (1800, 1800, 3600)] {
             let mut h = Harness::with_seed(
                 ReflectorConfig {
                     min_watch_timeout: Duration::from_secs(min),
@@ -692,8 +693,11 @@ fn reflector_watch_list_replaces_at_end_bookmark_and_keeps_the_stream() {
     );
     assert!(h.r.has_synced());
     assert_eq!(h.count("watch"), 1, "the same stream carries on");
+    // Now a watch: quiet for longer than the watch-list's 30 s is fine.
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.count("watch"), 1);
+    assert_eq!(h.r.state_name(), "watching");
     // Stopped after sync → a plain watch from the last RV.
-    h.advance(Duration::from_secs(5));
     h.eof(w);
     let (_, watch) = h.last("watch");
     assert_eq!(watch["resourceVersion"], "11");
@@ -1002,4 +1006,81 @@ fn reflector_watch_list_syncs_from_a_recorded_stream() {
     );
     assert!(r.has_synced());
     assert_eq!(r.state_name(), "watching");
+}
+
+// reflector_test.go `TestReflectorInternalErrorRetry`-style: a watch ending in an
+// InternalError each second is re-opened at once for 30 s (31 retries), then the
+// reflector relists; a one-minute gap between errors starts a new window (40).
+#[test]
+fn reflector_internal_error_retried_within_window() {
+    for (max, jump_at, want) in [(0, None, 0), (30, None, 31), (30, Some(10), 40)] {
+        let mut h = Harness::new(ReflectorConfig {
+            max_internal_error_retry: Duration::from_secs(max),
+            ..config()
+        });
+        let mut w = list_then_watch(&mut h, "5");
+        let mut retries = 0;
+        for attempt in 1.. {
+            let step = if Some(attempt) == jump_at { 61 } else { 1 };
+            h.advance(Duration::from_secs(step));
+            h.events_on(w, &[error_event(500, "InternalError")]);
+            if h.r.state_name() != "watching" {
+                break;
+            }
+            retries += 1;
+            w = h.last("watch").0;
+            h.head(w, 200);
+        }
+        assert_eq!(retries, want, "max {max}s, jump at {jump_at:?}");
+        assert_eq!(h.r.state_name(), "waiting", "then the cycle ends");
+        assert_eq!(h.count("list"), 1);
+    }
+}
+
+#[test]
+fn reflector_cancels_a_request_it_abandons_but_not_one_that_ended() {
+    let mut h = Harness::new(config());
+    let (id, _) = h.last("list");
+    h.head(id, 200);
+    h.chunk(id, b"{\"items\": [}");
+    assert_eq!(h.cancelled, [id], "a malformed list body is abandoned");
+    h.next_timeout();
+    let (id, _) = h.last("list");
+    h.respond(id, 500, &status(500, "InternalError", "x"));
+    assert_eq!(h.cancelled.len(), 1, "an ended request is not cancelled");
+}
+
+// A failing attempt that takes long (here 90 s to answer) never resets the backoff.
+#[test]
+fn reflector_slow_failing_lists_never_reset_the_backoff() {
+    let mut h = Harness::new(ReflectorConfig {
+        response_header_timeout: Duration::from_secs(100),
+        ..config()
+    });
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        let (id, _) = h.last("list");
+        h.advance(Duration::from_secs(90));
+        h.respond(id, 503, &status(503, "ServiceUnavailable", "x"));
+        delays.push(h.next_timeout());
+    }
+    assert!(
+        delays[6..].iter().all(|d| *d >= Duration::from_secs(30)),
+        "{delays:?}"
+    );
+}
+
+// #140890 with a server that keeps the stream open but silent: 30 s of silence
+// before the end bookmark fails the attempt.
+#[test]
+fn reflector_watch_list_silent_without_end_bookmark_is_a_failure() {
+    let mut h = watch_list_harness();
+    let (w, _) = h.last("watch");
+    h.head(w, 200);
+    h.events_on(w, &[ev("ADDED", "a", "3")]);
+    h.advance(Duration::from_secs(29));
+    assert_eq!(h.r.state_name(), "watch-listing");
+    h.advance(Duration::from_secs(2));
+    assert!(h.cancelled.contains(&w));
+    assert_eq!(h.r.state_name(), "waiting");
 }
