@@ -28,19 +28,19 @@
 
 pub mod codec;
 pub mod config;
-pub mod dynamic;
-pub mod informer;
-pub mod list;
 pub mod controller;
+pub mod dynamic;
 pub mod election;
 pub mod flowcontrol;
+pub mod informer;
+pub mod list;
 pub mod object;
 pub mod params;
 pub mod queue;
 pub mod rand;
+pub mod ratelimit;
 pub mod request;
 pub mod resource;
 pub mod response;
-pub mod ratelimit;
 pub mod retry;
 pub mod watch;
