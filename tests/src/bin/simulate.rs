@@ -62,6 +62,13 @@ fn main() -> ExitCode {
             ..Options::default()
         });
         requests += outcome.requests;
+        let done = seed - start + 1;
+        if count >= 20_000 && done % 10_000 == 0 {
+            eprintln!(
+                "progress: {done} schedules, {divergences} divergences, {:.0} schedules/s",
+                done as f64 / began.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
         let show_trace = trace && count == 1;
         if let Some(why) = &outcome.divergence {
             divergences += 1;

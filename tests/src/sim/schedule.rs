@@ -85,6 +85,9 @@ pub struct FaultRates {
     pub hide_end_bookmark: u64,
     /// History is compacted just before a continue request is served.
     pub expire_continue: u64,
+    /// A list or watch at a resourceVersion is answered 504 "Too large
+    /// resource version", as a server whose watch cache lags that version.
+    pub too_large: u64,
 }
 
 /// Everything one run does. See the module documentation.
@@ -174,6 +177,7 @@ impl Schedule {
             stall: rate(&mut rng, 40),
             hide_end_bookmark: rate(&mut rng, 500),
             expire_continue: rate(&mut rng, 500),
+            too_large: rate(&mut rng, 100),
         };
 
         let mut timeline = Vec::new();

@@ -545,7 +545,11 @@ impl World {
             if self.chance(self.sched.rates.drop) {
                 // Any byte offset of any response, the head included.
                 let span = conn.body.len().max(2048) as u64;
-                let at = self.rng.below(span + 1);
+                let at = if self.rng.below(10) == 0 {
+                    0
+                } else {
+                    1 + self.rng.below(span)
+                };
                 conn.fate = if at == 0 {
                     Fate::DropBeforeHead
                 } else {
@@ -594,6 +598,22 @@ impl World {
             _ => ResourceVersionMatch::NotOlderThan,
         });
         let now = self.instant();
+        let at_rv = get("resourceVersion").and_then(|rv| rv.parse::<u64>().ok());
+        if let Some(requested) = at_rv.filter(|rv| *rv > 0)
+            && self.chance(self.sched.rates.too_large)
+        {
+            let current = requested - 1;
+            self.log(|| format!("the watch cache lags at {current}"));
+            conn.head = Some(head(504, None));
+            conn.body = serde_json::to_vec(&json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("Timeout: Too large resource version: {requested}, current: {current}"),
+                "reason": "Timeout", "code": 504,
+                "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1},
+            }))
+            .unwrap_or_default();
+            return;
+        }
         if get("watch").as_deref() == Some("true") {
             let params = WatchParams {
                 label_selector: get("labelSelector"),
