@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         });
         requests += outcome.requests;
         let done = seed - start + 1;
-        if count >= 20_000 && done % 10_000 == 0 {
+        if count >= 20_000 && done.is_multiple_of(10_000) {
             eprintln!(
                 "progress: {done} schedules, {divergences} divergences, {:.0} schedules/s",
                 done as f64 / began.elapsed().as_secs_f64().max(1e-9)
