@@ -12,3 +12,4 @@ pub mod fuzzing;
 pub mod kinds;
 pub mod model;
 pub mod protobuf_schema;
+pub mod sim;

@@ -67,7 +67,8 @@ pub use delta_fifo::DeltaFifo;
 pub use index::{IndexFn, NAMESPACE_INDEX, namespace_index_fn};
 pub use real_fifo::RealFifo;
 pub use reflector::{
-    Action, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId, TransportError,
+    Action, Mutation, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId,
+    TransportError,
 };
 pub use shared::{
     FifoKind, HandlerId, InformerConfig, InformerError, Notification, SharedInformer,

@@ -224,10 +224,34 @@ pub struct ReflectorConfig {
     pub watch_deadline_grace: Duration,
     /// Retry delays.
     pub backoff: BackoffConfig,
+    /// A deliberate bug, for the simulator's proof that it catches bugs.
+    /// [`Mutation::None`] (the default) changes nothing.
+    #[doc(hidden)]
+    pub mutation: Mutation,
     /// client-go's `MaxInternalErrorRetryDuration`: a watch ending in an
     /// InternalError is re-opened at once while the run of such errors is
     /// younger than this. Zero (the default) turns it off.
     pub max_internal_error_retry: Duration,
+}
+
+/// Deliberately broken behaviours the deterministic simulator must detect
+/// (`windlass-testkit`'s `sim_detects_*` tests). Inert by default; never set
+/// outside those tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mutation {
+    /// The real behaviour.
+    #[default]
+    None,
+    /// A watch that fails with 410 Gone/Expired is retried at the same
+    /// resourceVersion instead of relisting.
+    IgnoreGone,
+    /// The informer drops `DeletedFinalStateUnknown` deletions.
+    DropTombstones,
+    /// Every retry delay is zero.
+    NeverBackOff,
+    /// A bookmark clears the last-sync resourceVersion instead of moving it.
+    LoseRvOnBookmark,
 }
 
 impl Default for ReflectorConfig {
@@ -246,6 +270,7 @@ impl Default for ReflectorConfig {
             watch_list_idle_timeout: Duration::from_secs(30),
             watch_deadline_grace: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
+            mutation: Mutation::None,
             max_internal_error_retry: Duration::ZERO,
         }
     }
@@ -785,7 +810,10 @@ impl<K: Object + Send + 'static> Reflector<K> {
     }
 
     fn wait(&mut self, step: Step, now: Instant) {
-        let delay = self.backoff.next_delay(now, &mut self.rng);
+        let mut delay = self.backoff.next_delay(now, &mut self.rng);
+        if self.config.mutation == Mutation::NeverBackOff {
+            delay = Duration::ZERO;
+        }
         self.phase = Phase::Waiting {
             at: now + delay,
             step,
@@ -1085,7 +1113,12 @@ impl<K: Object + Send + 'static> Reflector<K> {
             ),
             WatchEvent::Error(_) => return,
         };
+        let bookmark = matches!(event, ReflectorEvent::Bookmark { .. });
         self.events.push_back(event);
+        if bookmark && self.config.mutation == Mutation::LoseRvOnBookmark {
+            self.last_sync_rv.clear();
+            return;
+        }
         if let Some(rv) = rv.filter(|rv| !rv.is_empty()) {
             self.last_sync_rv = rv;
         }
@@ -1170,6 +1203,8 @@ impl<K: Object + Send + 'static> Reflector<K> {
                         failure,
                         Failure::Transport(TransportError::ConnectionRefused)
                     );
+                let retriable = retriable
+                    || (self.config.mutation == Mutation::IgnoreGone && failure.is_expired());
                 let internal_retry = failure.is_internal_error() && self.internal_errors.retry(now);
                 let error = failure.into_error("watch");
                 if retriable {

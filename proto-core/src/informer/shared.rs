@@ -29,7 +29,8 @@ use super::delta_fifo::DeltaFifo;
 use super::index::IndexFn;
 use super::real_fifo::{RealFifo, reconcile_replacement};
 use super::reflector::{
-    Action, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId, TransportError,
+    Action, Mutation, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId,
+    TransportError,
 };
 use super::store::{Generation, Store, StoreError};
 use super::wire::{Codec, ListerWatcher};
@@ -606,6 +607,9 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
                 }
             }
             Delta::Deleted(d) => {
+                if d.is_final_state_unknown() && self.drops_tombstones() {
+                    return;
+                }
                 match d.object() {
                     Some(o) => self.indexer.delete_object(o),
                     None => self.indexer.delete(&d.key()),
@@ -625,6 +629,9 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
                     .map(|o| (self.indexer.get(&o.key()).cloned(), o.clone()))
                     .collect();
                 self.indexer.replace(objects, &resource_version);
+                if self.drops_tombstones() {
+                    deletions.clear();
+                }
                 for d in deletions {
                     self.distribute(Notification::Delete(d));
                 }
@@ -647,6 +654,10 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
             }
             Delta::Bookmark { resource_version } => self.indexer.bookmark(&resource_version),
         }
+    }
+
+    fn drops_tombstones(&self) -> bool {
+        self.config.reflector.mutation == Mutation::DropTombstones
     }
 
     /// `OnUpdate` with equal resourceVersions is a resync and goes only to
