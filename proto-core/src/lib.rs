@@ -32,6 +32,7 @@ pub mod config;
 pub mod controller;
 pub mod dynamic;
 pub mod election;
+pub mod endpoint;
 pub mod flowcontrol;
 pub mod informer;
 pub mod list;
