@@ -30,6 +30,7 @@ pub mod api;
 pub mod codec;
 pub mod config;
 pub mod controller;
+pub mod discovery;
 pub mod dynamic;
 pub mod election;
 pub mod endpoint;
