@@ -16,6 +16,8 @@ use http::header::{HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 use ureq::{Agent, Body};
+use windlass_proto::api::Formats;
+use windlass_proto::codec::Format;
 use windlass_proto::config::{
     AuthConfig, Config, CredentialAction, Credentials, ExecOutcome, ExecRequest, Impersonation,
     Secret, TlsDescription,
@@ -63,6 +65,7 @@ struct Inner {
     read_timeout: Duration,
     max_body: usize,
     max_retries: u32,
+    formats: Formats,
 }
 
 impl std::fmt::Debug for Client {
@@ -93,6 +96,11 @@ impl Client {
     /// The read-idle timeout.
     pub fn read_timeout(&self) -> Duration {
         self.inner.read_timeout
+    }
+
+    /// The encoding asked for, and the resources that fell back to JSON.
+    pub fn formats(&self) -> &Formats {
+        &self.inner.formats
     }
 
     /// Sends `request` (a path-and-query request from windlass-proto),
@@ -354,6 +362,7 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     max_body: usize,
     max_retries: u32,
+    format: Format,
 }
 
 impl ClientBuilder {
@@ -377,6 +386,7 @@ impl ClientBuilder {
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
+            format: Format::Json,
         }
     }
 
@@ -455,6 +465,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The encoding to ask for (default JSON): protobuf or CBOR for
+    /// built-in kinds, decoded into the same types. Custom resources stay
+    /// JSON, and a resource the server refuses the encoding for (406, 415)
+    /// falls back to JSON for the client's lifetime.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
@@ -489,6 +508,7 @@ impl ClientBuilder {
                 read_timeout: self.read_timeout,
                 max_body: self.max_body,
                 max_retries: self.max_retries,
+                formats: Formats::new(self.format),
             }),
         })
     }

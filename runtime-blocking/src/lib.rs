@@ -29,8 +29,10 @@
 
 mod api;
 mod client;
+mod discovery;
 mod error;
 
 pub use api::{Api, DynamicApi, Pages, Watch};
 pub use client::{Call, Client, ClientBuilder, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use discovery::Discovery;
 pub use error::Error;

@@ -33,9 +33,11 @@
 mod api;
 mod builder;
 mod client;
+mod discovery;
 mod error;
 
 pub use api::{Api, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
 pub use client::{Call, Client, Hook};
+pub use discovery::Discovery;
 pub use error::Error;
