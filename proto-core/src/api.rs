@@ -46,6 +46,10 @@ use crate::response::{self, Deleted};
 use crate::retry::RequestKind;
 use crate::watch::{DecodeError, Limits, WatchDecoder};
 
+mod formats;
+
+pub use formats::{Fallback, Formats};
+
 /// Why a [`Call`] could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -72,6 +76,7 @@ pub struct Call<T> {
     pub kind: RequestKind,
     method: Method,
     decode: DecodeFn<T>,
+    fallback: Option<Fallback>,
 }
 
 impl<T> Call<T> {
@@ -87,7 +92,16 @@ impl<T> Call<T> {
             verb,
             kind,
             decode,
+            fallback: None,
         }
+    }
+
+    /// The JSON request to send instead when the server answered `status`
+    /// to a protobuf or CBOR request: 406 (it cannot answer so) or 415 (it
+    /// cannot read the body). The resource then stays on JSON. `None` for a
+    /// JSON call or any other status: the answer stands.
+    pub fn fallback(&self, status: StatusCode) -> Option<http::Request<Bytes>> {
+        self.fallback.as_ref()?.on_status(status)
     }
 
     /// Judges the answer: the value, or the server's error (any status
@@ -106,6 +120,7 @@ impl<T> Call<T> {
         let decoder = Decoder {
             method: self.method,
             decode: self.decode,
+            fallback: self.fallback,
         };
         (self.request, decoder)
     }
@@ -116,6 +131,7 @@ impl<T> Call<T> {
 pub struct Decoder<T> {
     method: Method,
     decode: DecodeFn<T>,
+    fallback: Option<Fallback>,
 }
 
 impl<T> Decoder<T> {
@@ -128,6 +144,12 @@ impl<T> Decoder<T> {
     ) -> Result<T, response::Error> {
         (self.decode)(&self.method, status, headers, body)
     }
+
+    /// See [`Call::fallback`]; the answer to the request it returns is
+    /// decoded by this decoder too.
+    pub fn fallback(&self, status: StatusCode) -> Option<http::Request<Bytes>> {
+        self.fallback.as_ref()?.on_status(status)
+    }
 }
 
 /// A watch: the request, and the incremental decoder for the framing the
@@ -136,6 +158,7 @@ impl<T> Decoder<T> {
 pub struct WatchCall<K> {
     /// What to send.
     pub request: http::Request<Bytes>,
+    fallback: Option<Fallback>,
     _object: PhantomData<fn() -> K>,
 }
 
@@ -144,6 +167,12 @@ impl<K> WatchCall<K> {
     pub const VERB: &'static str = "watch";
     /// The retry policy's class of request.
     pub const KIND: RequestKind = RequestKind::Watch;
+
+    /// The request, and the JSON fallback when it asks for protobuf or CBOR
+    /// (see [`Call::fallback`]).
+    pub fn into_parts(self) -> (http::Request<Bytes>, Option<Fallback>) {
+        (self.request, self.fallback)
+    }
 }
 
 impl<K: DeserializeOwned> WatchCall<K> {
@@ -158,16 +187,14 @@ impl<K: DeserializeOwned> WatchCall<K> {
     }
 }
 
-/// Decodes a success body by its `Content-Type`: JSON (protobuf and CBOR
-/// success bodies come back as [`response::Error::NotJson`] until their codecs
-/// decode typed objects).
+/// Decodes a success body by its `Content-Type`: JSON, protobuf or CBOR.
 fn decode_body<T: DeserializeOwned>(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, response::Error> {
-    response::decode_json(method, status, headers, body)
+    response::body::decode(method, status, headers, body)
 }
 
 fn decode_delete<T: DeserializeOwned>(
@@ -176,7 +203,7 @@ fn decode_delete<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Deleted<T>, response::Error> {
-    response::decode_json_delete(status, headers, body)
+    response::body::decode_delete(status, headers, body)
 }
 
 fn decode_text(
@@ -195,12 +222,13 @@ fn decode_text(
 #[derive(Debug)]
 pub struct Api<K> {
     builder: Builder,
+    formats: Formats,
     _object: PhantomData<fn() -> K>,
 }
 
 impl<K> Clone for Api<K> {
     fn clone(&self) -> Self {
-        Self::with_builder(self.builder.clone())
+        Self::with_builder(self.builder.clone()).with_formats(self.formats.clone())
     }
 }
 
@@ -243,13 +271,67 @@ impl<K> Api<K> {
     pub fn with_builder(builder: Builder) -> Self {
         Self {
             builder,
+            formats: Formats::default(),
             _object: PhantomData,
         }
+    }
+
+    /// Ask for the encodings `formats` says (default: JSON), and record
+    /// fallbacks there. Builders with their own negotiation (metadata,
+    /// tables) keep it.
+    pub fn with_formats(mut self, formats: Formats) -> Self {
+        self.formats = formats;
+        self
+    }
+
+    /// The encodings asked for.
+    pub fn formats(&self) -> &Formats {
+        &self.formats
     }
 
     /// The same resource and scope, metadata only (`PartialObjectMetadata`).
     pub fn metadata(&self) -> Api<PartialObjectMetadata> {
         Api::with_builder(self.builder.clone().with_negotiation(Negotiation::Metadata))
+            .with_formats(self.formats.clone())
+    }
+
+    /// A call made by `make` in the resource's negotiated encoding, with the
+    /// JSON call as its fallback (or the JSON call alone).
+    fn negotiated<T>(
+        &self,
+        verb: &'static str,
+        kind: RequestKind,
+        decode: DecodeFn<T>,
+        make: impl Fn(&Builder) -> Result<http::Request<Bytes>, RequestError>,
+    ) -> Result<Call<T>, CallError> {
+        let json = make(&self.builder)?;
+        let Some((builder, _)) = self.formats.builder(&self.builder) else {
+            return Ok(Call::new(json, verb, kind, decode));
+        };
+        let mut call = Call::new(make(&builder)?, verb, kind, decode);
+        call.fallback = Some(Fallback::new(&self.formats, self.builder.resource(), json));
+        Ok(call)
+    }
+
+    /// As [`negotiated`](Self::negotiated), with `object` as the body in
+    /// the negotiated encoding.
+    fn negotiated_body<T, O: Serialize + ?Sized>(
+        &self,
+        verb: &'static str,
+        kind: RequestKind,
+        decode: DecodeFn<T>,
+        object: &O,
+        make: impl Fn(&Builder, Bytes) -> Result<http::Request<Bytes>, RequestError>,
+    ) -> Result<Call<T>, CallError> {
+        let json = make(&self.builder, json::encode(object)?)?;
+        let Some((builder, format)) = self.formats.builder(&self.builder) else {
+            return Ok(Call::new(json, verb, kind, decode));
+        };
+        let (body, used) = formats::encode_body(self.builder.resource(), format, object)?;
+        let request = make(&builder.with_body_format(used), body)?;
+        let mut call = Call::new(request, verb, kind, decode);
+        call.fallback = Some(Fallback::new(&self.formats, self.builder.resource(), json));
+        Ok(call)
     }
 
     /// The request builder.
@@ -271,33 +353,38 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// `GET` one object with parameters (a resourceVersion).
     pub fn get_with(&self, name: &str, params: &GetParams) -> Result<Call<K>, CallError> {
-        let request = self.builder.get(name, params)?;
-        Ok(Call::new(request, "get", RequestKind::Get, decode_body))
+        self.negotiated("get", RequestKind::Get, decode_body, |b| {
+            b.get(name, params)
+        })
     }
 
     /// One page of the collection.
     pub fn list(&self, params: &ListParams) -> Result<Call<ObjectList<K>>, CallError> {
-        let request = self.builder.list(params)?;
-        Ok(Call::new(request, "list", RequestKind::List, decode_body))
+        self.negotiated("list", RequestKind::List, decode_body, |b| b.list(params))
     }
 
     /// Watches the collection.
     pub fn watch(&self, params: &WatchParams) -> Result<WatchCall<K>, CallError> {
+        let json = self.builder.watch(params)?;
+        let Some((builder, _)) = self.formats.builder(&self.builder) else {
+            return Ok(WatchCall {
+                request: json,
+                fallback: None,
+                _object: PhantomData,
+            });
+        };
         Ok(WatchCall {
-            request: self.builder.watch(params)?,
+            request: builder.watch(params)?,
+            fallback: Some(Fallback::new(&self.formats, self.builder.resource(), json)),
             _object: PhantomData,
         })
     }
 
     /// `DELETE` one object: its final state, or the server's `Success` status.
     pub fn delete(&self, name: &str, params: &DeleteParams) -> Result<Call<Deleted<K>>, CallError> {
-        let request = self.builder.delete(name, params)?;
-        Ok(Call::new(
-            request,
-            "delete",
-            RequestKind::Delete,
-            decode_delete,
-        ))
+        self.negotiated("delete", RequestKind::Delete, decode_delete, |b| {
+            b.delete(name, params)
+        })
     }
 
     /// `DELETE` the objects `list` selects.
@@ -306,9 +393,10 @@ impl<K: DeserializeOwned> Api<K> {
         delete: &DeleteParams,
         list: &ListParams,
     ) -> Result<Call<Deleted<ObjectList<K>>>, CallError> {
-        let request = self.builder.delete_collection(delete, list)?;
         let kind = RequestKind::DeleteCollection;
-        Ok(Call::new(request, "deletecollection", kind, decode_delete))
+        self.negotiated("deletecollection", kind, decode_delete, |b| {
+            b.delete_collection(delete, list)
+        })
     }
 
     /// `PATCH` one object with any patch type, server-side apply included.
@@ -318,8 +406,9 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Call<K>, CallError> {
-        let request = self.builder.patch(name, params, patch)?;
-        Ok(Call::new(request, "patch", RequestKind::Patch, decode_body))
+        self.negotiated("patch", RequestKind::Patch, decode_body, |b| {
+            b.patch(name, params, patch)
+        })
     }
 
     /// Server-side apply of `object` as `field_manager` (`force` takes
@@ -338,8 +427,7 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// `GET` the `status` subresource.
     pub fn get_status(&self, name: &str) -> Result<Call<K>, CallError> {
-        let request = self.builder.get_status(name)?;
-        Ok(Call::new(request, "get", RequestKind::Get, decode_body))
+        self.negotiated("get", RequestKind::Get, decode_body, |b| b.get_status(name))
     }
 
     /// `PATCH` the `status` subresource.
@@ -349,8 +437,9 @@ impl<K: DeserializeOwned> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<Call<K>, CallError> {
-        let request = self.builder.patch_status(name, params, patch)?;
-        Ok(Call::new(request, "patch", RequestKind::Patch, decode_body))
+        self.negotiated("patch", RequestKind::Patch, decode_body, |b| {
+            b.patch_status(name, params, patch)
+        })
     }
 
     /// `GET` the `scale` subresource.
@@ -402,26 +491,22 @@ impl<K: DeserializeOwned> Api<K> {
 
     /// Evicts a pod (a delete that respects PodDisruptionBudgets; 429 while one forbids it).
     pub fn evict(&self, name: &str, params: &DeleteParams) -> Result<Call<Status>, CallError> {
-        let request = self.builder.evict(name, params)?;
-        Ok(Call::new(
-            request,
-            "create",
-            RequestKind::Create,
-            decode_body,
-        ))
+        self.negotiated("create", RequestKind::Create, decode_body, |b| {
+            b.evict(name, params)
+        })
     }
 }
 
 impl<K: Serialize + DeserializeOwned> Api<K> {
     /// `POST` a new object.
     pub fn create(&self, params: &PostParams, object: &K) -> Result<Call<K>, CallError> {
-        let request = self.builder.create(params, json::encode(object)?)?;
-        Ok(Call::new(
-            request,
+        self.negotiated_body(
             "create",
             RequestKind::Create,
             decode_body,
-        ))
+            object,
+            |b, body| b.create(params, body),
+        )
     }
 
     /// `PUT` a whole object (optimistic concurrency on its resourceVersion).
@@ -431,13 +516,13 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
         params: &PostParams,
         object: &K,
     ) -> Result<Call<K>, CallError> {
-        let request = self.builder.replace(name, params, json::encode(object)?)?;
-        Ok(Call::new(
-            request,
+        self.negotiated_body(
             "update",
             RequestKind::Update,
             decode_body,
-        ))
+            object,
+            |b, body| b.replace(name, params, body),
+        )
     }
 
     /// `PUT` the `status` subresource.
@@ -447,15 +532,13 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
         params: &PostParams,
         object: &K,
     ) -> Result<Call<K>, CallError> {
-        let request = self
-            .builder
-            .replace_status(name, params, json::encode(object)?)?;
-        Ok(Call::new(
-            request,
+        self.negotiated_body(
             "update",
             RequestKind::Update,
             decode_body,
-        ))
+            object,
+            |b, body| b.replace_status(name, params, body),
+        )
     }
 }
 
@@ -582,7 +665,16 @@ mod tests {
         let err = call
             .decode(StatusCode::OK, &protobuf, b"k8s\0")
             .unwrap_err();
-        assert!(matches!(err, response::Error::NotJson { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                response::Error::Codec {
+                    format: crate::codec::Format::Protobuf,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

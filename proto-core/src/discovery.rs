@@ -70,7 +70,11 @@ pub struct GroupVersionKind {
 
 impl GroupVersionKind {
     /// A group, version and kind.
-    pub fn new(group: impl Into<String>, version: impl Into<String>, kind: impl Into<String>) -> Self {
+    pub fn new(
+        group: impl Into<String>,
+        version: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> Self {
         Self {
             group: group.into(),
             version: version.into(),
@@ -212,6 +216,14 @@ impl Discovery {
         self.aggregated
     }
 
+    /// The [`ApiResource`] of exactly this group, version and kind, for
+    /// requests ([`DiscoveryError::NotServed`] when there is none).
+    pub fn api_resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, DiscoveryError> {
+        self.resolve(gvk)
+            .map(|r| r.resource.clone())
+            .ok_or_else(|| DiscoveryError::NotServed(gvk.to_string()))
+    }
+
     /// The resource serving exactly this group, version and kind.
     pub fn resolve(&self, gvk: &GroupVersionKind) -> Option<&DiscoveredResource> {
         self.group(&gvk.group)?
@@ -288,6 +300,9 @@ pub enum DiscoveryError {
     /// A response fed for no request in flight.
     #[error("discovery: no request {0:?} is in flight")]
     UnknownRequest(RequestId),
+    /// No discovered resource matches (the string says what was looked up).
+    #[error("the server serves no resource for {0}")]
+    NotServed(String),
     /// [`Discoverer::finish`] before every request was answered.
     #[error("discovery: {0} requests are still unanswered")]
     Unfinished(usize),
@@ -496,8 +511,7 @@ impl Discoverer {
                 })
                 .collect(),
         });
-        let (legacy_core, legacy_named): (Vec<_>, Vec<_>) =
-            legacy.partition(|g| g.name.is_empty());
+        let (legacy_core, legacy_named): (Vec<_>, Vec<_>) = legacy.partition(|g| g.name.is_empty());
         groups.extend(self.core.into_iter().flatten());
         groups.extend(legacy_core);
         groups.extend(self.named.into_iter().flatten());
@@ -640,7 +654,10 @@ pub fn is_aggregated(headers: &HeaderMap) -> bool {
     }
     let (mut g, mut v, mut as_) = (false, false, false);
     for param in parts {
-        match param.split_once('=').map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))) {
+        match param
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+        {
             Some(("g", "apidiscovery.k8s.io")) => g = true,
             Some(("v", "v2")) => v = true,
             Some(("as", "APIGroupDiscoveryList")) => as_ = true,
@@ -874,7 +891,10 @@ fn parse_resource_list(
         return Err(DiscoveryError::Malformed {
             path: path.to_owned(),
             document: DOCUMENT,
-            what: format!("groupVersion is {:?}, not {group_version:?}", list.group_version),
+            what: format!(
+                "groupVersion is {:?}, not {group_version:?}",
+                list.group_version
+            ),
         });
     }
     let mut resources: Vec<DiscoveredResource> = Vec::new();
@@ -889,7 +909,9 @@ fn parse_resource_list(
             Some((parent, sub)) => {
                 let kind = (!r.kind.is_empty()).then(|| {
                     let (group, version) = if r.version.is_empty() {
-                        group_version.rsplit_once('/').unwrap_or(("", group_version))
+                        group_version
+                            .rsplit_once('/')
+                            .unwrap_or(("", group_version))
                     } else {
                         (r.group.as_str(), r.version.as_str())
                     };

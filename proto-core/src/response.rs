@@ -42,6 +42,7 @@ use crate::codec::{Format, PROTOBUF_MAGIC};
 use crate::list::ObjectList;
 use crate::request::negotiation::{self, ContentTypeError};
 
+pub mod body;
 pub mod protobuf_status;
 
 /// How much of a body that is not a `Status` an error keeps (client-go's
@@ -108,6 +109,17 @@ pub enum Error {
         status: StatusCode,
         /// The body's encoding.
         format: Format,
+    },
+    /// A success response in protobuf or CBOR whose body did not decode.
+    #[error("{status} {format:?} response: {source}")]
+    Codec {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The body's encoding.
+        format: Format,
+        /// The codec's error.
+        #[source]
+        source: Box<body::CodecError>,
     },
 }
 

@@ -90,9 +90,10 @@ impl<K> Api<K> {
 
     /// Requests from a builder of your own (another negotiation, say).
     pub fn with_builder(client: Client, builder: Builder) -> Result<Self, Error> {
+        let formats = client.formats().clone();
         Ok(Self {
             client,
-            api: proto::Api::with_builder(builder),
+            api: proto::Api::with_builder(builder).with_formats(formats),
         })
     }
 
@@ -119,7 +120,16 @@ impl<K> Api<K> {
             kind,
             resource: self.api.plural(),
         };
-        let (head, body) = self.client.send_for_bytes(request, span)?;
+        let (head, body) = match self.client.send_for_bytes(request, span) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let json = e.api().and_then(|a| decoder.fallback(a.http_status()));
+                match json {
+                    Some(json) => self.client.send_for_bytes(json, span)?,
+                    None => return Err(e),
+                }
+            }
+        };
         Ok(decoder.decode(head.status, &head.headers, &body)?)
     }
 }
@@ -187,14 +197,26 @@ impl<K: DeserializeOwned> Api<K> {
     /// connection or an undecodable frame is the last item. `ERROR` events
     /// (a 410 Expired) are items, not errors.
     pub fn watch(&self, params: &WatchParams) -> Result<Watch<K>, Error> {
-        let request = self.api.watch(params)?.request;
+        let (request, fallback) = self.api.watch(params)?.into_parts();
         let uri = request.uri().to_string();
         let call = Call {
             verb: WatchCall::<K>::VERB,
             kind: WatchCall::<K>::KIND,
             resource: self.api.plural(),
         };
-        let (response, cancel) = self.client.send_stream(request, call)?;
+        let (response, cancel) = match self.client.send_stream(request, call) {
+            Ok(sent) => sent,
+            Err(e) => {
+                let json = e
+                    .api()
+                    .zip(fallback)
+                    .and_then(|(a, f)| f.on_status(a.http_status()));
+                match json {
+                    Some(json) => self.client.send_stream(json, call)?,
+                    None => return Err(e),
+                }
+            }
+        };
         let decoder = WatchCall::<K>::decoder(response.headers())?;
         Ok(Watch {
             client: self.client.clone(),

@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use windlass_proto::api::Formats;
+use windlass_proto::codec::Format;
 
 use http::HeaderMap;
 use http::header::{HeaderValue, USER_AGENT};
@@ -41,6 +43,7 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     max_body: usize,
     max_retries: u32,
+    format: Format,
 }
 
 impl ClientBuilder {
@@ -66,6 +69,7 @@ impl ClientBuilder {
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
+            format: Format::Json,
         }
     }
 
@@ -152,6 +156,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The encoding to ask for (default JSON): protobuf or CBOR for
+    /// built-in kinds, decoded into the same types. Custom resources stay
+    /// JSON, and a resource the server refuses the encoding for (406, 415)
+    /// falls back to JSON for the client's lifetime.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Result<Client, Error> {
         let base = Endpoint::parse(&self.base).map_err(|e| Error::BaseUrl {
@@ -186,6 +199,7 @@ impl ClientBuilder {
                 read_timeout: self.read_timeout,
                 max_body: self.max_body,
                 max_retries: self.max_retries,
+                formats: Formats::new(self.format),
             }),
         })
     }

@@ -22,6 +22,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, Body};
+use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::RequestLimiter;
@@ -121,6 +122,7 @@ pub(crate) struct Inner {
     pub(crate) read_timeout: Duration,
     pub(crate) max_body: usize,
     pub(crate) max_retries: u32,
+    pub(crate) formats: Formats,
 }
 
 /// What every agent of a client is made of.
@@ -176,6 +178,11 @@ impl Client {
     /// The read-idle timeout.
     pub fn read_timeout(&self) -> Duration {
         self.inner.read_timeout
+    }
+
+    /// The encoding asked for, and the resources that fell back to JSON.
+    pub fn formats(&self) -> &Formats {
+        &self.inner.formats
     }
 
     /// Sends `request` (a path-and-query request from windlass-proto's

@@ -24,6 +24,10 @@ pub enum Error {
     /// A watch stream that does not decode.
     #[error("watch stream: {0}")]
     Watch(#[from] DecodeError),
+    /// Discovery failed: `/api` or `/apis` refused, a malformed document, or
+    /// no resource for the group/version/kind asked for.
+    #[error(transparent)]
+    Discovery(#[from] windlass_proto::discovery::DiscoveryError),
     /// No connection, or it broke before the response head arrived.
     #[error("{method} {uri}: {source}")]
     Transport {

@@ -30,10 +30,12 @@
 mod api;
 mod builder;
 mod client;
+mod discovery;
 mod error;
 mod tls;
 
 pub use api::{Api, DynamicApi, LogStream, Pages, Watch};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
 pub use client::{Call, CancelHandle, Client, Hook};
+pub use discovery::Discovery;
 pub use error::Error;

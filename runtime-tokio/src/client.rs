@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::ClientConfig;
 use tracing::Instrument;
+use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::RequestLimiter;
@@ -107,6 +108,7 @@ pub(crate) struct Inner {
     pub(crate) read_timeout: Duration,
     pub(crate) max_body: usize,
     pub(crate) max_retries: u32,
+    pub(crate) formats: Formats,
 }
 
 impl std::fmt::Debug for Client {
@@ -137,6 +139,11 @@ impl Client {
     /// The read-idle timeout.
     pub fn read_timeout(&self) -> Duration {
         self.inner.read_timeout
+    }
+
+    /// The encoding asked for, and the resources that fell back to JSON.
+    pub fn formats(&self) -> &Formats {
+        &self.inner.formats
     }
 
     /// Sends `request` (a path-and-query request from windlass-proto's

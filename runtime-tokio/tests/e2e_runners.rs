@@ -45,7 +45,10 @@ fn client(server: &RunningServer) -> Client {
         server.kubeconfig().contains("client-certificate-data"),
         "the current context authenticates with a client certificate"
     );
-    ClientBuilder::from_config(&config).unwrap().build().unwrap()
+    ClientBuilder::from_config(&config)
+        .unwrap()
+        .build()
+        .unwrap()
 }
 
 async fn namespace(client: &Client, name: &str) {
@@ -74,7 +77,12 @@ async fn server_state(maps: &Api<ConfigMap>) -> BTreeMap<String, String> {
         .unwrap()
         .items
         .iter()
-        .map(|m| (m.key().to_string(), m.resource_version().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m.key().to_string(),
+                m.resource_version().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -83,7 +91,12 @@ fn lister_state(informer: &Informer<ConfigMap>) -> BTreeMap<String, String> {
         .lister()
         .list()
         .iter()
-        .map(|m| (m.key().to_string(), m.resource_version().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m.key().to_string(),
+                m.resource_version().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -151,7 +164,9 @@ async fn e2e_tokio_informer_syncs_10000_objects_handlers_see_every_add_lister_ag
     );
     let lister = informer.lister();
     assert_eq!(lister.list_namespace("bulk").len(), COUNT);
-    let one = lister.get(&ObjectKey::namespaced("bulk", "cm-04242")).unwrap();
+    let one = lister
+        .get(&ObjectKey::namespaced("bulk", "cm-04242"))
+        .unwrap();
     assert_eq!(one.data.as_ref().unwrap()["i"], "4242");
     println!(
         "informer: {COUNT} objects created in the model in {created:.2?}, synced in {synced:.2?}, \
@@ -303,12 +318,13 @@ async fn e2e_tokio_controller_requeues_failures_with_growing_backoff_then_succee
         .await
         .unwrap();
     let informer = Informer::new(&maps, InformerConfig::default());
-    let controller = Controller::new(informer)
-        .workers(2)
-        .rate_limiter(ItemExponentialFailure::new(
-            Duration::from_millis(100),
-            Duration::from_secs(10),
-        ));
+    let controller =
+        Controller::new(informer)
+            .workers(2)
+            .rate_limiter(ItemExponentialFailure::new(
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+            ));
     let handle = controller.handle();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let log = attempts.clone();
@@ -360,9 +376,12 @@ async fn e2e_tokio_controller_graceful_shutdown_drains_queued_and_running_reconc
     namespace(&client, "drain").await;
     let maps: Api<ConfigMap> = Api::namespaced(client, "drain").unwrap();
     for i in 0..OBJECTS {
-        maps.create(&PostParams::default(), &config_map(&format!("cm-{i:02}"), "x"))
-            .await
-            .unwrap();
+        maps.create(
+            &PostParams::default(),
+            &config_map(&format!("cm-{i:02}"), "x"),
+        )
+        .await
+        .unwrap();
     }
     let informer = Informer::new(&maps, InformerConfig::default());
     let controller = Controller::new(informer.clone()).workers(3);
@@ -389,7 +408,10 @@ async fn e2e_tokio_controller_graceful_shutdown_drains_queued_and_running_reconc
     assert_eq!(started.load(Ordering::SeqCst), OBJECTS);
     assert_eq!(counters.reconciles, OBJECTS as u64);
     assert_eq!(counters.running, 0);
-    assert!(!informer.is_running(), "run stopped the informer it started");
+    assert!(
+        !informer.is_running(),
+        "run stopped the informer it started"
+    );
     handle.enqueue(ObjectKey::namespaced("drain", "late"));
     assert_eq!(handle.counters().depth, 0, "no key is taken after shutdown");
     server.shutdown().await;
@@ -434,7 +456,13 @@ async fn e2e_tokio_leader_election_hands_over_when_the_leader_releases() {
     let server = server().await;
     let (leaders, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (a, run_a) = candidate(client(&server), "a", leaders.clone(), most.clone(), tx.clone());
+    let (a, run_a) = candidate(
+        client(&server),
+        "a",
+        leaders.clone(),
+        most.clone(),
+        tx.clone(),
+    );
     let (first, _) = within(10, rx.recv()).await.unwrap();
     assert_eq!(first, "a");
     assert!(a.is_leader());
@@ -469,7 +497,13 @@ async fn e2e_tokio_leader_election_takes_over_after_the_leader_dies() {
     let server = server().await;
     let (leaders, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (a, run_a) = candidate(client(&server), "a", leaders.clone(), most.clone(), tx.clone());
+    let (a, run_a) = candidate(
+        client(&server),
+        "a",
+        leaders.clone(),
+        most.clone(),
+        tx.clone(),
+    );
     within(10, rx.recv()).await.unwrap();
     assert!(a.is_leader());
     let (_b, run_b) = candidate(client(&server), "b", leaders.clone(), most.clone(), tx);
@@ -498,7 +532,10 @@ async fn e2e_tokio_informer_wait_for_sync_times_out_against_a_silent_server() {
     let error = within(10, informer.wait_for_sync(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert!(matches!(error, windlass_tokio::Error::SyncTimeout { .. }), "{error}");
+    assert!(
+        matches!(error, windlass_tokio::Error::SyncTimeout { .. }),
+        "{error}"
+    );
     informer.stop();
     within(10, running).await.unwrap().unwrap();
 }

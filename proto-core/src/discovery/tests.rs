@@ -2,7 +2,8 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const AGGREGATED_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const AGGREGATED_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 fn headers(content_type: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -126,11 +127,19 @@ fn discovery_aggregated_resolves_gvk_group_kind_and_kind() {
     let names: Vec<&str> = discovery.groups().iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["", "apps", "events.k8s.io", "example.com"]);
 
-    let pods = discovery.resolve(&GroupVersionKind::new("", "v1", "Pod")).unwrap();
-    assert_eq!(pods.resource, ApiResource::new("", "v1", "Pod", "pods", Scope::Namespaced));
+    let pods = discovery
+        .resolve(&GroupVersionKind::new("", "v1", "Pod"))
+        .unwrap();
+    assert_eq!(
+        pods.resource,
+        ApiResource::new("", "v1", "Pod", "pods", Scope::Namespaced)
+    );
     assert!(pods.supports("watch") && !pods.supports("proxy"));
     assert_eq!(pods.short_names, ["po"]);
-    assert_eq!(pods.subresource("status").unwrap().verbs, ["get", "patch", "update"]);
+    assert_eq!(
+        pods.subresource("status").unwrap().verbs,
+        ["get", "patch", "update"]
+    );
     assert_eq!(pods.subresource("log").unwrap().kind, None);
     let nodes = discovery.resolve_kind("Node").unwrap();
     assert_eq!(nodes.resource.scope, Scope::Cluster);
@@ -145,9 +154,13 @@ fn discovery_aggregated_resolves_gvk_group_kind_and_kind() {
         Some(GroupVersionKind::new("autoscaling", "v1", "Scale"))
     );
     // The preferred version is the first listed; a kind only in v1 is found there.
-    let widget = discovery.resolve_group_kind("example.com", "Widget").unwrap();
+    let widget = discovery
+        .resolve_group_kind("example.com", "Widget")
+        .unwrap();
     assert_eq!(widget.resource.version, "v2");
-    let gadget = discovery.resolve_group_kind("example.com", "Gadget").unwrap();
+    let gadget = discovery
+        .resolve_group_kind("example.com", "Gadget")
+        .unwrap();
     assert_eq!(gadget.resource.api_version, "example.com/v1");
     assert_eq!(
         discovery
@@ -160,12 +173,23 @@ fn discovery_aggregated_resolves_gvk_group_kind_and_kind() {
     // Kind only: core first (Event is core v1, as kubectl resolves it).
     assert_eq!(discovery.resolve_kind("Event").unwrap().resource.group, "");
     assert_eq!(
-        discovery.resolve_resource("apps", "deployments").unwrap().resource.kind,
+        discovery
+            .resolve_resource("apps", "deployments")
+            .unwrap()
+            .resource
+            .kind,
         "Deployment"
     );
-    assert_eq!(discovery.resolve_resource("", "po").unwrap().resource.kind, "Pod");
+    assert_eq!(
+        discovery.resolve_resource("", "po").unwrap().resource.kind,
+        "Pod"
+    );
     assert!(discovery.resolve_kind("Missing").is_none());
-    assert!(discovery.resolve(&GroupVersionKind::new("apps", "v2", "Deployment")).is_none());
+    assert!(
+        discovery
+            .resolve(&GroupVersionKind::new("apps", "v2", "Deployment"))
+            .is_none()
+    );
     // The stale version is reported, not served.
     assert_eq!(
         discovery.failed(),
@@ -174,7 +198,13 @@ fn discovery_aggregated_resolves_gvk_group_kind_and_kind() {
             reason: "stale: the server could not refresh this group-version".into(),
         }]
     );
-    assert!(discovery.group("example.com").unwrap().version("v1beta1").is_none());
+    assert!(
+        discovery
+            .group("example.com")
+            .unwrap()
+            .version("v1beta1")
+            .is_none()
+    );
     assert_eq!(discovery.resources().count(), 8);
 }
 
@@ -194,7 +224,9 @@ fn legacy_resource_list(group_version: &str) -> Vec<u8> {
         ]),
         other => panic!("no resource list for {other}"),
     };
-    bytes(&json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    bytes(
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 fn legacy_answer(path: &str, accept: &str) -> (StatusCode, &'static str, Vec<u8>) {
@@ -203,28 +235,42 @@ fn legacy_answer(path: &str, accept: &str) -> (StatusCode, &'static str, Vec<u8>
         "/api" | "/apis" if accept != LEGACY_ACCEPT => (
             StatusCode::NOT_ACCEPTABLE,
             json,
-            bytes(&json!({"kind": "Status", "status": "Failure", "reason": "NotAcceptable", "code": 406})),
+            bytes(
+                &json!({"kind": "Status", "status": "Failure", "reason": "NotAcceptable", "code": 406}),
+            ),
         ),
-        "/api" => (StatusCode::OK, json, bytes(&json!({"kind": "APIVersions", "versions": ["v1"]}))),
+        "/api" => (
+            StatusCode::OK,
+            json,
+            bytes(&json!({"kind": "APIVersions", "versions": ["v1"]})),
+        ),
         "/apis" => (
             StatusCode::OK,
             json,
-            bytes(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
-                {"name": "example.com", "versions": [
-                    {"groupVersion": "example.com/v1", "version": "v1"},
-                    {"groupVersion": "example.com/v2", "version": "v2"},
-                    {"groupVersion": "example.com/v3", "version": "v3"}],
-                 "preferredVersion": {"groupVersion": "example.com/v2", "version": "v2"}},
-            ]})),
+            bytes(
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                    {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                     "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
+                    {"name": "example.com", "versions": [
+                        {"groupVersion": "example.com/v1", "version": "v1"},
+                        {"groupVersion": "example.com/v2", "version": "v2"},
+                        {"groupVersion": "example.com/v3", "version": "v3"}],
+                     "preferredVersion": {"groupVersion": "example.com/v2", "version": "v2"}},
+                ]}),
+            ),
         ),
         "/apis/example.com/v3" => (
             StatusCode::SERVICE_UNAVAILABLE,
             json,
-            bytes(&json!({"kind": "Status", "status": "Failure", "reason": "ServiceUnavailable", "message": "backend down", "code": 503})),
+            bytes(
+                &json!({"kind": "Status", "status": "Failure", "reason": "ServiceUnavailable", "message": "backend down", "code": 503}),
+            ),
         ),
-        p => (StatusCode::OK, json, legacy_resource_list(p.trim_start_matches("/api/").trim_start_matches("/apis/"))),
+        p => (
+            StatusCode::OK,
+            json,
+            legacy_resource_list(p.trim_start_matches("/api/").trim_start_matches("/apis/")),
+        ),
     }
 }
 
@@ -252,8 +298,14 @@ fn discovery_falls_back_to_legacy_endpoints_on_406() {
     let pods = discovery.resolve_kind("Pod").unwrap();
     assert_eq!(pods.resource.plural, "pods");
     assert_eq!(pods.singular, "pod");
-    assert_eq!(pods.subresource("status").unwrap().kind, Some(GroupVersionKind::new("", "v1", "Pod")));
-    assert_eq!(discovery.resolve_kind("Namespace").unwrap().resource.scope, Scope::Cluster);
+    assert_eq!(
+        pods.subresource("status").unwrap().kind,
+        Some(GroupVersionKind::new("", "v1", "Pod"))
+    );
+    assert_eq!(
+        discovery.resolve_kind("Namespace").unwrap().resource.scope,
+        Scope::Cluster
+    );
     let deployments = discovery.resolve_group_kind("apps", "Deployment").unwrap();
     assert_eq!(
         deployments.subresource("scale").unwrap().kind,
@@ -262,11 +314,22 @@ fn discovery_falls_back_to_legacy_endpoints_on_406() {
     // preferredVersion v2 comes first although listed second.
     let example = discovery.group("example.com").unwrap();
     assert_eq!(example.preferred_version().unwrap().version, "v2");
-    assert_eq!(discovery.resolve_group_kind("example.com", "Widget").unwrap().resource.version, "v2");
+    assert_eq!(
+        discovery
+            .resolve_group_kind("example.com", "Widget")
+            .unwrap()
+            .resource
+            .version,
+        "v2"
+    );
     // The group-version that failed is reported; the rest is kept.
     assert_eq!(discovery.failed().len(), 1);
     assert_eq!(discovery.failed()[0].group_version, "example.com/v3");
-    assert!(discovery.failed()[0].reason.contains("backend down"), "{:?}", discovery.failed());
+    assert!(
+        discovery.failed()[0].reason.contains("backend down"),
+        "{:?}",
+        discovery.failed()
+    );
 }
 
 #[test]
@@ -276,15 +339,24 @@ fn discovery_walks_legacy_when_an_old_server_ignores_the_aggregated_accept() {
     let mut walk = Discoverer::new();
     let asked = drive(&mut walk, |path, _| legacy_answer(path, LEGACY_ACCEPT)).unwrap();
     assert_eq!(asked.len(), 2 + 5);
-    assert!(asked[2..].iter().all(|a| a.ends_with(" application/json")), "{asked:?}");
+    assert!(
+        asked[2..].iter().all(|a| a.ends_with(" application/json")),
+        "{asked:?}"
+    );
     let discovery = walk.finish().unwrap();
     assert!(!discovery.is_aggregated());
-    assert!(discovery.resolve(&GroupVersionKind::new("apps", "v1", "Deployment")).is_some());
+    assert!(
+        discovery
+            .resolve(&GroupVersionKind::new("apps", "v1", "Deployment"))
+            .is_some()
+    );
 }
 
 #[test]
 fn discovery_legacy_walk_of_the_recorded_kind_api_group_list() {
-    let Some(apis) = fixture("recorded/derived-from-k8s-openapi-replays/v1-36/apis-apigrouplist.json") else {
+    let Some(apis) =
+        fixture("recorded/derived-from-k8s-openapi-replays/v1-36/apis-apigrouplist.json")
+    else {
         return;
     };
     let mut walk = Discoverer::legacy();
@@ -293,17 +365,24 @@ fn discovery_legacy_walk_of_the_recorded_kind_api_group_list() {
         assert_eq!(request.headers()[ACCEPT], LEGACY_ACCEPT);
         let path = request.uri().path().to_owned();
         let (status, body) = match path.as_str() {
-            "/api" => (StatusCode::OK, br#"{"kind":"APIVersions","versions":["v1"]}"#.to_vec()),
+            "/api" => (
+                StatusCode::OK,
+                br#"{"kind":"APIVersions","versions":["v1"]}"#.to_vec(),
+            ),
             "/apis" => (StatusCode::OK, apis.clone()),
             gv => {
                 group_versions.push(gv.to_owned());
                 (StatusCode::NOT_FOUND, b"404 page not found".to_vec())
             }
         };
-        walk.handle_response(id, status, &headers("application/json"), &body).unwrap();
+        walk.handle_response(id, status, &headers("application/json"), &body)
+            .unwrap();
     }
     // One request per group-version of the real cluster, all of them failed here.
-    assert!(group_versions.contains(&"/apis/apps/v1".to_owned()), "{group_versions:?}");
+    assert!(
+        group_versions.contains(&"/apis/apps/v1".to_owned()),
+        "{group_versions:?}"
+    );
     assert!(group_versions.len() > 15, "{group_versions:?}");
     let discovery = walk.finish().unwrap();
     assert_eq!(discovery.failed().len(), group_versions.len());
@@ -334,7 +413,11 @@ fn discovery_of_the_apidiscovery_v2_fixture_reports_its_placeholder_scope() {
     assert_eq!(r.short_names, ["shortNamesValue"]);
     assert_eq!(
         r.subresource("subresourceValue").unwrap().kind,
-        Some(GroupVersionKind::new("groupValue", "versionValue", "kindValue"))
+        Some(GroupVersionKind::new(
+            "groupValue",
+            "versionValue",
+            "kindValue"
+        ))
     );
 }
 
@@ -366,10 +449,14 @@ fn discovery_malformed_documents_are_errors_that_name_the_path() {
         }
         let err = result.unwrap_err();
         assert!(matches!(err, DiscoveryError::Malformed { .. }), "{err:?}");
-        assert!(err.to_string().contains(want), "{err} should contain {want:?}");
+        assert!(
+            err.to_string().contains(want),
+            "{err} should contain {want:?}"
+        );
     }
     // A legacy resource list for the wrong group-version is refused too.
-    let err = parse_resource_list("/apis/apps/v1", "apps/v1", &legacy_resource_list("v1")).unwrap_err();
+    let err =
+        parse_resource_list("/apis/apps/v1", "apps/v1", &legacy_resource_list("v1")).unwrap_err();
     assert!(err.to_string().contains("groupVersion is \"v1\""), "{err}");
 }
 
@@ -377,11 +464,20 @@ fn discovery_malformed_documents_are_errors_that_name_the_path() {
 fn discovery_root_errors_other_than_406_fail_the_walk() {
     let mut walk = Discoverer::new();
     let (id, _) = walk.poll_request().unwrap();
-    let body = br#"{"kind":"Status","status":"Failure","reason":"Forbidden","message":"no","code":403}"#;
+    let body =
+        br#"{"kind":"Status","status":"Failure","reason":"Forbidden","message":"no","code":403}"#;
     let err = walk
-        .handle_response(id, StatusCode::FORBIDDEN, &headers("application/json"), body)
+        .handle_response(
+            id,
+            StatusCode::FORBIDDEN,
+            &headers("application/json"),
+            body,
+        )
         .unwrap_err();
-    assert!(matches!(&err, DiscoveryError::Server { path, source } if path == "/api" && source.is_forbidden()), "{err:?}");
+    assert!(
+        matches!(&err, DiscoveryError::Server { path, source } if path == "/api" && source.is_forbidden()),
+        "{err:?}"
+    );
     // An id never handed out, or answered twice, is refused.
     assert!(matches!(
         walk.handle_response(id, StatusCode::OK, &HeaderMap::new(), b"{}"),
@@ -396,9 +492,14 @@ fn discovery_handle_error_takes_an_api_error_the_client_already_classified() {
     let (core, _) = walk.poll_request().unwrap();
     let (named, _) = walk.poll_request().unwrap();
     let not_acceptable = |id| {
-        response::api_error(&Method::GET, StatusCode::NOT_ACCEPTABLE, &HeaderMap::new(), b"")
-            .map(|e| (id, e))
-            .unwrap()
+        response::api_error(
+            &Method::GET,
+            StatusCode::NOT_ACCEPTABLE,
+            &HeaderMap::new(),
+            b"",
+        )
+        .map(|e| (id, e))
+        .unwrap()
     };
     for (id, error) in [not_acceptable(core), not_acceptable(named)] {
         walk.handle_error(id, error).unwrap();

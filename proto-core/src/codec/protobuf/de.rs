@@ -451,7 +451,7 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let (message, field, raw, from) = match self.pending.take() {
-            Some(Pending::Str(s)) => return seed.deserialize(BorrowedStrDeserializer::new(s)),
+            Some(Pending::Str(s)) => return seed.deserialize(TypeMetaStr(s)),
             Some(Pending::Field {
                 message,
                 field,
@@ -766,5 +766,27 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
 impl de::Error for DeError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         Error::Custom(msg.to_string()).into()
+    }
+}
+
+/// `apiVersion` or `kind` from the envelope: a string that also reads as
+/// `Some(string)`, for types that keep them optional (`ObjectList`'s).
+struct TypeMetaStr<'de>(&'de str);
+
+impl<'de> de::Deserializer<'de> for TypeMetaStr<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_some(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
     }
 }

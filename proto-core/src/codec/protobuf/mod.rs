@@ -248,15 +248,25 @@ fn type_meta_text(b: &[u8]) -> Result<&str, Error> {
 /// Fails when `K`'s kind has no proto message (custom resources: send JSON)
 /// or when the object holds a field the message lacks.
 pub fn encode<K: k8s_openapi::Resource + serde::Serialize>(object: &K) -> Result<Vec<u8>, Error> {
-    let message =
-        table::message_for_kind(K::API_VERSION, K::KIND).ok_or_else(|| Error::UnknownKind {
-            api_version: K::API_VERSION.to_owned(),
-            kind: K::KIND.to_owned(),
-        })?;
+    encode_as(K::API_VERSION, K::KIND, object)
+}
+
+/// Encode `object` as a protobuf body of `kind` in `api_version`: as
+/// [`encode`], for a type that is not a k8s-openapi resource (a
+/// `DynamicObject`, a `serde_json::Value` in the kind's JSON shape).
+pub fn encode_as<T: serde::Serialize + ?Sized>(
+    api_version: &str,
+    kind: &str,
+    object: &T,
+) -> Result<Vec<u8>, Error> {
+    let message = table::message_for_kind(api_version, kind).ok_or_else(|| Error::UnknownKind {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+    })?;
     let raw = encode_message_bytes(object, message)?;
-    let mut type_meta = Vec::with_capacity(K::API_VERSION.len() + K::KIND.len() + 4);
-    wire::put_bytes(&mut type_meta, 1, K::API_VERSION.as_bytes());
-    wire::put_bytes(&mut type_meta, 2, K::KIND.as_bytes());
+    let mut type_meta = Vec::with_capacity(api_version.len() + kind.len() + 4);
+    wire::put_bytes(&mut type_meta, 1, api_version.as_bytes());
+    wire::put_bytes(&mut type_meta, 2, kind.as_bytes());
     let mut body = Vec::with_capacity(raw.len() + type_meta.len() + 20);
     body.extend_from_slice(MAGIC);
     wire::put_bytes(&mut body, 1, &type_meta);

@@ -1,0 +1,98 @@
+//! Discovery through a [`Client`]: windlass-proto's [`Discoverer`] says
+//! which documents to fetch (aggregated `/api` and `/apis`, or the legacy
+//! walk); this module sends them one after another and hands the answers
+//! back. The result answers client-go's REST-mapper questions and makes
+//! dynamic [`Api`]s by group/version/kind.
+
+use std::ops::Deref;
+
+use windlass_proto::discovery::{self as proto, Discoverer, DiscoveryError, GroupVersionKind};
+use windlass_proto::dynamic::DynamicObject;
+use windlass_proto::response;
+use windlass_proto::retry::RequestKind;
+
+use crate::client::Call;
+use crate::{Api, Client, Error};
+
+/// What the server serves, discovered through a client (derefs to
+/// windlass-proto's [`proto::Discovery`] for the lookups).
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    client: Client,
+    discovered: proto::Discovery,
+}
+
+impl Discovery {
+    /// Discovers the server's groups and resources: aggregated discovery
+    /// (two requests), else the legacy endpoints.
+    pub fn run(client: &Client) -> Result<Self, Error> {
+        Ok(Self {
+            client: client.clone(),
+            discovered: walk(client, Discoverer::new())?,
+        })
+    }
+
+    /// Discovers again (after a CRD was created, say).
+    pub fn refresh(&mut self) -> Result<(), Error> {
+        self.discovered = walk(&self.client, Discoverer::new())?;
+        Ok(())
+    }
+
+    /// The lookups' data.
+    pub fn discovered(&self) -> &proto::Discovery {
+        &self.discovered
+    }
+
+    /// A dynamic API for exactly `gvk`, in `namespace` (`None`: all
+    /// namespaces, or a cluster-scoped resource).
+    pub fn dynamic(
+        &self,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Error> {
+        let resource = self.discovered.api_resource(gvk)?;
+        Api::dynamic(self.client.clone(), resource, namespace)
+    }
+
+    /// A dynamic API for `kind` of `group` in its preferred version.
+    pub fn dynamic_for_kind(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Error> {
+        let resource = self
+            .discovered
+            .resolve_group_kind(group, kind)
+            .ok_or_else(|| {
+                DiscoveryError::NotServed(format!("kind {kind:?} of group {group:?}"))
+            })?;
+        Api::dynamic(self.client.clone(), resource.resource.clone(), namespace)
+    }
+}
+
+impl Deref for Discovery {
+    type Target = proto::Discovery;
+
+    fn deref(&self) -> &proto::Discovery {
+        &self.discovered
+    }
+}
+
+/// Runs the walk: send what it asks, feed the answers back, until it asks
+/// for nothing more.
+fn walk(client: &Client, mut walk: Discoverer) -> Result<proto::Discovery, Error> {
+    const CALL: Call<'static> = Call {
+        verb: "get",
+        kind: RequestKind::Get,
+        resource: "discovery",
+    };
+    while let Some((id, request)) = walk.poll_request() {
+        match client.send_for_bytes(request, CALL) {
+            Ok((head, body)) => walk.handle_response(id, head.status, &head.headers, &body)?,
+            Err(Error::Response(response::Error::Api(api))) => walk.handle_error(id, *api)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(walk.finish()?)
+}
