@@ -386,6 +386,23 @@ async fn crud_list_and_watch_in(format: Format, server: &RunningServer) {
             .has_fallen_back(&ApiResource::of::<ConfigMap>())
     );
 
+    // A DynamicObject of a built-in kind, found by GVK, in the same format.
+    let discovery = Discovery::run(&client).await.unwrap();
+    let gvk = GroupVersionKind::new("", "v1", "ConfigMap");
+    let dynamic = discovery.dynamic(&gvk, Some(ns.as_str())).unwrap();
+    let resource = discovery.api_resource(&gvk).unwrap();
+    let object = DynamicObject::new("d", &resource).with_data(json!({"data": {"v": "1"}}));
+    let created = dynamic
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    assert_eq!(created.data["data"]["v"], "1");
+    assert_eq!(dynamic.get("d").await.unwrap().data["data"]["v"], "1");
+    let listed = dynamic.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    dynamic.delete("d", &DeleteParams::default()).await.unwrap();
+    assert!(!client.formats().has_fallen_back(&resource));
+
     // A custom resource has no protobuf form: JSON, the same calls.
     widget_crud_and_watch(&client).await;
 }
