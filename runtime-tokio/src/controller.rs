@@ -217,7 +217,8 @@ where
                 continue;
             }
         };
-        let span = tracing::info_span!("reconcile", key = %key, attempt, outcome = tracing::field::Empty);
+        let span =
+            tracing::info_span!("reconcile", key = %key, attempt, outcome = tracing::field::Empty);
         let outcome = AssertUnwindSafe(reconcile(key.clone()))
             .catch_unwind()
             .instrument(span.clone())

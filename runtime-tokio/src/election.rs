@@ -37,11 +37,14 @@ use windlass_proto::request::PostParams;
 
 use crate::{Api, Client, Error};
 
+/// Called with each new holder the elector observes.
+type NewLeaderCallback = Box<dyn FnMut(&str) + Send>;
+
 /// One candidate in a Lease-based election.
 pub struct LeaderElector {
     client: Client,
     config: Config,
-    on_new_leader: Option<Box<dyn FnMut(&str) + Send>>,
+    on_new_leader: Option<NewLeaderCallback>,
     shared: Arc<Shared>,
 }
 
@@ -117,13 +120,20 @@ impl LeaderElector {
             while let Some(action) = machine.poll_action() {
                 let id = action_id(&action);
                 requests.retain(|_, task| !task.is_finished());
-                let task = tokio::spawn(perform(leases.clone(), self.config.name.clone(), action, tx.clone()));
+                let task = tokio::spawn(perform(
+                    leases.clone(),
+                    self.config.name.clone(),
+                    action,
+                    tx.clone(),
+                ));
                 requests.insert(id, task.abort_handle());
             }
             while let Some(event) = machine.poll_event() {
                 self.report(event, &mut lead, &mut work);
             }
-            let deadline = machine.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let deadline = machine
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let work_done = async {
                 match &mut work {
                     Some(task) if !task.is_finished() => drop(task.await),
@@ -173,7 +183,8 @@ impl LeaderElector {
                 self.shared.leading.send_replace(false);
             }
             Event::NewLeader(identity) => {
-                *self.shared.leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(identity.clone());
+                *self.shared.leader.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(identity.clone());
                 if let Some(f) = &mut self.on_new_leader {
                     f(&identity);
                 }
@@ -236,7 +247,11 @@ impl ElectorHandle {
 
     /// The last holder observed (this candidate or another).
     pub fn leader(&self) -> Option<String> {
-        self.shared.leader.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Stops campaigning: a leader stops leading at once, then releases the

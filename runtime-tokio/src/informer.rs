@@ -329,7 +329,11 @@ async fn read(
     tx: mpsc::Sender<Completion>,
 ) {
     let kind = RequestKind::of_read(&request);
-    let verb = if kind == RequestKind::Watch { "watch" } else { "list" };
+    let verb = if kind == RequestKind::Watch {
+        "watch"
+    } else {
+        "list"
+    };
     let call = Call {
         verb,
         kind,
@@ -345,7 +349,9 @@ async fn read(
         }
         Err(error) => {
             let Some(api) = error.api() else {
-                let _ = tx.send(Completion::Failed(id, transport_error(&error))).await;
+                let _ = tx
+                    .send(Completion::Failed(id, transport_error(&error)))
+                    .await;
                 return;
             };
             let (head, body) = api.to_response();
@@ -439,7 +445,8 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Subscription<K> {
                 }
                 let next = state.machine.poll_notification(self.id);
                 let synced = state.machine.handler_has_synced(self.id);
-                self.synced.send_if_modified(|s| std::mem::replace(s, synced) != synced);
+                self.synced
+                    .send_if_modified(|s| std::mem::replace(s, synced) != synced);
                 if let Some(n) = next {
                     return Some(n);
                 }

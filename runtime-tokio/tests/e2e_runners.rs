@@ -45,7 +45,10 @@ fn client(server: &RunningServer) -> Client {
         server.kubeconfig().contains("client-certificate-data"),
         "the current context authenticates with a client certificate"
     );
-    ClientBuilder::from_config(&config).unwrap().build().unwrap()
+    ClientBuilder::from_config(&config)
+        .unwrap()
+        .build()
+        .unwrap()
 }
 
 async fn namespace(client: &Client, name: &str) {
@@ -74,7 +77,12 @@ async fn server_state(maps: &Api<ConfigMap>) -> BTreeMap<String, String> {
         .unwrap()
         .items
         .iter()
-        .map(|m| (m.key().to_string(), m.resource_version().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m.key().to_string(),
+                m.resource_version().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -83,7 +91,12 @@ fn lister_state(informer: &Informer<ConfigMap>) -> BTreeMap<String, String> {
         .lister()
         .list()
         .iter()
-        .map(|m| (m.key().to_string(), m.resource_version().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m.key().to_string(),
+                m.resource_version().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -151,7 +164,9 @@ async fn e2e_tokio_informer_syncs_10000_objects_handlers_see_every_add_lister_ag
     );
     let lister = informer.lister();
     assert_eq!(lister.list_namespace("bulk").len(), COUNT);
-    let one = lister.get(&ObjectKey::namespaced("bulk", "cm-04242")).unwrap();
+    let one = lister
+        .get(&ObjectKey::namespaced("bulk", "cm-04242"))
+        .unwrap();
     assert_eq!(one.data.as_ref().unwrap()["i"], "4242");
     println!(
         "informer: {COUNT} objects created in the model in {created:.2?}, synced in {synced:.2?}, \
@@ -231,36 +246,24 @@ async fn e2e_tokio_informer_watch_across_drops_and_410s_loses_and_duplicates_not
         .await
         .unwrap();
     within(120, async {
-        for round in 1..=6u32 {
-            match round % 3 {
-                0 => server.faults().close_watches_after(1, 100),
-                1 => server.faults().compact(),
-                _ => server.faults().restart(),
-            }
-            for i in 0..20 {
-                let name = format!("cm-{i}");
-                match (i + round) % 4 {
-                    0 => {
-                        let _ = maps.delete(&name, &DeleteParams::default()).await;
-                    }
-                    1 => {
-                        if maps.get_opt(&name).await.unwrap().is_none() {
-                            maps.create(&PostParams::default(), &config_map(&name, "new"))
-                                .await
-                                .unwrap();
-                        }
-                    }
-                    _ => {
-                        let patch = Patch::Merge(json!({"data": {"v": round.to_string()}}));
-                        let _ = maps.patch(&name, &PatchParams::default(), &patch).await;
-                    }
-                }
-            }
-            if round % 3 == 1 {
-                // After a compaction any watch from an older revision gets 410.
+        for round in 1..=4u32 {
+            if round % 2 == 1 {
+                // A dropped connection: the new watch is cut mid-stream.
+                server.faults().close_watches_after(1, 150);
+                server.faults().restart();
+                write_round(&maps, round).await;
+            } else {
+                // A 410: the watch goes silent while the world moves and history
+                // is compacted; when it drops, its resourceVersion is gone.
+                server.faults().stall_watches(1, 0);
+                server.faults().restart();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                write_round(&maps, round).await;
                 server.faults().compact();
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                server.faults().restart();
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let want = server_state(&maps).await;
         loop {
@@ -275,21 +278,63 @@ async fn e2e_tokio_informer_watch_across_drops_and_410s_loses_and_duplicates_not
     let anomalies = replica.lock().unwrap().anomalies.clone();
     assert!(anomalies.is_empty(), "{anomalies:?}");
     let requests = requests.lock().unwrap().clone();
-    let lists = requests
+    let collection = |p: &String| p.split('?').next().unwrap().ends_with("/configmaps");
+    let informer_requests: Vec<_> = requests
         .iter()
-        .filter(|(m, p, _)| m == "GET" && p.contains("/configmaps") && !p.contains("watch"))
-        .count();
-    let watches = requests
+        .filter(|(m, p, _)| m == "GET" && collection(p))
+        .collect();
+    let watches = informer_requests
         .iter()
-        .filter(|(_, p, _)| p.contains("/configmaps") && p.contains("watch"))
+        .filter(|(_, p, _)| p.contains("watch=true"))
         .count();
-    let gone = requests.iter().filter(|(_, _, s)| *s == 410).count();
-    println!("informer under faults: {lists} lists, {watches} watches, {gone} answered 410");
-    assert!(lists >= 2, "the faults forced a relist: {requests:?}");
-    assert!(watches >= 4, "the informer re-watched: {requests:?}");
+    let lists = informer_requests.len() - watches;
+    let expired = informer_requests
+        .iter()
+        .filter(|(_, _, s)| *s == 410)
+        .count();
+    for (_, path, status) in &informer_requests {
+        println!("  {status} {path}");
+    }
+    let errors: Vec<String> = std::iter::from_fn(|| informer.poll_error())
+        .map(|e| e.to_string())
+        .collect();
+    println!(
+        "informer under faults: {lists} lists, {watches} watches, {expired} answered 410; reflector errors: {errors:?}"
+    );
+    assert!(
+        lists >= 3,
+        "each 410 forced a relist: {informer_requests:?}"
+    );
+    assert!(
+        watches >= 5,
+        "the informer re-watched after every drop: {informer_requests:?}"
+    );
     informer.stop();
     within(10, running).await.unwrap().unwrap();
     server.shutdown().await;
+}
+
+/// Deletes, re-creates or patches each of the 20 objects, by round.
+async fn write_round(maps: &Api<ConfigMap>, round: u32) {
+    for i in 0..20 {
+        let name = format!("cm-{i}");
+        match (i + round) % 4 {
+            0 => {
+                let _ = maps.delete(&name, &DeleteParams::default()).await;
+            }
+            1 => {
+                if maps.get_opt(&name).await.unwrap().is_none() {
+                    maps.create(&PostParams::default(), &config_map(&name, "new"))
+                        .await
+                        .unwrap();
+                }
+            }
+            _ => {
+                let patch = Patch::Merge(json!({"data": {"v": round.to_string()}}));
+                let _ = maps.patch(&name, &PatchParams::default(), &patch).await;
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,12 +348,13 @@ async fn e2e_tokio_controller_requeues_failures_with_growing_backoff_then_succee
         .await
         .unwrap();
     let informer = Informer::new(&maps, InformerConfig::default());
-    let controller = Controller::new(informer)
-        .workers(2)
-        .rate_limiter(ItemExponentialFailure::new(
-            Duration::from_millis(100),
-            Duration::from_secs(10),
-        ));
+    let controller =
+        Controller::new(informer)
+            .workers(2)
+            .rate_limiter(ItemExponentialFailure::new(
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+            ));
     let handle = controller.handle();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let log = attempts.clone();
@@ -360,9 +406,12 @@ async fn e2e_tokio_controller_graceful_shutdown_drains_queued_and_running_reconc
     namespace(&client, "drain").await;
     let maps: Api<ConfigMap> = Api::namespaced(client, "drain").unwrap();
     for i in 0..OBJECTS {
-        maps.create(&PostParams::default(), &config_map(&format!("cm-{i:02}"), "x"))
-            .await
-            .unwrap();
+        maps.create(
+            &PostParams::default(),
+            &config_map(&format!("cm-{i:02}"), "x"),
+        )
+        .await
+        .unwrap();
     }
     let informer = Informer::new(&maps, InformerConfig::default());
     let controller = Controller::new(informer.clone()).workers(3);
@@ -389,7 +438,10 @@ async fn e2e_tokio_controller_graceful_shutdown_drains_queued_and_running_reconc
     assert_eq!(started.load(Ordering::SeqCst), OBJECTS);
     assert_eq!(counters.reconciles, OBJECTS as u64);
     assert_eq!(counters.running, 0);
-    assert!(!informer.is_running(), "run stopped the informer it started");
+    assert!(
+        !informer.is_running(),
+        "run stopped the informer it started"
+    );
     handle.enqueue(ObjectKey::namespaced("drain", "late"));
     assert_eq!(handle.counters().depth, 0, "no key is taken after shutdown");
     server.shutdown().await;
@@ -434,7 +486,13 @@ async fn e2e_tokio_leader_election_hands_over_when_the_leader_releases() {
     let server = server().await;
     let (leaders, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (a, run_a) = candidate(client(&server), "a", leaders.clone(), most.clone(), tx.clone());
+    let (a, run_a) = candidate(
+        client(&server),
+        "a",
+        leaders.clone(),
+        most.clone(),
+        tx.clone(),
+    );
     let (first, _) = within(10, rx.recv()).await.unwrap();
     assert_eq!(first, "a");
     assert!(a.is_leader());
@@ -469,7 +527,13 @@ async fn e2e_tokio_leader_election_takes_over_after_the_leader_dies() {
     let server = server().await;
     let (leaders, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (a, run_a) = candidate(client(&server), "a", leaders.clone(), most.clone(), tx.clone());
+    let (a, run_a) = candidate(
+        client(&server),
+        "a",
+        leaders.clone(),
+        most.clone(),
+        tx.clone(),
+    );
     within(10, rx.recv()).await.unwrap();
     assert!(a.is_leader());
     let (_b, run_b) = candidate(client(&server), "b", leaders.clone(), most.clone(), tx);
@@ -498,7 +562,10 @@ async fn e2e_tokio_informer_wait_for_sync_times_out_against_a_silent_server() {
     let error = within(10, informer.wait_for_sync(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert!(matches!(error, windlass_tokio::Error::SyncTimeout { .. }), "{error}");
+    assert!(
+        matches!(error, windlass_tokio::Error::SyncTimeout { .. }),
+        "{error}"
+    );
     informer.stop();
     within(10, running).await.unwrap().unwrap();
 }
