@@ -37,11 +37,14 @@ use windlass_proto::request::PostParams;
 
 use crate::{Api, Client, Error};
 
+/// Called with each new holder the elector observes.
+type NewLeaderCallback = Box<dyn FnMut(&str) + Send>;
+
 /// One candidate in a Lease-based election.
 pub struct LeaderElector {
     client: Client,
     config: Config,
-    on_new_leader: Option<Box<dyn FnMut(&str) + Send>>,
+    on_new_leader: Option<NewLeaderCallback>,
     shared: Arc<Shared>,
 }
 
