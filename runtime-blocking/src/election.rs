@@ -35,11 +35,14 @@ use windlass_proto::request::PostParams;
 
 use crate::{Api, Client, Error};
 
+/// What [`LeaderElector::on_new_leader`] calls.
+type OnNewLeader = Box<dyn FnMut(&str) + Send>;
+
 /// One candidate in a Lease-based election.
 pub struct LeaderElector {
     client: Client,
     config: Config,
-    on_new_leader: Option<Box<dyn FnMut(&str) + Send>>,
+    on_new_leader: Option<OnNewLeader>,
     shared: Arc<Shared>,
     inbox: Receiver<Input>,
 }
@@ -79,7 +82,7 @@ impl Shared {
 
 /// What reaches the driving loop.
 enum Input {
-    Result(RequestId, Result<Lease, LeaseError>),
+    Result(RequestId, Box<Result<Lease, LeaseError>>),
     Stop,
     WorkDone,
 }
@@ -153,7 +156,7 @@ impl LeaderElector {
                     at.saturating_duration_since(Instant::now())
                 });
             match self.inbox.recv_timeout(wait) {
-                Ok(Input::Result(id, result)) => machine.handle_result(id, result, Instant::now()),
+                Ok(Input::Result(id, result)) => machine.handle_result(id, *result, Instant::now()),
                 Ok(Input::Stop | Input::WorkDone) => machine.stop(Instant::now()),
                 Err(RecvTimeoutError::Timeout) => machine.handle_timeout(Instant::now()),
                 // `shared` holds a sender, so this never happens; stopping is the safe reading.
@@ -219,7 +222,7 @@ fn perform(leases: &Api<Lease>, name: &str, action: Action, inbox: &Sender<Input
             LeaseError::Failed(e.to_string())
         }
     });
-    let _ = inbox.send(Input::Result(id, result));
+    let _ = inbox.send(Input::Result(id, Box::new(result)));
 }
 
 /// Watches and stops a [`LeaderElector`] from anywhere.
