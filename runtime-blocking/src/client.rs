@@ -200,9 +200,28 @@ impl Client {
         request: Request<Bytes>,
         call: Call<'_>,
     ) -> Result<(Response<Body>, CancelHandle), Error> {
-        let agent = self.inner.transport.agent();
-        let response = self.send_on(&agent, request, call)?;
-        Ok((response, CancelHandle { agent }))
+        let cancel = self.stream_handle();
+        let response = self.send_on_stream(&cancel, request, call)?;
+        Ok((response, cancel))
+    }
+
+    /// A connection of its own for a stream about to be sent with
+    /// [`send_on_stream`](Self::send_on_stream): cancelling the handle
+    /// interrupts it even while it connects or waits for the head.
+    pub fn stream_handle(&self) -> CancelHandle {
+        CancelHandle {
+            agent: self.inner.transport.agent(),
+        }
+    }
+
+    /// [`send`](Self::send) on the connection of `stream` ([`stream_handle`](Self::stream_handle)).
+    pub fn send_on_stream(
+        &self,
+        stream: &CancelHandle,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<Response<Body>, Error> {
+        self.send_on(&stream.agent, request, call)
     }
 
     /// [`send`](Self::send), then the body read whole (bounded and idle-timed).

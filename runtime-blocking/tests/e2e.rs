@@ -3,112 +3,21 @@
 //! runtime's worker threads (a dev-dependency only) while the test thread
 //! makes blocking calls. Every test body runs under a deadline.
 
-use std::collections::BTreeMap;
-use std::sync::mpsc;
+mod support;
+
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::json;
-use windlass_blocking::{Api, Client, ClientBuilder};
-use windlass_proto::config::{ContextOptions, Kubeconfig};
+use support::{Harness, config_map, namespace, within};
+use windlass_blocking::Api;
 use windlass_proto::dynamic::DynamicObject;
 use windlass_proto::params::{ListParams, WatchParams};
 use windlass_proto::request::{DeleteParams, Patch, PatchParams, PostParams};
 use windlass_proto::resource::{ApiResource, Scope};
 use windlass_proto::watch::WatchEvent;
-use windlass_testkit::apiserver::{ApiServer, ApiServerBuilder, RunningServer};
-
-/// A running server and the runtime that drives it.
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-}
-
-impl Harness {
-    fn start(builder: ApiServerBuilder) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = runtime
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(30), builder.start()).await
-            })
-            .expect("windlass-apiserver starts within 30 s")
-            .expect("windlass-apiserver starts");
-        Self {
-            runtime,
-            server: Some(server),
-        }
-    }
-
-    fn server(&self) -> &RunningServer {
-        self.server.as_ref().unwrap()
-    }
-
-    /// A client for the server's current context (client certificate).
-    fn builder(&self) -> ClientBuilder {
-        let kubeconfig = Kubeconfig::parse(self.server().kubeconfig().as_bytes(), None).unwrap();
-        let no_files = |p: &std::path::Path| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                p.display().to_string(),
-            ))
-        };
-        let config = kubeconfig
-            .resolve(&ContextOptions::default(), &no_files)
-            .unwrap();
-        assert!(config.tls.identity.is_some(), "a client certificate");
-        ClientBuilder::from_config(&config).unwrap()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await
-            });
-        }
-    }
-}
-
-/// Runs `body` on its own thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test body did not finish within {secs} s"),
-    }
-}
-
-fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
-    ConfigMap {
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    }
-}
-
-fn namespace(client: &Client, name: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone()).unwrap();
-    let mut ns = Namespace::default();
-    ns.metadata.name = Some(name.into());
-    namespaces.create(&PostParams::default(), &ns).unwrap();
-}
+use windlass_testkit::apiserver::ApiServer;
 
 #[test]
 fn e2e_blocking_crud_typed_over_tls_with_client_certificate() {
@@ -362,5 +271,203 @@ fn e2e_blocking_status_subresource() {
             .unwrap();
         let status = deployments.get_status("web").unwrap().status.unwrap();
         assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(1)));
+    });
+}
+
+/// Adds a header to every request and counts the answers it sees.
+#[derive(Default)]
+struct TableHook {
+    statuses: std::sync::Mutex<Vec<u16>>,
+}
+
+impl windlass_blocking::Hook for TableHook {
+    fn on_request(&self, request: &mut http::Request<Vec<u8>>) {
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io"),
+        );
+    }
+
+    fn on_response(
+        &self,
+        _method: &http::Method,
+        _uri: &http::Uri,
+        status: Option<http::StatusCode>,
+        _latency: Duration,
+    ) {
+        self.statuses
+            .lock()
+            .unwrap()
+            .push(status.map_or(0, |s| s.as_u16()));
+    }
+}
+
+#[test]
+fn e2e_blocking_hook_header_reaches_the_server_and_sees_every_response() {
+    // client-go's WrapTransport use case: a header the user adds. The server
+    // shows it saw the header by answering `Accept: as=Table` with a Table.
+    let harness = Harness::default();
+    let hook = std::sync::Arc::new(TableHook::default());
+    let client = harness.builder().hook(hook.clone()).build().unwrap();
+    within(30, move || {
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default").unwrap();
+        let call = windlass_blocking::Call {
+            verb: "list",
+            kind: windlass_proto::retry::RequestKind::List,
+            resource: "configmaps",
+        };
+        let request = http::Request::get("/api/v1/namespaces/default/configmaps")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let (_, body) = client.send_for_bytes(request, call).unwrap();
+        let table: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(table["kind"], "Table", "{table}");
+        let missing = maps.get("missing").unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+        assert_eq!(*hook.statuses.lock().unwrap(), [200, 404]);
+    });
+}
+
+#[test]
+fn e2e_blocking_tls_server_name_is_the_name_the_certificate_is_checked_against() {
+    let harness = Harness::default();
+    let by_dns_name = harness
+        .builder()
+        .tls_server_name("localhost")
+        .build()
+        .unwrap();
+    let mut config = harness.config();
+    config.tls.server_name = Some("kubernetes.invalid".into());
+    let by_wrong_name = windlass_blocking::ClientBuilder::from_config(&config)
+        .unwrap()
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let mut no_ca = harness.config();
+    no_ca.tls.ca = None;
+    let by_platform_roots = windlass_blocking::ClientBuilder::from_config(&no_ca)
+        .unwrap()
+        .max_retries(0)
+        .build()
+        .unwrap();
+    within(30, move || {
+        // The URL's host is 127.0.0.1; the certificate names localhost too.
+        let maps: Api<ConfigMap> = Api::namespaced(by_dns_name, "default").unwrap();
+        maps.list(&ListParams::default()).unwrap();
+        let maps: Api<ConfigMap> = Api::namespaced(by_wrong_name, "default").unwrap();
+        let wrong = maps.list(&ListParams::default()).unwrap_err();
+        assert!(
+            matches!(
+                &wrong,
+                windlass_blocking::Error::Tls(windlass_proto::config::TlsError::WrongName { server, .. })
+                    if server == "kubernetes.invalid"
+            ),
+            "{wrong:?}"
+        );
+        // Without a CA in the kubeconfig the platform's roots are trusted,
+        // not anything bundled, and the test CA is in neither.
+        let maps: Api<ConfigMap> = Api::namespaced(by_platform_roots, "default").unwrap();
+        let untrusted = maps.list(&ListParams::default()).unwrap_err();
+        assert!(
+            untrusted
+                .to_string()
+                .contains("platform's root certificates"),
+            "{untrusted}"
+        );
+    });
+}
+
+#[test]
+fn e2e_blocking_stall_server_that_never_answers_ends_in_a_timeout_error() {
+    let addr = support::raw_server(|mut stream| {
+        support::read_head(&mut stream);
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let client = windlass_blocking::ClientBuilder::new(format!("http://{addr}"), None)
+        .read_timeout(Duration::from_millis(300))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
+    within(10, move || {
+        let started = std::time::Instant::now();
+        let error = maps.get("cm").unwrap_err();
+        assert!(error.is_timeout(), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+#[test]
+fn e2e_blocking_watch_cancel_handle_ends_a_blocked_watch_from_another_thread() {
+    let harness = Harness::default();
+    let maps: Api<ConfigMap> = Api::namespaced(harness.client(), "default").unwrap();
+    within(30, move || {
+        let start = maps.list(&ListParams::default()).unwrap();
+        let params = WatchParams {
+            resource_version: start.resource_version().map(str::to_owned),
+            ..Default::default()
+        };
+        let mut events = maps.watch(&params).unwrap();
+        let cancel = events.cancel_handle();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.cancel();
+        });
+        let started = std::time::Instant::now();
+        // The watch ends (at most with an error item), with no event.
+        let rest: Vec<_> = events.by_ref().collect();
+        assert!(rest.iter().all(Result::is_err), "{rest:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        canceller.join().unwrap();
+        // The client's other requests are untouched.
+        maps.list(&ListParams::default()).unwrap();
+    });
+}
+
+#[test]
+fn e2e_blocking_log_stream_yields_chunks_as_written_and_lines() {
+    // windlass-apiserver serves no pod logs: a scripted server writes a
+    // followed log in three chunks, 100 ms apart, the last line unterminated.
+    let addr = support::raw_server(|mut stream| {
+        use std::io::Write;
+        let head = support::read_head(&mut stream);
+        assert!(
+            head.starts_with("GET /api/v1/namespaces/default/pods/web-0/log?follow=true"),
+            "{head}"
+        );
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        for chunk in [&b"line 1\nline "[..], b"2\r\nline 3\n", b"line 4"] {
+            support::write_chunk(&mut stream, chunk);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        support::write_chunk(&mut stream, b"");
+    });
+    let client = windlass_blocking::Client::new(format!("http://{addr}"), None).unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, "default").unwrap();
+    within(10, move || {
+        let params = windlass_proto::request::LogParams {
+            follow: true,
+            ..Default::default()
+        };
+        let chunks: Vec<_> = pods
+            .log_stream("web-0", &params)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            chunks.len() > 1,
+            "the log came in {} chunk(s)",
+            chunks.len()
+        );
+        assert_eq!(chunks.concat(), b"line 1\nline 2\r\nline 3\nline 4");
+        let lines: Vec<String> = pods
+            .log_stream("web-0", &params)
+            .unwrap()
+            .lines()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4"]);
     });
 }
