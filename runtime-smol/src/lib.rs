@@ -1,5 +1,51 @@
-//! windlass on smol (and so under async-std's executor): the same surface as
-//! `windlass-tokio`, over async-net, futures-rustls and hyper 1's low-level client.
+//! windlass on smol: an async Kubernetes client over hyper 1's low-level
+//! client, async-net and futures-rustls. It runs under async-std's executor
+//! too: the library never calls `smol::spawn` or `block_on`; it hands its
+//! background futures (connection drivers) to the [`Spawner`] you give it.
 //!
-//! Nothing lives here yet. The library will never call `smol::spawn` or
-//! `smol::block_on`; it takes an executor, so it runs under any of them.
+//! This crate is a thin driver of `windlass-proto`: proto builds every
+//! request, judges every response, decodes every watch stream and decides
+//! every retry and wait; this crate moves the bytes, sleeps and spawns. It
+//! holds no Kubernetes logic of its own. Its surface is windlass-tokio's.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use futures_util::TryStreamExt;
+//! use k8s_openapi::api::core::v1::Pod;
+//! use windlass_proto::params::{ListParams, WatchParams};
+//! use windlass_smol::{Api, Client};
+//!
+//! let executor = Arc::new(smol::Executor::new());
+//! smol::block_on(executor.run(async {
+//!     // e.g. `kubectl proxy`
+//!     let client = Client::new("http://127.0.0.1:8001", None, executor.clone())?;
+//!     let pods: Api<Pod> = Api::namespaced(client, "kube-system")?;
+//!     for pod in pods.list(&ListParams::default()).await?.items {
+//!         println!("{}", pod.metadata.name.unwrap_or_default());
+//!     }
+//!     let mut events = Box::pin(pods.watch(&WatchParams::default()).await?);
+//!     while let Some(event) = events.try_next().await? {
+//!         println!("{event:?}");
+//!     }
+//!     Ok::<_, windlass_smol::Error>(())
+//! }))?;
+//! # Ok::<_, windlass_smol::Error>(())
+//! ```
+//!
+//! A client for a kubeconfig context: resolve it with
+//! `windlass_proto::config` and pass the result to [`Client::from_config`].
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod api;
+mod builder;
+mod client;
+mod error;
+mod rt;
+mod transport;
+
+pub use api::{Api, DynamicApi};
+pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use client::{Call, Client, Hook};
+pub use error::Error;
+pub use rt::{BoxFuture, Spawner};

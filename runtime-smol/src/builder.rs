@@ -1,0 +1,218 @@
+//! Building a [`Client`]: where the API server is, how to trust it, who to
+//! be, the transport's limits, and the executor its connections run on.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderValue, USER_AGENT};
+use http::{HeaderMap, Uri};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
+use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::retry::DEFAULT_MAX_RETRIES;
+
+use crate::client::{Hook, Inner};
+use crate::transport::Transport;
+use crate::{Client, Error, Spawner};
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default read-idle timeout: the longest wait for a response head or for the
+/// next body bytes. Never a total timeout: a watch that keeps sending lives on.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(295);
+/// Default limit on a response body read whole (not on streams).
+pub const DEFAULT_MAX_BODY: usize = 1 << 30;
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    base: String,
+    tls: Option<ClientConfig>,
+    spawner: Spawner,
+    server_name: Option<ServerName<'static>>,
+    default_namespace: String,
+    auth: AuthConfig,
+    impersonation: Impersonation,
+    flow_control: FlowControl,
+    headers: HeaderMap,
+    hooks: Vec<Arc<dyn Hook>>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    max_body: usize,
+    max_retries: u32,
+}
+
+impl ClientBuilder {
+    /// A client for the API server at `base` (`https://host:port`, or
+    /// `http://…` for tests and proxies). `tls` is the rustls configuration
+    /// for `https` (with a crypto provider; see [`TlsDescription::client_config`]).
+    /// `spawner` runs the connections' background futures: an
+    /// `Arc<smol::Executor>`, or any executor through [`Spawner::new`].
+    ///
+    /// [`TlsDescription::client_config`]: windlass_proto::config::TlsDescription::client_config
+    pub fn new(
+        base: impl Into<String>,
+        tls: Option<ClientConfig>,
+        spawner: impl Into<Spawner>,
+    ) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("windlass-smol/", env!("CARGO_PKG_VERSION"))),
+        );
+        Self {
+            base: base.into(),
+            tls,
+            spawner: spawner.into(),
+            server_name: None,
+            default_namespace: "default".into(),
+            auth: AuthConfig::None,
+            impersonation: Impersonation::default(),
+            flow_control: FlowControl::default(),
+            headers,
+            hooks: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+
+    /// A client for a resolved kubeconfig or in-cluster [`Config`]: its URL,
+    /// TLS, credentials, impersonation and default namespace.
+    pub fn from_config(config: &Config, spawner: impl Into<Spawner>) -> Result<Self, Error> {
+        if let Some(proxy) = &config.proxy_url {
+            // Refuse rather than silently connect around the proxy.
+            return Err(Error::Unsupported {
+                what: "proxy-url",
+                detail: format!("{proxy:?}"),
+            });
+        }
+        let tls = config.tls.client_config()?;
+        let mut builder = Self::new(config.cluster_url.to_string(), Some(tls), spawner);
+        if config.tls.server_name.is_some() {
+            let host = config.cluster_url.host().unwrap_or_default();
+            builder.server_name = Some(config.tls.server_name(host)?);
+        }
+        builder.default_namespace = config.default_namespace.clone();
+        builder.auth = config.auth.clone();
+        builder.impersonation = config.impersonation.clone();
+        Ok(builder)
+    }
+
+    /// Send `Authorization: Bearer <token>`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = AuthConfig::Bearer {
+            token: Secret::new(token.into()),
+            file: None,
+        };
+        self
+    }
+
+    /// Verify the server's certificate against this name instead of the
+    /// URL's host (kubeconfig `tls-server-name`).
+    pub fn tls_server_name(mut self, name: ServerName<'static>) -> Self {
+        self.server_name = Some(name);
+        self
+    }
+
+    /// The namespace [`Api::default_namespaced`](crate::Api::default_namespaced) uses.
+    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.default_namespace = namespace.into();
+        self
+    }
+
+    /// Client-side QPS and burst (client-go's defaults 5 and 10; a negative
+    /// QPS turns the limiter off).
+    pub fn flow_control(mut self, flow_control: FlowControl) -> Self {
+        self.flow_control = flow_control;
+        self
+    }
+
+    /// A header sent with every request.
+    pub fn header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Add a hook that sees every attempt.
+    pub fn hook(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// How long to wait for a TCP connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a response head, and then between body bytes.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The largest response body read whole (streams are not limited).
+    pub fn max_body(mut self, limit: usize) -> Self {
+        self.max_body = limit;
+        self
+    }
+
+    /// How many retries the retry policy may take (0: none).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The client. Nothing is connected until the first request.
+    pub fn build(self) -> Result<Client, Error> {
+        let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
+            url: self.base.clone(),
+            what: "not a URL",
+        })?;
+        let scheme_ok = matches!(base.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || base.authority().is_none() {
+            return Err(Error::BaseUrl {
+                url: self.base,
+                what: "needs http:// or https:// and a host",
+            });
+        }
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None => {
+                ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| Error::Tls(windlass_proto::config::TlsError::Config(e)))?
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            }
+        };
+        let transport = Transport::new(
+            &base,
+            Some((tls, self.server_name)),
+            self.connect_timeout,
+            self.spawner,
+        )
+        .map_err(|_| Error::BaseUrl {
+            url: base.to_string(),
+            what: "the host is not a valid TLS server name",
+        })?;
+        let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                base,
+                default_namespace: self.default_namespace,
+                credentials: Mutex::new(credentials),
+                refreshing: smol::lock::Mutex::new(()),
+                limiter: Mutex::new(RequestLimiter::new(self.flow_control)),
+                headers: self.headers,
+                hooks: self.hooks,
+                read_timeout: self.read_timeout,
+                max_body: self.max_body,
+                max_retries: self.max_retries,
+            }),
+        })
+    }
+}

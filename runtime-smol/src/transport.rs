@@ -1,0 +1,252 @@
+//! Connections: TCP from async-net, TLS from futures-rustls, HTTP from
+//! hyper 1's low-level client, and a pool small enough to read at once.
+//!
+//! - Ordinary requests share connections. Over TLS, ALPN offers `h2` first:
+//!   an HTTP/2 connection is one `SendRequest` every request clones (it *is*
+//!   the pool). Otherwise idle HTTP/1.1 connections are kept and reused.
+//!   One connection is opened at a time, so a cold burst waits for the first
+//!   and then shares it (without that, a burst opens one connection per
+//!   request before any knows it will be HTTP/2; reference/sans-io.md §2).
+//! - Watches and followed logs each get an HTTP/1.1 connection of their own,
+//!   closed with the stream: the API server's 100-stream limit per HTTP/2
+//!   connection then never stalls a watch, and cancelling one never resets
+//!   its siblings.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_rustls::TlsConnector;
+use http::header::HOST;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::TcpStream;
+
+use crate::rt::{Io, SmolTimer, Spawner, timeout};
+
+/// The body every request is sent with.
+pub(crate) type Body = Full<Bytes>;
+
+/// At most this many idle HTTP/1.1 connections are kept.
+const MAX_IDLE: usize = 16;
+/// HTTP/2 keep-alive: a ping after this long without frames finds a dead peer.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+pub(crate) struct Transport {
+    spawner: Spawner,
+    host: String,
+    port: u16,
+    tls: Option<Tls>,
+    connect_timeout: Duration,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    idle: Mutex<Vec<http1::SendRequest<Body>>>,
+    /// Held while a pooled connection is being opened.
+    connecting: smol::lock::Mutex<()>,
+}
+
+struct Tls {
+    /// ALPN `h2`, `http/1.1`: ordinary requests.
+    pooled: TlsConnector,
+    /// ALPN `http/1.1`: streams.
+    streams: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub(crate) enum TransportError {
+    /// No connection: refused, DNS, TLS handshake, HTTP/2 preface.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// No connection within the connect timeout.
+    ConnectTimeout(Duration),
+    /// The connection failed while the request was sent or its head awaited.
+    Http(hyper::Error),
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
+impl Transport {
+    /// `base` was checked by the builder (http or https, with a host).
+    pub(crate) fn new(
+        base: &Uri,
+        tls: Option<(ClientConfig, Option<ServerName<'static>>)>,
+        connect_timeout: Duration,
+        spawner: Spawner,
+    ) -> Result<Self, rustls::pki_types::InvalidDnsNameError> {
+        let host = base
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let https = base.scheme_str() == Some("https");
+        let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = match tls {
+            Some((config, server_name)) if https => {
+                let server_name = match server_name {
+                    Some(name) => name,
+                    None => ServerName::try_from(host.clone())?,
+                };
+                let with_alpn = |protocols: &[&[u8]]| {
+                    let mut config = config.clone();
+                    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+                    TlsConnector::from(Arc::new(config))
+                };
+                Some(Tls {
+                    pooled: with_alpn(&[b"h2", b"http/1.1"]),
+                    streams: with_alpn(&[b"http/1.1"]),
+                    server_name,
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            spawner,
+            host,
+            port,
+            tls,
+            connect_timeout,
+            h2: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            connecting: smol::lock::Mutex::new(()),
+        })
+    }
+
+    /// Sends `request` (an absolute URI) and waits for the response head. A
+    /// `stream` goes on a new HTTP/1.1 connection that ends with its body.
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
+        stream: bool,
+    ) -> Result<Response<Incoming>, TransportError> {
+        if stream {
+            return match self.connect(false).await? {
+                Sender::Http1(mut sender) => sender
+                    .send_request(origin_form(request))
+                    .await
+                    .map_err(TransportError::Http),
+                Sender::Http2(mut sender) => sender
+                    .send_request(request)
+                    .await
+                    .map_err(TransportError::Http),
+            };
+        }
+        let sender = match self.pooled() {
+            Some(sender) => sender,
+            None => {
+                let _connecting = self.connecting.lock().await;
+                match self.pooled() {
+                    Some(sender) => sender,
+                    None => self.connect(true).await?,
+                }
+            }
+        };
+        match sender {
+            Sender::Http2(mut sender) => {
+                *self.h2.lock().expect("pool lock") = Some(sender.clone());
+                sender.ready().await.map_err(TransportError::Http)?;
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(TransportError::Http)
+            }
+            Sender::Http1(mut sender) => {
+                let response = sender
+                    .send_request(origin_form(request))
+                    .await
+                    .map_err(TransportError::Http)?;
+                // Ready again once this body has been read.
+                let mut idle = self.idle.lock().expect("pool lock");
+                if idle.len() < MAX_IDLE {
+                    idle.push(sender);
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    /// A live HTTP/2 connection, else an idle HTTP/1.1 one.
+    fn pooled(&self) -> Option<Sender> {
+        if let Some(h2) = self.h2.lock().expect("pool lock").as_ref()
+            && !h2.is_closed()
+        {
+            return Some(Sender::Http2(h2.clone()));
+        }
+        let mut idle = self.idle.lock().expect("pool lock");
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().position(http1::SendRequest::is_ready)?;
+        Some(Sender::Http1(idle.swap_remove(ready)))
+    }
+
+    /// A new connection; `h2` offers HTTP/2 in ALPN.
+    async fn connect(&self, h2: bool) -> Result<Sender, TransportError> {
+        // Boxed: the TLS and HTTP/2 handshakes are large futures, and they
+        // would otherwise sit inline in every request's future.
+        let connecting = Box::pin(async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+            tcp.set_nodelay(true)?;
+            let Some(tls) = &self.tls else {
+                return self.http1(tcp).await;
+            };
+            let connector = if h2 { &tls.pooled } else { &tls.streams };
+            let stream = connector.connect(tls.server_name.clone(), tcp).await?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let (sender, connection) = http2::Builder::new(self.spawner.clone())
+                    .timer(SmolTimer)
+                    .keep_alive_interval(KEEP_ALIVE)
+                    .handshake(Io::new(stream))
+                    .await?;
+                self.spawner.spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "HTTP/2 connection ended");
+                    }
+                });
+                return Ok(Sender::Http2(sender));
+            }
+            self.http1(stream).await
+        });
+        match timeout(self.connect_timeout, connecting).await {
+            None => Err(TransportError::ConnectTimeout(self.connect_timeout)),
+            Some(result) => result.map_err(TransportError::Connect),
+        }
+    }
+
+    async fn http1<T>(&self, stream: T) -> Result<Sender, Box<dyn std::error::Error + Send + Sync>>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = http1::handshake(Io::new(stream)).await?;
+        self.spawner.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP/1.1 connection ended");
+            }
+        });
+        Ok(Sender::Http1(sender))
+    }
+}
+
+/// An HTTP/1.1 request names its path in the request line and its authority
+/// in `Host` (HTTP/2 keeps the absolute URI for `:authority`).
+fn origin_form(mut request: Request<Body>) -> Request<Body> {
+    let uri = request.uri().clone();
+    if let Some(authority) = uri.authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().entry(HOST).or_insert(host);
+    }
+    *request.uri_mut() = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        .into();
+    request
+}
