@@ -343,12 +343,12 @@ impl<K: DeserializeOwned> WatchDecoder<K> {
                     }
                 }
                 Ok(None) => {
-                    if self.ended {
-                        if let Err(e) = self.frames.finish() {
-                            self.events.push_back(Err(e));
-                            self.fail();
-                            return;
-                        }
+                    if self.ended
+                        && let Err(e) = self.frames.finish()
+                    {
+                        self.events.push_back(Err(e));
+                        self.fail();
+                        return;
                     }
                     break;
                 }
