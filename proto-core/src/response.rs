@@ -49,6 +49,16 @@ pub mod protobuf_status;
 /// `maxUnstructuredResponseTextBytes`).
 pub const MAX_UNSTRUCTURED_BODY: usize = 2048;
 
+/// The longest wait a server's `Retry-After` (header or
+/// `details.retryAfterSeconds`) can impose on one retry: one minute.
+///
+/// client-go caps nothing, so a hostile or broken server could park a client
+/// for days with `Retry-After: 999999`. The API server itself asks for 1 s
+/// (priority and fairness, max-in-flight) or a few seconds (`ServerTimeout`);
+/// a minute honours every hint a healthy server gives while bounding the
+/// whole retry loop to [`DEFAULT_MAX_RETRIES`](crate::retry::DEFAULT_MAX_RETRIES) minutes.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// `details.causes[].reason` of the too-large-resourceVersion error.
 pub const CAUSE_RESOURCE_VERSION_TOO_LARGE: &str = "ResourceVersionTooLarge";
 /// `details.causes[].reason` of a synthesized `Status`: the body it was made from.
@@ -199,13 +209,46 @@ impl RetryAfter {
         parse_imf_fixdate(value).map(Self::At)
     }
 
-    /// The delay from `now` (zero for a date already past).
+    /// The delay from `now` (zero for a date already past), at most
+    /// [`MAX_RETRY_AFTER`].
     pub fn delay_from(self, now: SystemTime) -> Duration {
-        match self {
+        let delay = match self {
             Self::Delay(d) => d,
             Self::At(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
-        }
+        };
+        delay.min(MAX_RETRY_AFTER)
     }
+}
+
+/// How long a server asked the client to wait before trying again — the one
+/// rule every caller uses ([`ApiError::retry_after`], [`ApiError::retry_wait`]
+/// and the retry policy through [`crate::retry::Failure`]): the
+/// `Retry-After` header in seconds, else `details.retryAfterSeconds` when
+/// positive, capped at [`MAX_RETRY_AFTER`]. An HTTP-date header needs a
+/// clock, so it does not count here (see [`RetryAfter::delay_from`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use windlass_proto::response::{retry_after, RetryAfter, MAX_RETRY_AFTER};
+///
+/// let status = Default::default();
+/// assert_eq!(retry_after(Some(RetryAfter::Delay(Duration::from_secs(3))), &status), Some(Duration::from_secs(3)));
+/// // A server asking for a week gets a minute.
+/// assert_eq!(retry_after(RetryAfter::parse("604800"), &status), Some(MAX_RETRY_AFTER));
+/// assert_eq!(retry_after(None, &status), None);
+/// ```
+pub fn retry_after(header: Option<RetryAfter>, status: &Status) -> Option<Duration> {
+    let wait = match header {
+        Some(RetryAfter::Delay(d)) => d,
+        _ => status
+            .details
+            .as_ref()
+            .and_then(|d| d.retry_after_seconds)
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)?,
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// An error the API server returned: its `Status`, kept whole, and the HTTP
@@ -304,34 +347,25 @@ impl ApiError {
     }
 
     /// How long the server asked us to wait: the `Retry-After` header in
-    /// seconds, else `details.retryAfterSeconds` when positive. An HTTP-date
+    /// seconds, else `details.retryAfterSeconds` when positive, capped at
+    /// [`MAX_RETRY_AFTER`] (the rule is [`retry_after`]). An HTTP-date
     /// header needs a clock: see [`ApiError::retry_after_header`].
     pub fn retry_after(&self) -> Option<Duration> {
-        if let Some(RetryAfter::Delay(d)) = self.retry_after {
-            return Some(d);
-        }
-        self.status
-            .details
-            .as_ref()
-            .and_then(|d| d.retry_after_seconds)
-            .and_then(|s| u64::try_from(s).ok())
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
+        retry_after(self.retry_after, &self.status)
     }
 
-    /// Whether client-go would wait and retry this response, and for how long:
-    /// a 429 or any 5xx **with** a `Retry-After` header in seconds
-    /// (`rest/with_retry.go` `checkWait`). A 5xx without the header is not
-    /// retried this way; `details.retryAfterSeconds` alone does not count.
+    /// Whether this response is retried after a wait, and for how long: a 429
+    /// or any 5xx with a [`retry_after`](Self::retry_after) — the same
+    /// decision [`crate::retry::Retry`] makes. client-go's `checkWait` reads
+    /// only the header; the API server sets the header whenever it sets
+    /// `details.retryAfterSeconds`, and windlass takes either, so a proxy
+    /// that drops the header does not turn a retryable answer into a failure.
     pub fn retry_wait(&self) -> Option<Duration> {
         let code = self.http_status.as_u16();
         if code != 429 && code < 500 {
             return None;
         }
-        match self.retry_after {
-            Some(RetryAfter::Delay(d)) => Some(d),
-            _ => None,
-        }
+        self.retry_after()
     }
 
     /// The reason is `reason`, or the reason is not a known one and the code is `code`.

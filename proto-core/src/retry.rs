@@ -37,6 +37,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::rand::Rng;
+use crate::response::{MAX_RETRY_AFTER, RetryAfter};
 
 /// client-go's default `maxRetries`.
 pub const DEFAULT_MAX_RETRIES: u32 = 10;
@@ -93,7 +94,9 @@ pub enum Failure {
         /// The HTTP status code.
         code: u16,
         /// `Retry-After`, from the header ([`parse_retry_after`]) or from the
-        /// Status body's `details.retryAfterSeconds`.
+        /// Status body's `details.retryAfterSeconds` (see
+        /// [`response::retry_after`](crate::response::retry_after)); the
+        /// policy caps it at [`MAX_RETRY_AFTER`](crate::response::MAX_RETRY_AFTER).
         retry_after: Option<Duration>,
     },
     /// The connection was reset.
@@ -112,8 +115,9 @@ pub enum Failure {
 impl From<&crate::response::ApiError> for Failure {
     /// The server's answer as the policy judges it. The wait is
     /// [`ApiError::retry_after`](crate::response::ApiError::retry_after): the
-    /// `Retry-After` header in seconds, else `details.retryAfterSeconds` — one
-    /// rule for every adapter.
+    /// `Retry-After` header in seconds, else `details.retryAfterSeconds`,
+    /// capped — one rule ([`response::retry_after`](crate::response::retry_after))
+    /// for every adapter and for [`ApiError::retry_wait`](crate::response::ApiError::retry_wait).
     fn from(error: &crate::response::ApiError) -> Self {
         Self::Status {
             code: error.http_status().as_u16(),
@@ -176,7 +180,7 @@ impl Retry {
         match failure {
             Failure::Status { code, retry_after } => {
                 if code == 429 || code >= 500 {
-                    retry_after
+                    retry_after.map(|d| d.min(MAX_RETRY_AFTER))
                 } else {
                     None
                 }
@@ -194,11 +198,13 @@ impl Retry {
 }
 
 /// Parses a `Retry-After` header as client-go does: whole seconds, at least
-/// 0. An HTTP date or anything else is not a retry hint (`None`).
+/// 0, capped at [`MAX_RETRY_AFTER`]. An HTTP date or anything else is not a
+/// retry hint (`None`). The same parse as [`RetryAfter::parse`].
 pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    let seconds: u64 = text.parse().ok()?;
-    Some(Duration::from_secs(seconds))
+    match RetryAfter::parse(value.to_str().ok()?)? {
+        RetryAfter::Delay(d) => Some(d.min(MAX_RETRY_AFTER)),
+        RetryAfter::At(_) => None,
+    }
 }
 
 /// client-go's `wait.Backoff`: `steps` attempts in all; between them a wait
@@ -420,6 +426,31 @@ mod tests {
         assert_eq!(parse("1.5"), None);
         assert_eq!(parse("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse("99999999999999999999999"), None);
+        // Past the cap, a wait is the cap.
+        assert_eq!(parse("86400"), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_from_a_hostile_server_is_capped() {
+        let mut retry = Retry::new(RequestKind::Get);
+        let week = Some(Duration::from_secs(7 * 86_400));
+        for code in [429, 500, 503] {
+            assert_eq!(
+                retry.decide(Failure::Status {
+                    code,
+                    retry_after: week
+                }),
+                Decision::RetryAfter(MAX_RETRY_AFTER)
+            );
+        }
+        let under = Some(MAX_RETRY_AFTER - Duration::from_millis(1));
+        assert_eq!(
+            retry.decide(Failure::Status {
+                code: 503,
+                retry_after: under
+            }),
+            Decision::RetryAfter(MAX_RETRY_AFTER - Duration::from_millis(1))
+        );
     }
 
     // client-go util/retry: DefaultRetry allows at most 5 calls.

@@ -391,3 +391,98 @@ fn watch_cbor_huge_string_head_over_a_tiny_limit_is_refused() {
         })]
     ));
 }
+
+#[test]
+fn watch_event_queue_is_bounded_when_pushing_a_whole_body_without_polling() {
+    // 5,000 protobuf frames of 20-odd bytes, each a whole default Pod once decoded.
+    let body: Vec<u8> = (0..5000)
+        .flat_map(|_| protobuf_frame(b"ADDED", b""))
+        .collect();
+    for framing_body in [
+        (Framing::LengthPrefixed, body),
+        (
+            Framing::JsonStream,
+            (0..5000)
+                .flat_map(|i| json_event("ADDED", &format!("p{i}"), "1"))
+                .collect(),
+        ),
+        (
+            Framing::CborSequence,
+            (0..5000)
+                .flat_map(|i| cbor_event("ADDED", &format!("p{i}")))
+                .collect(),
+        ),
+    ] {
+        let (framing, body) = framing_body;
+        let mut d = WatchDecoder::<Pod>::new(framing, Limits::default()).with_max_queued_events(16);
+        d.push(&body).unwrap();
+        // The queue holds 16 events; the rest of the body waits undecoded.
+        assert!(
+            format!("{d:?}").contains("queued: 16,"),
+            "{framing:?}: {d:?}"
+        );
+        d.finish().unwrap();
+        let events = drain(&mut d);
+        assert_eq!(events.len(), 5000, "{framing:?}");
+        assert!(events.iter().all(|e| matches!(e, Ok(WatchEvent::Added(_)))));
+        assert!(!d.is_failed());
+    }
+}
+
+#[test]
+fn watch_pushing_without_polling_meets_backpressure_not_growth() {
+    let event = json_event("MODIFIED", "web-0", "7");
+    let mut d = WatchDecoder::<Pod>::new(Framing::JsonStream, Limits { max_frame: 1024 })
+        .with_max_queued_events(4);
+    let mut pushed = 0;
+    let refused = loop {
+        match d.push(&event) {
+            Ok(()) => pushed += 1,
+            Err(e) => break e,
+        }
+        assert!(pushed < 1000, "push never pushed back");
+    };
+    let DecodeError::Backlog {
+        queued,
+        buffered,
+        limit,
+    } = refused
+    else {
+        panic!("expected backpressure, got {refused:?}");
+    };
+    assert_eq!((queued, limit), (4, 1024));
+    // The backlog stops within one chunk of the limit.
+    assert!(
+        buffered >= 1024 && buffered < 1024 + event.len(),
+        "{buffered}"
+    );
+    assert!(!d.is_failed(), "backpressure does not fail the decoder");
+    // Poll everything, then the refused chunk goes in.
+    let events = drain(&mut d);
+    assert_eq!(events.len(), pushed);
+    d.push(&event).unwrap();
+    d.finish().unwrap();
+    let rest = drain(&mut d);
+    assert!(matches!(&rest[..], [Ok(WatchEvent::Modified(_))]));
+}
+
+#[test]
+fn watch_truncation_behind_a_full_queue_comes_after_its_events() {
+    let mut body: Vec<u8> = (0..10)
+        .flat_map(|i| json_event("ADDED", &format!("p{i}"), "1"))
+        .collect();
+    body.extend_from_slice(br#"{"type":"ADDED","obj"#);
+    let mut d =
+        WatchDecoder::<Pod>::new(Framing::JsonStream, Limits::default()).with_max_queued_events(3);
+    d.push(&body).unwrap();
+    // Frames still wait behind the queue: the end-of-body check waits too.
+    d.finish().unwrap();
+    let events = drain(&mut d);
+    assert_eq!(events.len(), 11);
+    assert!(events[..10].iter().all(Result::is_ok));
+    assert!(matches!(
+        events[10],
+        Err(DecodeError::TruncatedAtEof { buffered: 20 })
+    ));
+    assert!(d.is_failed());
+}

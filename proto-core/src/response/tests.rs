@@ -338,22 +338,88 @@ fn response_delete_returns_object_or_success_status() {
 }
 
 #[test]
-fn response_retry_wait_follows_client_go_check_wait() {
+fn response_retry_wait_is_429_or_5xx_with_a_retry_after() {
     let with_header = headers(&[("retry-after", "3")]);
     let three = Some(Duration::from_secs(3));
     assert_eq!(classify(429, &with_header, b"").retry_wait(), three);
     assert_eq!(classify(503, &with_header, b"").retry_wait(), three);
     assert_eq!(classify(500, &with_header, b"").retry_wait(), three);
-    // Not for a 4xx other than 429, nor without the header, nor for a date.
+    // Not for a 4xx other than 429, nor without a hint, nor for a date.
     assert_eq!(classify(409, &with_header, b"").retry_wait(), None);
     assert_eq!(classify(503, &HeaderMap::new(), b"").retry_wait(), None);
     let date = headers(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]);
     assert_eq!(classify(503, &date, b"").retry_wait(), None);
-    // retryAfterSeconds in the body alone does not make client-go wait.
+    // retryAfterSeconds in the body counts as well (client-go reads only the
+    // header, which the API server always sets beside it): the same rule as
+    // the retry policy's.
     let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"ServerTimeout","details":{"retryAfterSeconds":2},"code":500}"#;
     let err = classify(500, &json_headers(), body);
+    assert_eq!(err.retry_wait(), Some(Duration::from_secs(2)));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    let conflict = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"Conflict","details":{"retryAfterSeconds":2},"code":409}"#;
+    let err = classify(409, &json_headers(), conflict);
     assert_eq!(err.retry_wait(), None);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn response_retry_after_one_rule_for_wait_and_retry_policy() {
+    use crate::retry::Failure;
+    let cases: &[(u16, Option<&str>, &[u8])] = &[
+        (429, Some("3"), b""),
+        (503, None, br#"{"kind":"Status","status":"Failure","details":{"retryAfterSeconds":4},"code":503}"#),
+        (500, Some("1"), br#"{"kind":"Status","status":"Failure","details":{"retryAfterSeconds":9},"code":500}"#),
+        (500, Some("Sun, 06 Nov 1994 08:49:37 GMT"), br#"{"kind":"Status","status":"Failure","details":{"retryAfterSeconds":9},"code":500}"#),
+        (503, Some("0"), b""),
+        (503, Some("-1"), br#"{"kind":"Status","status":"Failure","details":{"retryAfterSeconds":-5},"code":503}"#),
+        (429, Some("86400000"), b""),
+        (504, None, br#"{"kind":"Status","status":"Failure","details":{"retryAfterSeconds":2147483647},"code":504}"#),
+        (404, Some("3"), b""),
+    ];
+    for &(code, header, body) in cases {
+        let mut h = json_headers();
+        if let Some(v) = header {
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+        }
+        let err = classify(code, &h, body);
+        let Failure::Status { retry_after, .. } = Failure::from(&err) else {
+            panic!("an API error is a status failure");
+        };
+        assert_eq!(retry_after, err.retry_after(), "{code} {header:?}");
+        let retried = code == 429 || code >= 500;
+        assert_eq!(
+            err.retry_wait(),
+            err.retry_after().filter(|_| retried),
+            "{code} {header:?}"
+        );
+        assert!(err.retry_after().is_none_or(|d| d <= MAX_RETRY_AFTER));
+    }
+}
+
+#[test]
+fn response_retry_after_from_a_hostile_server_is_capped() {
+    // A header asking for 1000 days, and a body asking for 68 years.
+    let h = headers(&[("retry-after", "86400000")]);
+    let err = classify(429, &h, b"Too many requests, please try again later.\n");
+    assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+    assert_eq!(err.retry_wait(), Some(MAX_RETRY_AFTER));
+    // The header as sent stays readable.
+    assert_eq!(
+        err.retry_after_header(),
+        Some(RetryAfter::Delay(Duration::from_secs(86_400_000)))
+    );
+    let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"ServiceUnavailable","details":{"retryAfterSeconds":2147483647},"code":503}"#;
+    let err = classify(503, &json_headers(), body);
+    assert_eq!(err.retry_wait(), Some(MAX_RETRY_AFTER));
+    // An HTTP date far in the future, once a clock reads it.
+    let far = RetryAfter::parse("Fri, 31 Dec 2100 23:59:59 GMT").unwrap();
+    assert_eq!(far.delay_from(SystemTime::UNIX_EPOCH), MAX_RETRY_AFTER);
+    // Below the cap, the hint is honoured exactly.
+    let h = headers(&[("retry-after", "59")]);
+    assert_eq!(
+        classify(503, &h, b"").retry_wait(),
+        Some(Duration::from_secs(59))
+    );
 }
 
 proptest! {

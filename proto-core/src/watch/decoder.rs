@@ -100,6 +100,20 @@ pub enum DecodeError {
     /// The decoder failed earlier and decodes nothing more.
     #[error("watch decoder failed earlier; the rest of the stream is not decoded")]
     Failed,
+    /// Backpressure, not a failure: [`WatchDecoder::push`] was called while
+    /// the event queue was full and undecoded bytes already filled the
+    /// backlog. The chunk was not taken; poll events, then push it again.
+    #[error(
+        "watch decoder backlog full: {queued} events queued and {buffered} bytes undecoded (limit {limit}); poll events before pushing more"
+    )]
+    Backlog {
+        /// Events waiting in the queue.
+        queued: usize,
+        /// Bytes buffered but not decoded yet.
+        buffered: usize,
+        /// The backlog limit in bytes ([`Limits::max_frame`]).
+        limit: usize,
+    },
 }
 
 /// Why an event's object did not decode.
@@ -129,14 +143,39 @@ pub enum ObjectError {
 /// Bookmarks are decoded leniently: only `metadata.resourceVersion` and
 /// `metadata.annotations` are read, since real bookmarks carry objects a
 /// typed `K` may refuse (`"spec":{"containers":null}`).
+///
+/// # Bounded memory
+///
+/// A few body bytes can decode into a much larger object (a protobuf frame
+/// of a dozen bytes is a whole default `Pod`), so decoded events never pile
+/// up: at most [`DEFAULT_MAX_QUEUED_EVENTS`] (see
+/// [`with_max_queued_events`](Self::with_max_queued_events)) wait in the
+/// queue. Once it is full, `push` keeps further bytes undecoded and
+/// [`poll_event`](Self::poll_event) decodes them as the queue empties, so
+/// pushing a whole body at once still works. A caller that keeps pushing
+/// without polling is stopped: when the queue is full and [`Limits::max_frame`]
+/// undecoded bytes are already buffered, `push` refuses the chunk with
+/// [`DecodeError::Backlog`] (the decoder does not fail; poll, then push the
+/// chunk again). Memory is thus bounded by the queue, the backlog and one chunk.
 pub struct WatchDecoder<K> {
     frames: FrameDecoder,
     events: VecDeque<Result<WatchEvent<K>, DecodeError>>,
     /// Frames decoded so far.
     frame_index: u64,
     failed: bool,
+    /// The most events [`Self::events`] holds before decoding pauses.
+    max_queued: usize,
+    /// The backlog limit in bytes (the frame limit).
+    max_backlog: usize,
+    /// [`Self::finish`] was called while undecoded frames waited; the
+    /// end-of-body check runs once they are decoded.
+    ended: bool,
     _object: PhantomData<fn() -> K>,
 }
+
+/// How many decoded events a [`WatchDecoder`] queues before it stops
+/// decoding until they are polled.
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 1024;
 
 impl<K> std::fmt::Debug for WatchDecoder<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,6 +183,7 @@ impl<K> std::fmt::Debug for WatchDecoder<K> {
             .field("framing", &self.frames.framing())
             .field("frame_index", &self.frame_index)
             .field("queued", &self.events.len())
+            .field("max_queued", &self.max_queued)
             .field("failed", &self.failed)
             .finish()
     }
@@ -161,8 +201,18 @@ impl<K: DeserializeOwned> WatchDecoder<K> {
             events: VecDeque::new(),
             frame_index: 0,
             failed: false,
+            max_queued: DEFAULT_MAX_QUEUED_EVENTS,
+            max_backlog: limits.max_frame,
+            ended: false,
             _object: PhantomData,
         }
+    }
+
+    /// Queue at most `max` decoded events (at least 1) before decoding
+    /// pauses until they are polled; the default is [`DEFAULT_MAX_QUEUED_EVENTS`].
+    pub fn with_max_queued_events(mut self, max: usize) -> Self {
+        self.max_queued = max.max(1);
+        self
     }
 
     /// The decoder for a response's `Content-Type`: `application/json`,
@@ -209,48 +259,61 @@ impl<K: DeserializeOwned> WatchDecoder<K> {
     /// Feeds body bytes. Decoded events (and an error, if one was found)
     /// queue up for [`poll_event`](Self::poll_event). Returns
     /// [`DecodeError::Failed`] if the decoder had already failed, so a
-    /// driver knows to stop reading.
+    /// driver knows to stop reading, and [`DecodeError::Backlog`] — the chunk
+    /// not taken, the decoder still usable — when the caller has pushed far
+    /// ahead of polling (see [Bounded memory](Self#bounded-memory)).
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
         if self.failed {
             return Err(DecodeError::Failed);
         }
-        for piece in chunk.chunks(FEED_STEP) {
-            self.frames.push(piece);
-            loop {
-                match self.frames.next_frame() {
-                    Ok(Some(range)) => {
-                        let frame = self.frames.bytes(range);
-                        let event = decode_event(self.frames.framing(), frame, self.frame_index);
-                        self.frame_index += 1;
-                        let is_err = event.is_err();
-                        self.events.push_back(event);
-                        if is_err {
-                            return self.fail();
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.events.push_back(Err(e));
-                        return self.fail();
-                    }
-                }
+        let buffered = self.frames.buffered();
+        if self.queue_full() && buffered >= self.max_backlog {
+            return Err(DecodeError::Backlog {
+                queued: self.events.len(),
+                buffered,
+                limit: self.max_backlog,
+            });
+        }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            if self.queue_full() {
+                // Keep the rest undecoded; poll_event decodes it later.
+                self.frames.push(rest);
+                return Ok(());
             }
-            self.frames.compact();
+            let (piece, tail) = rest.split_at(rest.len().min(FEED_STEP));
+            rest = tail;
+            self.frames.push(piece);
+            self.decode_ready();
+            if self.failed {
+                return Ok(());
+            }
         }
         Ok(())
     }
 
     /// The next decoded event, in stream order; `None` when none is ready.
     pub fn poll_event(&mut self) -> Option<Result<WatchEvent<K>, DecodeError>> {
+        if self.events.is_empty() && !self.failed {
+            // Bytes pushed while the queue was full.
+            self.decode_ready();
+        }
         self.events.pop_front()
     }
 
     /// Marks the end of the body: an error if it ended inside a frame (the
     /// events already decoded stay queued). A body that ends between events
-    /// — the server's timeout — is a clean end.
+    /// — the server's timeout — is a clean end. If frames still wait
+    /// undecoded behind a full queue, the check waits for them: a
+    /// truncation then comes out of [`poll_event`](Self::poll_event) after
+    /// their events.
     pub fn finish(&mut self) -> Result<(), DecodeError> {
         if self.failed {
             return Err(DecodeError::Failed);
+        }
+        if self.queue_full() {
+            self.ended = true;
+            return Ok(());
         }
         if let Err(e) = self.frames.finish() {
             self.failed = true;
@@ -259,10 +322,49 @@ impl<K: DeserializeOwned> WatchDecoder<K> {
         Ok(())
     }
 
-    fn fail(&mut self) -> Result<(), DecodeError> {
+    fn queue_full(&self) -> bool {
+        self.events.len() >= self.max_queued
+    }
+
+    /// Decodes buffered frames until none is complete, the queue is full or
+    /// an error ends decoding.
+    fn decode_ready(&mut self) {
+        while !self.queue_full() {
+            match self.frames.next_frame() {
+                Ok(Some(range)) => {
+                    let frame = self.frames.bytes(range);
+                    let event = decode_event(self.frames.framing(), frame, self.frame_index);
+                    self.frame_index += 1;
+                    let is_err = event.is_err();
+                    self.events.push_back(event);
+                    if is_err {
+                        self.fail();
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if self.ended
+                        && let Err(e) = self.frames.finish()
+                    {
+                        self.events.push_back(Err(e));
+                        self.fail();
+                        return;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.events.push_back(Err(e));
+                    self.fail();
+                    return;
+                }
+            }
+        }
+        self.frames.compact();
+    }
+
+    fn fail(&mut self) {
         self.failed = true;
         self.frames = FrameDecoder::new(self.frames.framing(), Limits::default());
-        Ok(())
     }
 }
 

@@ -122,6 +122,11 @@ impl FrameDecoder {
         self.buf.extend_from_slice(chunk);
     }
 
+    /// Bytes held: the frame being scanned and any not scanned yet.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len() - self.start.unwrap_or(self.pos).min(self.buf.len())
+    }
+
     /// The bytes of a frame returned by [`Self::next_frame`].
     pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]

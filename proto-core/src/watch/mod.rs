@@ -6,7 +6,7 @@ mod decoder;
 mod frame;
 mod protobuf;
 
-pub use decoder::{DecodeError, ObjectError, WatchDecoder};
+pub use decoder::{DEFAULT_MAX_QUEUED_EVENTS, DecodeError, ObjectError, WatchDecoder};
 pub use frame::{Framing, Limits};
 
 use std::collections::BTreeMap;

@@ -54,8 +54,8 @@ pub(crate) fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The RFC 3339 text of a UTC instant: seconds precision for `Time` (with
-/// a fraction only when `nanos` is not zero), six digits for `MicroTime`.
+/// The RFC 3339 text of a UTC instant: seconds precision for `Time` (its
+/// `nanos` dropped), six fraction digits for `MicroTime`.
 pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<String, String> {
     if !(0..1_000_000_000).contains(&nanos) {
         return Err(format!("nanos {nanos} out of range"));
@@ -69,12 +69,10 @@ pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<Strin
     let (y, m, d) = civil_from_days(days);
     let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+    // `Time` is whole seconds: Go's JSON (RFC 3339) and protobuf encoders
+    // drop its nanoseconds, so a `nanos` on the wire is not part of the value.
     if micro {
         out.push_str(&format!(".{:06}", nanos / 1000));
-    } else if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
     }
     out.push('Z');
     Ok(out)

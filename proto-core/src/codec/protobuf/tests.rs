@@ -401,3 +401,41 @@ mod props {
         }
     }
 }
+
+#[test]
+fn protobuf_time_nanos_are_dropped_as_go_drops_them() {
+    // Found by the `protobuf_envelope` fuzzer (fuzz/regressions): a `Time`
+    // with `nanos` decoded to a fraction no JSON `Time` carries, and lost it
+    // on re-encoding. `Time` is whole seconds; `MicroTime` keeps microseconds.
+    let time = |nanos: u64| {
+        let mut t = Vec::new();
+        wire::put_key(&mut t, 1, wire::WireType::Varint);
+        wire::put_varint(&mut t, 1_136_077_261); // 2006-01-01T01:01:01Z
+        wire::put_key(&mut t, 2, wire::WireType::Varint);
+        wire::put_varint(&mut t, nanos);
+        t
+    };
+    let mut meta = Vec::new();
+    wire::put_bytes(&mut meta, 1, b"web-0");
+    wire::put_bytes(&mut meta, 8, &time(43));
+    let mut pod = Vec::new();
+    wire::put_bytes(&mut pod, 1, &meta);
+    let decoded: Pod = decode(&pod_body(&pod)).unwrap();
+    assert_eq!(
+        decoded.metadata.creation_timestamp,
+        Some(Time("2006-01-01T01:01:01Z".parse().unwrap()))
+    );
+    let back: Pod = decode(&encode(&decoded).unwrap()).unwrap();
+    assert_eq!(back, decoded);
+
+    // The bare messages: MicroTime keeps microseconds, Time none.
+    let micro: serde_json::Value = decode_message(
+        "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+        &time(10_043),
+    )
+    .unwrap();
+    assert_eq!(micro, "2006-01-01T01:01:01.000010Z");
+    let plain: serde_json::Value =
+        decode_message("k8s.io.apimachinery.pkg.apis.meta.v1.Time", &time(10_043)).unwrap();
+    assert_eq!(plain, "2006-01-01T01:01:01Z");
+}
