@@ -252,12 +252,14 @@ fn reflector_binary_list_decoders_reject_malformed_bodies() {
         decode(Format::Cbor, &table, 4),
         Err(DecodeError::UnexpectedKind(_))
     ));
-    let pod_list: k8s_openapi::List<k8s_openapi::api::core::v1::Pod> = Default::default();
-    let pods = protobuf::encode(&pod_list).unwrap();
-    assert!(
-        decode(Format::Protobuf, &pods, 4).is_err(),
-        "a PodList's items do not decode as ConfigMaps"
-    );
+    // A protobuf list of no known kind: its items cannot be decoded.
+    let mut unknown = b"k8s\0".to_vec();
+    let mut type_meta = Vec::new();
+    put_bytes(&mut type_meta, 1, b"example.com/v1");
+    put_bytes(&mut type_meta, 2, b"WidgetList");
+    put_bytes(&mut unknown, 1, &type_meta);
+    put_bytes(&mut unknown, 2, b"");
+    assert!(decode(Format::Protobuf, &unknown, 4).is_err());
 }
 
 proptest! {
