@@ -9,10 +9,17 @@
 //!   `Init`, `InitApply(obj)`… `InitDone`, exactly what its watcher emits
 //!   for a list (stripping is the `.modify()` kube-rs's docs recommend:
 //!   `managed_fields = None` before the store sees the object);
-//! - `windlass-store`: `windlass_proto::informer::{Store, Generation}` as
-//!   the informer drives them (a relist collects a `Generation` that keeps
-//!   the store's `Arc` of every object whose resourceVersion is unchanged,
-//!   then replaces);
+//! - `windlass-store`: `windlass_proto::informer::{Store, Relist}` as the
+//!   informer drives them by default (a relist applies each listed object
+//!   in place, dropping it for the stored `Arc` when its resourceVersion is
+//!   unchanged, and sweeps unlisted keys at the end);
+//! - `windlass-store, atomic`: `Store` and `Generation` as the informer
+//!   drives them with `RelistMode::Atomic` (the relist is collected, then
+//!   replaces the store);
+//! - `windlass-store, compacted`: as `windlass-store`, each object cloned
+//!   once before it is stored (a clone has every `Vec` at capacity = length,
+//!   as kube-rs's stored clone does): how much of the gap to kube-rs is the
+//!   slack of `Vec`s grown while decoding;
 //! - `windlass-informer`: the whole `SharedInformer` (reflector, RealFIFO,
 //!   namespace index, one handler drained as events arrive) fed the list as
 //!   JSON bytes in 16 KiB chunks, the relist provoked by a 410 on the watch.
@@ -39,7 +46,8 @@ use serde_json::{Value, json};
 use windlass_benches::{Generator, config_map, config_map_value, fixtures_dir};
 use windlass_proto::informer::wire::StandardCodec;
 use windlass_proto::informer::{
-    Action, Generation, InformerConfig, RequestId, SharedInformer, Store, drop_managed_fields,
+    Action, Generation, InformerConfig, Relist, RequestId, SharedInformer, Store,
+    drop_managed_fields,
 };
 use windlass_proto::object::Object;
 use windlass_proto::request::Builder;
@@ -153,20 +161,46 @@ where
     }
 }
 
-/// windlass's store and relist generation, driven as the informer drives them.
-fn windlass_store<K: Object>(n: usize, strip: bool, make: &dyn Fn(usize, u64) -> K) -> Measured {
+/// How the windlass store is driven through a relist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreMode {
+    /// `Relist`: in place, page by page (the informer's default).
+    Streaming,
+    /// `Generation`, then `replace` (`RelistMode::Atomic`).
+    Atomic,
+    /// `Relist`, each object cloned (compacted) before it is stored.
+    Compacted,
+}
+
+/// windlass's store through relists, driven as the informer drives it.
+fn windlass_store<K: Object + Clone>(
+    n: usize,
+    strip: bool,
+    mode: StoreMode,
+    make: &dyn Fn(usize, u64) -> K,
+) -> Measured {
     let base = live();
     let mut store = Store::<K>::new();
     let list = |store: &mut Store<K>, pass: u8| {
         let mut generation = Generation::new();
+        let mut relist = Relist::new();
         for i in 0..n {
             let mut obj = make(i, rv(i, pass));
             if strip {
                 obj.meta_mut().managed_fields = None;
             }
-            generation.insert(Arc::new(obj), &*store);
+            if mode == StoreMode::Compacted {
+                obj = obj.clone();
+            }
+            match mode {
+                StoreMode::Atomic => generation.insert(Arc::new(obj), &*store),
+                _ => drop(relist.apply(store, Arc::new(obj))),
+            }
         }
-        store.replace(generation.into_objects(), &pass.to_string());
+        match mode {
+            StoreMode::Atomic => store.replace(generation.into_objects(), &pass.to_string()),
+            _ => drop(relist.finish(store, &pass.to_string())),
+        }
     };
     list(&mut store, 0);
     assert_eq!(store.len(), n);
@@ -304,8 +338,16 @@ fn row(input: &str, store: &str, n: usize, m: &Measured, kube: Option<&Measured>
     );
 }
 
+const STORE_MODES: [(&str, StoreMode); 3] = [
+    ("windlass-store", StoreMode::Streaming),
+    ("windlass-store, atomic", StoreMode::Atomic),
+    ("windlass-store, compacted", StoreMode::Compacted),
+];
+
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    // `STORE_MEMORY_OBJECTS=500` measures 500 of each under `cargo bench` too.
+    let small = std::env::var("STORE_MEMORY_OBJECTS").ok();
+    let full = std::env::args().any(|a| a == "--bench") && small.is_none();
     let Some(dir) = fixtures_dir() else { return };
     let pods = match Generator::pods(&dir, false) {
         Ok(g) => g,
@@ -314,7 +356,11 @@ fn main() {
             return;
         }
     };
-    let (n_pods, n_config_maps) = if full { (50_000, 100_000) } else { (500, 500) };
+    let (n_pods, n_config_maps) = match small.and_then(|n| n.parse().ok()) {
+        Some(n) => (n, n),
+        None if full => (50_000, 100_000),
+        None => (500, 500),
+    };
     println!(
         "| input | store | steady B/object | steady MB | relist peak, 10% changed (× steady) | relist peak, all changed (× steady) | steady vs kube-rs |"
     );
@@ -328,8 +374,10 @@ fn main() {
         let value = |i: usize, rv: u64| pods.value(i, rv);
         let kube = kube_rs(n_pods, strip, &make);
         row(&input, "kube-rs", n_pods, &kube, None);
-        let store = windlass_store(n_pods, strip, &make);
-        row(&input, "windlass-store", n_pods, &store, Some(&kube));
+        for (name, mode) in STORE_MODES {
+            let store = windlass_store(n_pods, strip, mode, &make);
+            row(&input, name, n_pods, &store, Some(&kube));
+        }
         let informer = windlass_informer::<Pod>(n_pods, strip, "Pod", &value);
         row(&input, "windlass-informer", n_pods, &informer, Some(&kube));
     }
@@ -343,8 +391,10 @@ fn main() {
         let value = |i: usize, rv: u64| config_map_value(i, rv, true);
         let kube = kube_rs(n_config_maps, strip, &make);
         row(&input, "kube-rs", n_config_maps, &kube, None);
-        let store = windlass_store(n_config_maps, strip, &make);
-        row(&input, "windlass-store", n_config_maps, &store, Some(&kube));
+        for (name, mode) in STORE_MODES {
+            let store = windlass_store(n_config_maps, strip, mode, &make);
+            row(&input, name, n_config_maps, &store, Some(&kube));
+        }
         let informer = windlass_informer::<ConfigMap>(n_config_maps, strip, "ConfigMap", &value);
         row(
             &input,

@@ -71,10 +71,10 @@ pub use reflector::{
     TransportError,
 };
 pub use shared::{
-    FifoKind, HandlerId, InformerConfig, InformerError, Notification, SharedInformer,
+    FifoKind, HandlerId, InformerConfig, InformerError, Notification, RelistMode, SharedInformer,
     drop_managed_fields,
 };
-pub use store::{Generation, KnownObjects, Store, StoreError};
+pub use store::{Applied, Generation, KnownObjects, Relist, Store, StoreError};
 
 /// A FIFO's `pop` found it closed and empty (client-go's `ErrFIFOClosed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

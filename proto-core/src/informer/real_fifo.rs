@@ -11,6 +11,7 @@
 //! | `replace(list, rv)` | `Deleted(FinalStateUnknown)` for queued keys missing from the list whose last delta is not a deletion, then for known never-queued keys missing; **then** `Replaced` per item | one `ReplacedAll { rv, list }` |
 //! | `resync` | `Sync` per known key with nothing queued | one `SyncAll` |
 //! | `bookmark(rv)` | nothing | `Bookmark { rv }` |
+//! | `replaced_in_place()` | marks the first relist done (for `has_synced`) | same |
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -132,6 +133,17 @@ impl<K: Object> RealFifo<K> {
             self.items.extend(deletions.into_iter().map(Delta::Deleted));
             self.items.extend(list.into_iter().map(Delta::Replaced));
         }
+        if !self.populated {
+            self.populated = true;
+            self.initial_population_count = self.items.len();
+        }
+    }
+
+    /// Records a relist its consumer applied to the store itself, page by
+    /// page, instead of queueing it (the informer's streaming relist): for
+    /// [`has_synced`](Self::has_synced) it counts as the first `replace`,
+    /// with only what is already queued still to be processed.
+    pub fn replaced_in_place(&mut self) {
         if !self.populated {
             self.populated = true;
             self.initial_population_count = self.items.len();

@@ -55,9 +55,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::wire::{Codec, DecodeError, ListDecoder, ListerWatcher, RequestError, WatchDecoder};
+use crate::codec::Format;
 use crate::object::{Object, ObjectKey};
 use crate::params::{ListParams, ResourceVersionMatch, WatchParams};
 use crate::rand::Rng;
+use crate::request::Negotiation;
 use crate::watch::WatchEvent;
 
 /// The largest error body read to find a `Status` in it.
@@ -232,6 +234,12 @@ pub struct ReflectorConfig {
     /// InternalError is re-opened at once while the run of such errors is
     /// younger than this. Zero (the default) turns it off.
     pub max_internal_error_retry: Duration,
+    /// The encoding to ask for on every list and watch: sets their `Accept`
+    /// (protobuf and CBOR with JSON as the fallback a server answers for
+    /// kinds it cannot encode, such as custom resources). `None` (the
+    /// default) keeps the `Accept` the [`ListerWatcher`] built. Bodies are
+    /// decoded by their `Content-Type` whatever was asked.
+    pub format: Option<Format>,
 }
 
 /// Deliberately broken behaviours the deterministic simulator must detect
@@ -272,6 +280,7 @@ impl Default for ReflectorConfig {
             backoff: BackoffConfig::default(),
             mutation: Mutation::None,
             max_internal_error_retry: Duration::ZERO,
+            format: None,
         }
     }
 }
@@ -820,6 +829,28 @@ impl<K: Object + Send + 'static> Reflector<K> {
         };
     }
 
+    /// Sets the `Accept` of `config.format` on a list or watch request.
+    fn with_format(
+        &self,
+        request: Result<http::Request<Bytes>, RequestError>,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let Some(format) = self.config.format else {
+            return request;
+        };
+        let negotiation = match format {
+            Format::Json => Negotiation::Json,
+            Format::Protobuf => Negotiation::Protobuf,
+            Format::Cbor => Negotiation::CborOrJson,
+        };
+        request.map(|mut request| {
+            request.headers_mut().insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(negotiation.accept(true)),
+            );
+            request
+        })
+    }
+
     fn next_id(&mut self) -> RequestId {
         self.next_id += 1;
         RequestId(self.next_id)
@@ -920,7 +951,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
             continue_token: state.continue_token.clone(),
             timeout_seconds: None,
         };
-        let request = self.requests.list(&params);
+        let request = self.with_format(self.requests.list(&params));
         let Some(req) = self.send(request, now) else {
             return;
         };
@@ -1036,7 +1067,7 @@ impl<K: Object + Send + 'static> Reflector<K> {
 
     fn start_stream(&mut self, params: WatchParams, watch_list: bool, now: Instant) {
         let timeout = Duration::from_secs(u64::from(params.timeout_seconds.unwrap_or(0)));
-        let request = self.requests.watch(&params);
+        let request = self.with_format(self.requests.watch(&params));
         let Some(req) = self.send(request, now) else {
             return;
         };

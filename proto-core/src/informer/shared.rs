@@ -14,9 +14,14 @@
 //! ```
 //!
 //! Every reflector event is pushed through the FIFO and the FIFO is drained
-//! into the indexer before the next one, so a relist holds one store, the
-//! relist's new-generation map of pointers (which shares every unchanged
-//! object with the store, see [`Generation`]) and the page being decoded.
+//! into the indexer before the next one. A relist (with the default atomic
+//! RealFIFO and [`RelistMode::Streaming`]) bypasses the FIFO: each listed
+//! object is applied to the indexer as its page arrives and the keys the
+//! list did not hold are swept as deletions when it completes (see
+//! [`Relist`]), so a relist holds one store plus the page being decoded even
+//! when every object changed. In the other modes a relist is collected into
+//! a [`Generation`] (which shares every unchanged object with the store) and
+//! replaces the store when the list completes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,7 +37,7 @@ use super::reflector::{
     Action, Mutation, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId,
     TransportError,
 };
-use super::store::{Generation, Store, StoreError};
+use super::store::{Applied, Generation, Relist, Store, StoreError};
 use super::wire::{Codec, ListerWatcher};
 use crate::object::Object;
 
@@ -64,6 +69,27 @@ pub enum FifoKind {
     Delta,
 }
 
+/// How a relist reaches the store when the FIFO is [`FifoKind::RealAtomic`]
+/// (the other FIFOs always collect the list first, as client-go's do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelistMode {
+    /// Each listed object is applied to the store as its page arrives, its
+    /// handlers told at once (`Add`, `Update`, or a `Resync` to handlers
+    /// whose resync is due when unchanged); when the list completes, the
+    /// keys it did not hold are deleted with `DeletedFinalStateUnknown`
+    /// tombstones. Memory: one store plus one page, even when every object
+    /// changed. Until the list completes a reader may see it half applied
+    /// (each object a state the server had); `has_synced` turns true only
+    /// once the first list is complete.
+    #[default]
+    Streaming,
+    /// The whole list is collected and applied as one `ReplacedAll`
+    /// (client-go 1.36 with `AtomicFIFO`): readers never see a half-applied
+    /// relist, and the tombstones come before the updates. Memory: up to
+    /// two copies of every changed object until the list completes.
+    Atomic,
+}
+
 /// The informer's settings.
 #[derive(Clone)]
 pub struct InformerConfig<K> {
@@ -77,6 +103,8 @@ pub struct InformerConfig<K> {
     pub transform: Option<Transform<K>>,
     /// The FIFO.
     pub fifo: FifoKind,
+    /// How a relist reaches the store with the atomic RealFIFO.
+    pub relist: RelistMode,
 }
 
 impl<K> Default for InformerConfig<K> {
@@ -86,6 +114,7 @@ impl<K> Default for InformerConfig<K> {
             default_resync: Duration::ZERO,
             transform: None,
             fifo: FifoKind::default(),
+            relist: RelistMode::default(),
         }
     }
 }
@@ -97,6 +126,7 @@ impl<K> std::fmt::Debug for InformerConfig<K> {
             .field("default_resync", &self.default_resync)
             .field("transform", &self.transform.is_some())
             .field("fifo", &self.fifo)
+            .field("relist", &self.relist)
             .finish()
     }
 }
@@ -194,6 +224,8 @@ pub struct SharedInformer<K> {
     fifo: Fifo<K>,
     indexer: Store<K>,
     generation: Option<Generation<K>>,
+    /// The streaming relist in progress.
+    relist: Option<Relist>,
     listeners: Vec<Listener<K>>,
     next_handler: u64,
     resync_check_period: Duration,
@@ -234,6 +266,7 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
             fifo,
             indexer: Store::with_namespace_index(),
             generation: None,
+            relist: None,
             listeners: Vec::new(),
             next_handler: 0,
             errors: VecDeque::new(),
@@ -495,9 +528,26 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
         Arc::new(obj)
     }
 
+    /// Whether relists are applied in place (see [`RelistMode`]).
+    fn streams_relists(&self) -> bool {
+        self.config.fifo == FifoKind::RealAtomic && self.config.relist == RelistMode::Streaming
+    }
+
     fn apply(&mut self, event: ReflectorEvent<K>, now: Instant) {
         match event {
+            ReflectorEvent::ListStarted if self.streams_relists() => {
+                self.relist = Some(Relist::new());
+            }
             ReflectorEvent::ListStarted => self.generation = Some(Generation::new()),
+            ReflectorEvent::Listed(items) if self.streams_relists() => {
+                let mut relist = self.relist.take().unwrap_or_default();
+                for item in items {
+                    let object = self.prepare(item);
+                    let applied = relist.apply(&mut self.indexer, object);
+                    self.notify_applied(applied);
+                }
+                self.relist = Some(relist);
+            }
             ReflectorEvent::Listed(items) => {
                 let mut generation = self.generation.take().unwrap_or_default();
                 for item in items {
@@ -506,11 +556,36 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
                 self.generation = Some(generation);
             }
             ReflectorEvent::ListedDeleted(key) => {
+                if let Some(r) = &mut self.relist {
+                    r.forget(&key);
+                }
                 if let Some(g) = &mut self.generation {
                     g.remove(&key);
                 }
             }
-            ReflectorEvent::ListAborted => self.generation = None,
+            ReflectorEvent::ListAborted => {
+                // A streaming relist keeps what it applied: each object is
+                // newer than what it replaced, and the next list sweeps.
+                self.relist = None;
+                self.generation = None;
+            }
+            ReflectorEvent::Replaced { resource_version } if self.streams_relists() => {
+                // The reflector always opens a relist with `ListStarted`.
+                debug_assert!(self.relist.is_some(), "Replaced without ListStarted");
+                let relist = self.relist.take().unwrap_or_default();
+                let removed = relist.finish(&mut self.indexer, &resource_version);
+                if !self.drops_tombstones() {
+                    for (key, last) in removed {
+                        self.distribute(Notification::Delete(DeletedObject::FinalStateUnknown {
+                            key,
+                            last: Some(last),
+                        }));
+                    }
+                }
+                if let Fifo::Real(f) = &mut self.fifo {
+                    f.replaced_in_place();
+                }
+            }
             ReflectorEvent::Replaced { resource_version } => {
                 // The reflector always opens a relist with `ListStarted`.
                 debug_assert!(self.generation.is_some(), "Replaced without ListStarted");
@@ -658,6 +733,22 @@ impl<K: Object + Send + Sync + 'static> SharedInformer<K> {
 
     fn drops_tombstones(&self) -> bool {
         self.config.reflector.mutation == Mutation::DropTombstones
+    }
+
+    /// What one object of a streaming relist did to the store, told to the
+    /// handlers as the atomic `ReplacedAll` would tell it.
+    fn notify_applied(&mut self, applied: Applied<K>) {
+        match applied {
+            Applied::Added(object) => {
+                let is_in_initial_list = !self.has_synced();
+                self.distribute(Notification::Add {
+                    object,
+                    is_in_initial_list,
+                });
+            }
+            Applied::Updated { old, new } => self.notify_update(old, new),
+            Applied::Unchanged(object) => self.notify_update(object.clone(), object),
+        }
     }
 
     /// `OnUpdate` with equal resourceVersions is a resync and goes only to

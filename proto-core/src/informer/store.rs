@@ -7,7 +7,7 @@
 //! that finds an object unchanged (same resourceVersion) keeps the `Arc` the
 //! store already holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::index::{Index, IndexFn, Indexers, NAMESPACE_INDEX, namespace_index_fn};
@@ -191,10 +191,23 @@ impl<K: Object> Store<K> {
         if let Some(rv) = obj.resource_version() {
             self.resource_version = Some(rv.to_owned());
         }
+        self.put(obj).1
+    }
+
+    /// Stores `obj` under its key without touching the store's
+    /// resourceVersion; returns the key as stored (shared with the map) and
+    /// the object replaced.
+    fn put(&mut self, obj: Arc<K>) -> (ObjectKey, Option<Arc<K>>) {
         let key = obj.key();
         let old = self.items.insert(key.clone(), obj.clone());
         self.update_indices(&key, old.as_deref(), Some(&obj));
-        old
+        // On an update the map kept its own key; hand that one out so a
+        // caller holding keys shares the map's allocation.
+        let stored = self
+            .items
+            .get_key_value(&key)
+            .map_or(key, |(k, _)| k.clone());
+        (stored, old)
     }
 
     /// Same as [`Store::add`].
@@ -335,5 +348,103 @@ impl<K: Object> Generation<K> {
             .iter()
             .filter_map(|k| self.items.remove(k))
             .collect()
+    }
+}
+
+/// What [`Relist::apply`] did with one listed object.
+#[derive(Debug)]
+pub enum Applied<K> {
+    /// The key was not in the store.
+    Added(Arc<K>),
+    /// The key held another resourceVersion; `new` replaced `old`.
+    Updated {
+        /// The object replaced.
+        old: Arc<K>,
+        /// The listed object, now stored.
+        new: Arc<K>,
+    },
+    /// The key already held this resourceVersion: the store kept its `Arc`
+    /// (returned here) and the listed copy was dropped.
+    Unchanged(Arc<K>),
+}
+
+/// A relist applied to the store in place, object by object, as its pages
+/// arrive: each listed object replaces the stored one at once (or is
+/// dropped when the stored one has the same resourceVersion), its key is
+/// marked seen, and [`Relist::finish`] sweeps the keys the list did not
+/// hold. Memory during a relist is one store, the page being applied and
+/// the set of seen keys (which share the store's key allocations) — even
+/// when every object changed, where collecting a [`Generation`] holds a
+/// second copy of the whole cache until the list completes.
+///
+/// The price is atomicity: until `finish`, a reader sees the relist half
+/// applied — every object a state the server had, but not all of them from
+/// the same list (client-go's non-atomic FIFOs expose the same).
+#[derive(Debug, Default)]
+pub struct Relist {
+    seen: HashSet<ObjectKey>,
+}
+
+impl Relist {
+    /// A relist that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many distinct keys the list has held so far.
+    pub fn seen(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Applies one listed object to `store` and marks its key seen. The
+    /// store's resourceVersion is left alone until `finish`.
+    pub fn apply<K: Object>(&mut self, store: &mut Store<K>, obj: Arc<K>) -> Applied<K> {
+        let key = obj.key();
+        if let Some(current) = store.items.get_key_value(&key)
+            && obj
+                .resource_version()
+                .is_some_and(|rv| current.1.resource_version() == Some(rv))
+        {
+            self.seen.insert(current.0.clone());
+            return Applied::Unchanged(current.1.clone());
+        }
+        let (key, old) = store.put(obj.clone());
+        self.seen.insert(key);
+        match old {
+            Some(old) => Applied::Updated { old, new: obj },
+            None => Applied::Added(obj),
+        }
+    }
+
+    /// Unmarks `key` (a deletion streamed while the list is collected): it
+    /// is swept by `finish` unless listed again.
+    pub fn forget(&mut self, key: &ObjectKey) {
+        self.seen.remove(key);
+    }
+
+    /// The list is complete at `resource_version`: removes every stored key
+    /// it did not hold and returns those objects, ordered by key.
+    pub fn finish<K: Object>(
+        self,
+        store: &mut Store<K>,
+        resource_version: &str,
+    ) -> Vec<(ObjectKey, Arc<K>)> {
+        let mut gone: Vec<ObjectKey> = store
+            .items
+            .keys()
+            .filter(|k| !self.seen.contains(*k))
+            .cloned()
+            .collect();
+        drop(self.seen);
+        gone.sort();
+        let removed = gone
+            .into_iter()
+            .filter_map(|key| {
+                let old = store.delete(&key)?;
+                Some((key, old))
+            })
+            .collect();
+        store.resource_version = Some(resource_version.to_owned());
+        removed
     }
 }

@@ -3,9 +3,14 @@
 //! ([`Codec`], [`ListDecoder`], [`WatchDecoder`]). The reflector depends only
 //! on these traits. The wire layer implements them: [`crate::request::Builder`]
 //! builds the requests, and [`StandardCodec`] decodes watch streams with
-//! [`crate::watch::WatchDecoder`] (JSON, protobuf, CBOR), JSON lists with
-//! [`JsonListDecoder`] (incremental) and error bodies with
-//! [`crate::response::api_error`].
+//! [`crate::watch::WatchDecoder`] (JSON, protobuf, CBOR), lists with
+//! [`JsonListDecoder`], [`ProtobufListDecoder`] and [`CborListDecoder`]
+//! (all incremental, chosen by the response's `Content-Type`) and error
+//! bodies with [`crate::response::api_error`].
+
+mod binary;
+
+pub use binary::{CborListDecoder, ProtobufListDecoder};
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -180,10 +185,15 @@ impl<K: DeserializeOwned + Send + 'static> Codec<K> for StandardCodec<K> {
     fn list_decoder(&self, head: &Parts) -> Result<Box<dyn ListDecoder<K>>, DecodeError> {
         let ct = content_type(head);
         let media = ct.split(';').next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case("application/json") {
-            return Err(DecodeError::UnsupportedContentType(ct.to_owned()));
+        if media.eq_ignore_ascii_case("application/json") {
+            Ok(Box::new(JsonListDecoder::new(self.limits)))
+        } else if media.eq_ignore_ascii_case("application/vnd.kubernetes.protobuf") {
+            Ok(Box::new(ProtobufListDecoder::new(self.limits)))
+        } else if media.eq_ignore_ascii_case("application/cbor") {
+            Ok(Box::new(CborListDecoder::new(self.limits)))
+        } else {
+            Err(DecodeError::UnsupportedContentType(ct.to_owned()))
         }
-        Ok(Box::new(JsonListDecoder::new(self.limits)))
     }
 
     fn watch_decoder(&self, head: &Parts) -> Result<Box<dyn WatchDecoder<K>>, DecodeError> {

@@ -157,6 +157,22 @@ impl FrameDecoder {
         }
     }
 
+    /// The bytes not scanned yet while no frame is open (empty while one
+    /// is): for a caller that reads a container's head itself and frames
+    /// only what follows it (the informer's CBOR list decoder).
+    pub(crate) fn unscanned(&self) -> &[u8] {
+        match self.start {
+            Some(_) => &[],
+            None => &self.buf[self.pos..],
+        }
+    }
+
+    /// Consumes `n` bytes of [`Self::unscanned`].
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(self.start.is_none() && n <= self.buf.len() - self.pos);
+        self.pos += n;
+    }
+
     /// At the end of the body: an error if a frame was left unfinished.
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
         let partial = match self.start {
@@ -382,7 +398,7 @@ impl FrameDecoder {
 
 /// A CBOR head: major type, additional information, argument, head length;
 /// `None` when the bytes do not hold a whole head yet.
-fn cbor_head(bytes: &[u8]) -> Option<(u8, u8, u64, usize)> {
+pub(crate) fn cbor_head(bytes: &[u8]) -> Option<(u8, u8, u64, usize)> {
     let initial = *bytes.first()?;
     let major = initial >> 5;
     let info = initial & 0x1f;

@@ -7,6 +7,7 @@ mod frame;
 mod protobuf;
 
 pub use decoder::{DEFAULT_MAX_QUEUED_EVENTS, DecodeError, ObjectError, WatchDecoder};
+pub(crate) use frame::{FrameDecoder, cbor_head};
 pub use frame::{Framing, Limits};
 
 use std::collections::BTreeMap;

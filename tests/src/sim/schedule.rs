@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use windlass_proto::informer::FifoKind;
+use windlass_proto::informer::{FifoKind, RelistMode};
 use windlass_proto::rand::Rng;
 
 /// The namespaces the workload writes to (they exist on a fresh model server).
@@ -97,6 +97,10 @@ pub struct Schedule {
     pub seed: u64,
     /// The informer's FIFO.
     pub fifo: FifoKind,
+    /// How relists reach the store with the atomic RealFIFO (drawn from the
+    /// seed's second bit, outside the generator, so every other choice of a
+    /// seed stays what it was before this knob existed).
+    pub relist: RelistMode,
     /// Whether the reflector streams its lists (watch-list).
     pub watch_list: bool,
     /// The reflector's page size (0: client-go's rules).
@@ -234,9 +238,15 @@ impl Schedule {
         }
         timeline.sort_by_key(|(at, _)| *at);
 
+        let relist = if (seed >> 1) & 1 == 0 {
+            RelistMode::Streaming
+        } else {
+            RelistMode::Atomic
+        };
         Self {
             seed,
             fifo,
+            relist,
             watch_list,
             page_size,
             namespace,

@@ -136,6 +136,7 @@ impl World {
             },
             default_resync: sched.resync,
             fifo: sched.fifo,
+            relist: sched.relist,
             ..InformerConfig::default()
         };
         let builder = Builder::of::<ConfigMap>(sched.namespace).expect("a valid namespace");
@@ -191,8 +192,9 @@ impl World {
         if self.trace.is_some() {
             let s = &self.sched;
             let line = format!(
-                "schedule: fifo {:?}, watch-list {}, page size {}, namespace {:?}, selector {:?}, resync {:?}, watch cache {}, rv=0 ignores limit {}, faults until {:?}, rates {:?}, bookmarks every {:?}",
+                "schedule: fifo {:?}, relist {:?}, watch-list {}, page size {}, namespace {:?}, selector {:?}, resync {:?}, watch cache {}, rv=0 ignores limit {}, faults until {:?}, rates {:?}, bookmarks every {:?}",
                 s.fifo,
+                s.relist,
                 s.watch_list,
                 s.page_size,
                 s.namespace,

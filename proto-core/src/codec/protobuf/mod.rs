@@ -162,6 +162,19 @@ pub fn message_name(api_version: &str, kind: &str) -> Option<&'static str> {
     table::message_for_kind(api_version, kind).map(|m| m.name)
 }
 
+/// The full proto name of the items of list kind `kind` of `apiVersion`
+/// (the message of its repeated `items` field), e.g. `("v1", "PodList")` →
+/// `k8s.io.api.core.v1.Pod`: what an incremental list decoder hands each
+/// item to [`decode_message`] as.
+pub fn list_item_message(api_version: &str, kind: &str) -> Option<&'static str> {
+    let list = table::message_for_kind(api_version, kind)?;
+    let items = list.field_by_json("items").filter(|f| f.repeated)?;
+    match items.ty {
+        table::Type::Message(index) => Some(table::message(index).name),
+        _ => None,
+    }
+}
+
 fn in_message(e: Error, message: &'static str) -> Error {
     match e {
         Error::Custom(what) => Error::Malformed {

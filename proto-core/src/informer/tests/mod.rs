@@ -2,6 +2,7 @@
 //! in a comment (`reference/client-go-semantics.md` §9).
 
 mod fifo;
+mod formats;
 mod prop;
 mod reflector;
 mod shared;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::reflector::{bookmark, ev, list_body, status};
 use crate::informer::reflector::{Action, ReflectorConfig, RequestId};
 use crate::informer::shared::{
-    FifoKind, HandlerId, InformerConfig, InformerError, Notification, SharedInformer,
+    FifoKind, HandlerId, InformerConfig, InformerError, Notification, RelistMode, SharedInformer,
     drop_managed_fields,
 };
 use crate::informer::wire::StandardCodec;
@@ -301,9 +301,15 @@ fn reflector_informer_resync_goes_only_to_due_listeners() {
 
 #[test]
 fn informer_relist_notifies_changes_tombstones_and_keeps_unchanged_arcs() {
-    for fifo in [FifoKind::RealAtomic, FifoKind::Real, FifoKind::Delta] {
+    for (fifo, relist) in [
+        (FifoKind::RealAtomic, RelistMode::Streaming),
+        (FifoKind::RealAtomic, RelistMode::Atomic),
+        (FifoKind::Real, RelistMode::Streaming),
+        (FifoKind::Delta, RelistMode::Streaming),
+    ] {
         let mut d = Driver::new(InformerConfig {
             fifo,
+            relist,
             ..InformerConfig::default()
         });
         let h = d.inf.add_handler(None, d.now).unwrap();
@@ -391,33 +397,157 @@ fn informer_set_transform_after_start_and_handler_after_stop_fail() {
 
 #[test]
 fn informer_watch_list_populates_store_through_the_fifo() {
-    let mut d = Driver::new(InformerConfig {
-        reflector: ReflectorConfig {
-            use_watch_list: true,
-            ..ReflectorConfig::default()
-        },
-        ..InformerConfig::default()
-    });
-    let h = d.inf.add_handler(None, d.now).unwrap();
-    d.start();
-    let w = d.last(true);
+    for relist in [RelistMode::Atomic, RelistMode::Streaming] {
+        let mut d = Driver::new(InformerConfig {
+            reflector: ReflectorConfig {
+                use_watch_list: true,
+                ..ReflectorConfig::default()
+            },
+            relist,
+            ..InformerConfig::default()
+        });
+        let h = d.inf.add_handler(None, d.now).unwrap();
+        d.start();
+        let w = d.last(true);
+        let (head, ()) = http::Response::builder()
+            .status(200)
+            .body(())
+            .unwrap()
+            .into_parts();
+        d.inf.handle_response(w, &head, d.now);
+        d.events(w, &[ev("ADDED", "a", "1"), ev("ADDED", "b", "2")]);
+        match relist {
+            RelistMode::Atomic => assert!(
+                d.inf.store().is_empty(),
+                "nothing stored before the end bookmark"
+            ),
+            RelistMode::Streaming => assert_eq!(
+                d.inf.store().len(),
+                2,
+                "streamed into the store as the events arrive"
+            ),
+        }
+        assert!(!d.inf.has_synced(), "{relist:?}");
+        d.events(w, &[bookmark("3", true), ev("ADDED", "c", "4")]);
+        assert!(d.inf.has_synced());
+        assert_eq!(
+            d.notes(h),
+            ["Add a@1 initial", "Add b@2 initial", "Add c@4"],
+            "{relist:?}"
+        );
+        assert_eq!(d.inf.poll_error(), None);
+    }
+}
+
+/// Answers the pending list with `items` at `rv`, the body cut in two
+/// chunks at the `split`-th item, and returns the notifications seen after
+/// the first chunk, with the store's len at that point.
+fn relist_in_two_chunks(
+    d: &mut Driver,
+    h: HandlerId,
+    rv: &str,
+    items: &[(&str, &str)],
+    split: usize,
+) -> (Vec<String>, usize) {
+    let id = d.last(false);
     let (head, ()) = http::Response::builder()
         .status(200)
+        .header("content-type", "application/json")
         .body(())
         .unwrap()
         .into_parts();
+    d.inf.handle_response(id, &head, d.now);
+    let body = list_body(rv, None, items).to_string();
+    // The end of the `split`-th item: after its closing brace and comma.
+    let mut cut = 0;
+    for _ in 0..split {
+        cut += body[cut..].find("}},").unwrap() + 3;
+    }
+    d.inf.handle_chunk(id, &body.as_bytes()[..cut], d.now);
+    let mid = d.notes(h);
+    let mid_len = d.inf.store().len();
+    d.inf.handle_chunk(id, &body.as_bytes()[cut..], d.now);
+    d.inf.handle_eof(id, d.now);
+    d.drain();
+    let w = d.last(true);
     d.inf.handle_response(w, &head, d.now);
-    d.events(w, &[ev("ADDED", "a", "1"), ev("ADDED", "b", "2")]);
-    assert!(
-        d.inf.store().is_empty(),
-        "nothing stored before the end bookmark"
-    );
-    assert!(!d.inf.has_synced());
-    d.events(w, &[bookmark("3", true), ev("ADDED", "c", "4")]);
+    d.drain();
+    (mid, mid_len)
+}
+
+#[test]
+fn informer_streaming_relist_applies_each_page_as_it_arrives_and_sweeps_at_the_end() {
+    let mut d = Driver::new(InformerConfig::default());
+    let h = d.inf.add_handler(None, d.now).unwrap();
+    d.start();
+    let (mid, _) = relist_in_two_chunks(&mut d, h, "10", &[("a", "1"), ("b", "1"), ("c", "1")], 1);
+    assert_eq!(mid, ["Add a@1 initial"]);
     assert!(d.inf.has_synced());
-    assert_eq!(
-        d.notes(h),
-        ["Add a@1 initial", "Add b@2 initial", "Add c@4"]
+    assert_eq!(d.notes(h), ["Add b@1 initial", "Add c@1 initial"]);
+    assert_eq!(d.inf.store().resource_version(), Some("10"));
+    let a_before = d
+        .inf
+        .store()
+        .get_by_key(&ObjectKey::from_raw("ns/a"))
+        .unwrap();
+    // Expire the watch; the relist changes b, drops c, adds d, keeps a.
+    let w = d.last(true);
+    d.events(
+        w,
+        &[json!({"type": "ERROR", "object": status(410, "Expired", "x")})],
     );
-    assert_eq!(d.inf.poll_error(), None);
+    d.advance(Duration::from_secs(2));
+    let (mid, mid_len) =
+        relist_in_two_chunks(&mut d, h, "20", &[("a", "1"), ("b", "2"), ("d", "1")], 2);
+    assert_eq!(mid, ["Update b@1 -> b@2"], "told as the page is applied");
+    assert_eq!(mid_len, 3, "c is only swept once the list completes");
+    assert_eq!(d.notes(h), ["Add d@1", "Delete DFSU c c@1"]);
+    let a_after = d
+        .inf
+        .store()
+        .get_by_key(&ObjectKey::from_raw("ns/a"))
+        .unwrap();
+    assert!(Arc::ptr_eq(&a_before, &a_after), "unchanged object shared");
+    let mut keys = d.inf.store().list_keys();
+    keys.sort();
+    assert_eq!(keys, ["ns/a", "ns/b", "ns/d"].map(ObjectKey::from_raw));
+    assert_eq!(d.inf.store().resource_version(), Some("20"));
+}
+
+#[test]
+fn informer_streaming_relist_is_not_synced_until_the_first_list_completes() {
+    let mut d = Driver::new(InformerConfig::default());
+    let h = d.inf.add_handler(None, d.now).unwrap();
+    d.start();
+    let id = d.last(false);
+    let (head, ()) = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts();
+    d.inf.handle_response(id, &head, d.now);
+    let body = list_body("10", None, &[("a", "1"), ("b", "1")]).to_string();
+    let cut = body.find("}},").unwrap() + 3;
+    d.inf.handle_chunk(id, &body.as_bytes()[..cut], d.now);
+    assert_eq!(d.inf.store().len(), 1);
+    assert!(!d.inf.has_synced());
+    assert!(!d.inf.handler_has_synced(h));
+    // The list fails mid-body: what was applied stays, still not synced.
+    d.inf.handle_error(
+        id,
+        crate::informer::TransportError::Closed("reset".into()),
+        d.now,
+    );
+    d.drain();
+    assert!(!d.inf.has_synced());
+    assert_eq!(d.notes(h), ["Add a@1 initial"]);
+    // The retry lists a and c: b never arrived, a is unchanged, c is new;
+    // the sweep is against this list only.
+    d.advance(Duration::from_secs(2));
+    let id = d.last(false);
+    d.respond(id, 200, &list_body("12", None, &[("a", "1"), ("c", "2")]));
+    assert!(d.inf.has_synced());
+    assert_eq!(d.notes(h), ["Add c@2 initial"]);
+    assert_eq!(d.inf.store().len(), 2);
 }
