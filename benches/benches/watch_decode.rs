@@ -9,7 +9,14 @@
 //! - `windlass-json`, `windlass-protobuf`, `windlass-cbor`: windlass's
 //!   incremental [`WatchDecoder`] on the same events in each encoding;
 //! - `floor-ignored-any`: newline split + `serde_json` into `IgnoredAny`,
-//!   the cost of reading the JSON bytes at all.
+//!   the cost of reading the JSON bytes at all;
+//! - `floor-clone`: cloning (and dropping) the decoded Pods, the cost of
+//!   building the owned k8s-openapi values at all — a lower bound for any
+//!   decoder into those types, whatever its input.
+//!
+//! A second set of groups, `pod_encode/*`, writes the same Pods as request
+//! bodies in each encoding (`json::encode`, `protobuf::encode`,
+//! `cbor::encode`).
 //!
 //! Two groups: Pods cut to about 2 KB of JSON, and the recorded Pods whole
 //! (managedFields included, about 9 KB). Throughput is in bytes of each
@@ -24,8 +31,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::de::IgnoredAny;
 use tokio_util::codec::{Decoder, LinesCodec};
 use windlass_benches::{
-    Generator, cbor_stream, fixtures_dir, json_stream, pod_events, protobuf_stream,
+    Event, Generator, cbor_stream, fixtures_dir, json_stream, pod_events, protobuf_stream,
 };
+use windlass_proto::codec::{cbor, json as json_codec, protobuf as protobuf_codec};
 use windlass_proto::watch::{Framing, Limits, WatchDecoder};
 
 /// The size of each body chunk handed to a decoder.
@@ -64,6 +72,14 @@ fn windlass(framing: Framing, body: &[u8]) -> usize {
     }
     decoder.finish().expect("the stream ends between events");
     events
+}
+
+/// The other floor: the decoded values built again, by `Clone`, and dropped.
+fn floor_clone(events: &[Event]) -> usize {
+    for event in events {
+        black_box(event.clone());
+    }
+    events.len()
 }
 
 /// The floor: the JSON bytes read and thrown away.
@@ -130,6 +146,39 @@ fn watch_decode(c: &mut Criterion) {
         });
         group.throughput(Throughput::Bytes(json.len() as u64));
         group.bench_function("floor-ignored-any", |b| b.iter(|| floor(&json)));
+        group.bench_function("floor-clone", |b| b.iter(|| floor_clone(&events)));
+        group.finish();
+
+        let pods: Vec<&Pod> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Object(_, pod) => Some(pod.as_ref()),
+                Event::Bookmark(_) => None,
+            })
+            .collect();
+        let mut group = c.benchmark_group(group_name.replace("watch_decode", "pod_encode"));
+        group.sample_size(20);
+        group.bench_function("json", |b| {
+            b.iter(|| {
+                for pod in &pods {
+                    black_box(json_codec::encode(*pod).expect("JSON"));
+                }
+            })
+        });
+        group.bench_function("protobuf", |b| {
+            b.iter(|| {
+                for pod in &pods {
+                    black_box(protobuf_codec::encode(*pod).expect("protobuf"));
+                }
+            })
+        });
+        group.bench_function("cbor", |b| {
+            b.iter(|| {
+                for pod in &pods {
+                    black_box(cbor::encode(*pod).expect("CBOR"));
+                }
+            })
+        });
         group.finish();
     }
 }

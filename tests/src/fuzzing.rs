@@ -176,7 +176,7 @@ pub fn decode_lagging(
             Err(_) => break,
         }
         pushes += 1;
-        if pushes % poll_every.max(1) == 0 {
+        if pushes.is_multiple_of(poll_every.max(1)) {
             drain(&mut decoder, &mut out);
         }
     }

@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::frame::{FrameDecoder, Framing, Limits};
+use super::frame::{FrameDecoder, Framing, JsonFields, Limits};
 use super::{Bookmark, WatchEvent, protobuf};
 use crate::codec::cbor::{self, Item, ItemDeserializer};
 use crate::codec::{CBOR_MAGIC, PROTOBUF_MAGIC};
@@ -332,8 +332,15 @@ impl<K: DeserializeOwned> WatchDecoder<K> {
         while !self.queue_full() {
             match self.frames.next_frame() {
                 Ok(Some(range)) => {
-                    let frame = self.frames.bytes(range);
-                    let event = decode_event(self.frames.framing(), frame, self.frame_index);
+                    let index = self.frame_index;
+                    let event = match self.frames.framing() {
+                        Framing::JsonStream => {
+                            let fields = self.frames.take_json_fields();
+                            json_event(self.frames.bytes(range), fields, index)
+                        }
+                        Framing::LengthPrefixed => protobuf_event(self.frames.bytes(range), index),
+                        Framing::CborSequence => cbor_event(self.frames.bytes(range), index),
+                    };
                     self.frame_index += 1;
                     let is_err = event.is_err();
                     self.events.push_back(event);
@@ -393,6 +400,11 @@ impl EventType {
                 });
             }
         })
+    }
+
+    /// [`Self::parse`] for text known to be UTF-8.
+    fn parse_bytes(text: &[u8], frame: u64) -> Result<Self, DecodeError> {
+        Self::parse(&String::from_utf8_lossy(text), frame)
     }
 
     fn name(self) -> &'static str {
@@ -466,140 +478,61 @@ impl From<BookmarkObject> for Bookmark {
     }
 }
 
-fn decode_event<K: DeserializeOwned>(
-    framing: Framing,
-    frame: &[u8],
-    index: u64,
-) -> Result<WatchEvent<K>, DecodeError> {
-    match framing {
-        Framing::JsonStream => json_event(frame, index),
-        Framing::LengthPrefixed => protobuf_event(frame, index),
-        Framing::CborSequence => cbor_event(frame, index),
-    }
-}
-
 // --- JSON: {"type": T, "object": {...}}
 
-fn json_event<K: DeserializeOwned>(frame: &[u8], index: u64) -> Result<WatchEvent<K>, DecodeError> {
-    if let Err(e) = std::str::from_utf8(frame) {
+/// One JSON event, from the frame and the top level the frame scanner
+/// found in it (UTF-8 already checked): serde_json reads the object's bytes
+/// once, straight from the frame.
+fn json_event<K: DeserializeOwned>(
+    frame: &[u8],
+    fields: JsonFields,
+    index: u64,
+) -> Result<WatchEvent<K>, DecodeError> {
+    if let Some(offset) = fields.invalid_utf8 {
         return Err(DecodeError::InvalidUtf8 {
             frame: index,
-            offset: e.valid_up_to(),
+            offset,
         });
     }
     let malformed = |what: String| DecodeError::MalformedEvent { frame: index, what };
-    let (event_type, object) = json_fields(frame).map_err(|what| malformed(what.into()))?;
-    let event_type = event_type.ok_or_else(|| malformed("no \"type\" field".into()))?;
-    let event_type: String = serde_json::from_slice(event_type)
-        .map_err(|e| malformed(format!("\"type\" is not a string: {e}")))?;
-    let event_type = EventType::parse(&event_type, index)?;
-    let object = object.ok_or_else(|| malformed("no \"object\" field".into()))?;
-    event_type.event(
-        index,
-        || serde_json::from_slice::<K>(object),
-        || serde_json::from_slice::<BookmarkObject>(object).map(Bookmark::from),
-        || serde_json::from_slice::<Status>(object),
-    )
-}
-
-/// The raw `type` and `object` values of an event, if present.
-type EventFields<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-
-/// The raw values of the top-level `type` and `object` keys of a complete
-/// JSON object (already known to be UTF-8 with balanced brackets).
-fn json_fields(s: &[u8]) -> Result<EventFields<'_>, &'static str> {
-    let (mut event_type, mut object) = (None, None);
-    let mut i = skip_ws(s, 0);
-    if s.get(i) != Some(&b'{') {
-        return Err("event is not a JSON object");
+    if let Some(what) = fields.malformed {
+        return Err(malformed(what.into()));
     }
-    i = skip_ws(s, i + 1);
-    if s.get(i) == Some(&b'}') {
-        return Ok((None, None));
-    }
-    loop {
-        if s.get(i) != Some(&b'"') {
-            return Err("expected a key");
-        }
-        let key_end = string_end(s, i).ok_or("unterminated key")?;
-        let key = &s[i + 1..key_end - 1];
-        i = skip_ws(s, key_end);
-        if s.get(i) != Some(&b':') {
-            return Err("expected ':' after a key");
-        }
-        i = skip_ws(s, i + 1);
-        let value_end = value_end(s, i).ok_or("malformed value")?;
-        let value = &s[i..value_end];
-        match key {
-            b"type" => event_type = Some(value),
-            b"object" => object = Some(value),
-            _ => {}
-        }
-        i = skip_ws(s, value_end);
-        match s.get(i) {
-            Some(b',') => i = skip_ws(s, i + 1),
-            Some(b'}') => break,
-            _ => return Err("expected ',' or '}' after a value"),
-        }
-    }
-    if skip_ws(s, i + 1) != s.len() {
-        return Err("bytes after the event object");
-    }
-    Ok((event_type, object))
-}
-
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while matches!(s.get(i), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-        i += 1;
-    }
-    i
-}
-
-/// The end (exclusive) of the string starting with the quote at `i`.
-fn string_end(s: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    loop {
-        match s.get(j)? {
-            b'"' => return Some(j + 1),
-            b'\\' => j += 2,
-            _ => j += 1,
-        }
-    }
-}
-
-/// The end (exclusive) of the value starting at `i`.
-fn value_end(s: &[u8], i: usize) -> Option<usize> {
-    match s.get(i)? {
-        b'"' => string_end(s, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match s.get(j)? {
-                    b'"' => {
-                        j = string_end(s, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
+    let event_type = fields
+        .event_type
+        .ok_or_else(|| malformed("no \"type\" field".into()))?;
+    let event_type = &frame[event_type];
+    let event_type = match event_type
+        .strip_prefix(b"\"")
+        .and_then(|t| t.strip_suffix(b"\""))
+    {
+        // The common case: no escapes, so the bytes are the string.
+        Some(text) if !text.contains(&b'\\') && !text.contains(&b'"') => {
+            EventType::parse_bytes(text, index)?
         }
         _ => {
-            let len = s[i..]
-                .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
-                .unwrap_or(s.len() - i);
-            (len > 0).then_some(i + len)
+            let text: String = serde_json::from_slice(event_type)
+                .map_err(|e| malformed(format!("\"type\" is not a string: {e}")))?;
+            EventType::parse(&text, index)?
         }
-    }
+    };
+    let object = fields
+        .object
+        .ok_or_else(|| malformed("no \"object\" field".into()))?;
+    // One check of the whole object (the scan found no invalid byte, so it
+    // passes) lets serde_json read it as text, instead of checking each
+    // string it parses on its own: fewer, longer checks are faster.
+    let offset = object.start;
+    let object = std::str::from_utf8(&frame[object]).map_err(|e| DecodeError::InvalidUtf8 {
+        frame: index,
+        offset: offset + e.valid_up_to(),
+    })?;
+    event_type.event(
+        index,
+        || serde_json::from_str::<K>(object),
+        || serde_json::from_str::<BookmarkObject>(object).map(Bookmark::from),
+        || serde_json::from_str::<Status>(object),
+    )
 }
 
 // --- protobuf: WatchEvent{1: type, 2: RawExtension{1: raw}}

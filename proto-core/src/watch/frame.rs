@@ -73,6 +73,177 @@ struct JsonScan {
     depth: usize,
     in_string: bool,
     escaped: bool,
+    /// What the event object's top level expects next.
+    member: Member,
+    /// Where the top-level key or value being read starts, from the frame's start.
+    mark: usize,
+    /// Which top-level key the value being read belongs to.
+    key: Key,
+    /// What the frame's top level holds so far.
+    fields: JsonFields,
+}
+
+/// The top level of a JSON watch event, `{"type": T, "object": {...}}`, as
+/// the frame scanner finds it: the raw `type` and `object` values, and what
+/// is wrong with the frame, if anything. Ranges are from the frame's start.
+///
+/// The scan also checks UTF-8 as it goes: only bytes from 0x80 up are
+/// looked at, so a frame is read once before serde_json parses its object.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct JsonFields {
+    /// The raw value of the last `type` key.
+    pub event_type: Option<Range<usize>>,
+    /// The raw value of the last `object` key.
+    pub object: Option<Range<usize>>,
+    /// Where the first invalid UTF-8 byte sits.
+    pub invalid_utf8: Option<usize>,
+    /// The first place the top level is not `{"key": value, ...}`.
+    pub malformed: Option<&'static str>,
+}
+
+/// The top level's grammar, one state per token expected.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// After `{`: a key or `}`.
+    #[default]
+    KeyOrEnd,
+    /// After `,`: a key.
+    Key,
+    /// Inside a key string.
+    InKey,
+    /// After a key: `:`.
+    Colon,
+    /// After `:`: a value.
+    Value,
+    /// Inside a string value.
+    InString,
+    /// Inside an object or array value (depth above 1).
+    InNested,
+    /// Inside a number, `true`, `false` or `null`.
+    InLiteral,
+    /// After a value: `,` or `}`.
+    AfterValue,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    #[default]
+    Other,
+    Type,
+    Object,
+}
+
+impl JsonScan {
+    fn open_frame(&mut self) {
+        self.depth = 1;
+        self.member = Member::KeyOrEnd;
+        self.fields = JsonFields::default();
+    }
+
+    fn malformed(&mut self, what: &'static str) {
+        self.fields.malformed.get_or_insert(what);
+    }
+
+    /// A top-level value ended just before `end`.
+    fn value_done(&mut self, end: usize) {
+        let range = self.mark..end;
+        match self.key {
+            Key::Type => self.fields.event_type = Some(range),
+            Key::Object => self.fields.object = Some(range),
+            Key::Other => {}
+        }
+        self.member = Member::AfterValue;
+    }
+
+    /// One byte at the top level, outside strings (`rel` is its offset in
+    /// the frame); brackets, quotes and depth are the caller's.
+    fn top_level(&mut self, b: u8, rel: usize) {
+        let ws = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        match (self.member, b) {
+            (Member::InLiteral, _) if ws => self.value_done(rel),
+            (Member::InLiteral, b',') => {
+                self.value_done(rel);
+                self.member = Member::Key;
+            }
+            (Member::InLiteral, b'}') => self.value_done(rel),
+            (Member::InLiteral, b'"' | b'{' | b'[' | b']' | b':') => {
+                self.malformed("malformed value")
+            }
+            (Member::InLiteral, _) | (_, b' ' | b'\t' | b'\r' | b'\n') => {}
+            (Member::KeyOrEnd | Member::Key, b'"') => {
+                self.member = Member::InKey;
+                self.mark = rel + 1;
+            }
+            (Member::KeyOrEnd | Member::AfterValue, b'}') => {}
+            (Member::KeyOrEnd | Member::Key, _) => self.malformed("expected a key"),
+            (Member::Colon, b':') => self.member = Member::Value,
+            (Member::Colon, _) => self.malformed("expected ':' after a key"),
+            (Member::Value, b'"') => {
+                self.member = Member::InString;
+                self.mark = rel;
+            }
+            (Member::Value, b'{' | b'[') => {
+                self.member = Member::InNested;
+                self.mark = rel;
+            }
+            (Member::Value, b',' | b'}' | b']' | b':') => self.malformed("malformed value"),
+            (Member::Value, _) => {
+                self.member = Member::InLiteral;
+                self.mark = rel;
+            }
+            (Member::AfterValue, b',') => self.member = Member::Key,
+            (Member::AfterValue, _) => self.malformed("expected ',' or '}' after a value"),
+            // Strings and nested values are followed by the caller.
+            (Member::InKey | Member::InString | Member::InNested, _) => {}
+        }
+    }
+}
+
+/// What the bytes from a byte at or above 0x80 hold.
+enum Utf8Char {
+    /// A whole character of this many bytes.
+    Valid(usize),
+    /// The start of a valid character the buffer does not hold all of yet.
+    Incomplete,
+    Invalid,
+}
+
+fn utf8_char(bytes: &[u8]) -> Utf8Char {
+    let len = match bytes[0] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return Utf8Char::Invalid,
+    };
+    match std::str::from_utf8(&bytes[..len.min(bytes.len())]) {
+        Ok(_) if bytes.len() >= len => Utf8Char::Valid(len),
+        Err(e) if e.error_len().is_none() => Utf8Char::Incomplete,
+        _ => Utf8Char::Invalid,
+    }
+}
+
+/// The index of the first `"`, `\\` or non-ASCII byte, or `s.len()`: eight
+/// bytes at a time (the lowest byte flagged by each zero-byte test is exact).
+fn string_stop(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let hits =
+            (zero(v ^ (ONES * u64::from(b'"'))) | zero(v ^ (ONES * u64::from(b'\\'))) | v) & HIGH;
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b >= 0x80)
+        .unwrap_or(chunks.remainder().len())
 }
 
 /// An incremental CBOR item skipper: a stack of what each open container
@@ -193,6 +364,11 @@ impl FrameDecoder {
         }
     }
 
+    /// The top level of the JSON frame [`Self::next_frame`] returned last.
+    pub(crate) fn take_json_fields(&mut self) -> JsonFields {
+        std::mem::take(&mut self.json.fields)
+    }
+
     fn next_json(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
         let buf = &self.buf;
         let mut pos = self.pos;
@@ -203,7 +379,7 @@ impl FrameDecoder {
                     b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
                     b'{' => {
                         self.start = Some(pos);
-                        scan.depth = 1;
+                        scan.open_frame();
                         pos += 1;
                     }
                     other => {
@@ -222,35 +398,70 @@ impl FrameDecoder {
                 pos += 1;
                 continue;
             }
-            if scan.in_string {
-                // Jump to the next quote or backslash.
-                match buf[pos..].iter().position(|&b| b == b'"' || b == b'\\') {
-                    None => pos = buf.len(),
-                    Some(skip) => {
-                        pos += skip;
-                        if buf[pos] == b'\\' {
-                            scan.escaped = true;
-                        } else {
-                            scan.in_string = false;
-                        }
+            let b = buf[pos];
+            if b >= 0x80 {
+                if scan.depth == 1 && !scan.in_string {
+                    // Not JSON outside a string; a literal's bytes, say.
+                    scan.top_level(b'x', pos - start);
+                }
+                match utf8_char(&buf[pos..]) {
+                    Utf8Char::Valid(len) => pos += len,
+                    Utf8Char::Incomplete => break,
+                    Utf8Char::Invalid => {
+                        scan.fields.invalid_utf8.get_or_insert(pos - start);
                         pos += 1;
                     }
                 }
                 continue;
             }
-            match buf[pos] {
+            if scan.in_string {
+                match b {
+                    b'"' => {
+                        scan.in_string = false;
+                        if scan.depth == 1 {
+                            match scan.member {
+                                Member::InKey => {
+                                    scan.key = match &buf[start + scan.mark..pos] {
+                                        b"type" => Key::Type,
+                                        b"object" => Key::Object,
+                                        _ => Key::Other,
+                                    };
+                                    scan.member = Member::Colon;
+                                }
+                                _ => scan.value_done(pos + 1 - start),
+                            }
+                        }
+                        pos += 1;
+                    }
+                    b'\\' => {
+                        scan.escaped = true;
+                        pos += 1;
+                    }
+                    // Jump to the next quote, backslash or non-ASCII byte.
+                    _ => pos += string_stop(&buf[pos..]),
+                }
+                continue;
+            }
+            if scan.depth == 1 {
+                scan.top_level(b, pos - start);
+            }
+            match b {
                 b'"' => scan.in_string = true,
                 b'{' | b'[' => scan.depth += 1,
                 b'}' | b']' => {
                     scan.depth -= 1;
-                    if scan.depth == 0 {
-                        let end = pos + 1;
-                        if end - start > self.limits.max_frame {
-                            return Err(self.too_large((end - start) as u64));
+                    match scan.depth {
+                        0 => {
+                            let end = pos + 1;
+                            if end - start > self.limits.max_frame {
+                                return Err(self.too_large((end - start) as u64));
+                            }
+                            self.pos = end;
+                            self.start = None;
+                            return Ok(Some(start..end));
                         }
-                        self.pos = end;
-                        self.start = None;
-                        return Ok(Some(start..end));
+                        1 => scan.value_done(pos + 1 - start),
+                        _ => {}
                     }
                 }
                 _ => {}
@@ -416,4 +627,91 @@ pub(crate) fn cbor_head(bytes: &[u8]) -> Option<(u8, u8, u64, usize)> {
         arg_bytes.iter().fold(0u64, |n, b| n << 8 | u64::from(*b))
     };
     Some((major, info, arg, 1 + extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frames(body: &[u8], cuts: &[usize]) -> Vec<(Vec<u8>, JsonFields)> {
+        let mut decoder = FrameDecoder::new(Framing::JsonStream, Limits::default());
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.push(body.len());
+        for cut in cuts {
+            decoder.push(&body[at..cut]);
+            at = cut;
+            while let Some(range) = decoder.next_frame().unwrap() {
+                let fields = decoder.take_json_fields();
+                out.push((decoder.bytes(range).to_vec(), fields));
+            }
+            decoder.compact();
+        }
+        decoder.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn watch_json_scan_finds_type_and_object_and_checks_utf8() {
+        let body = "{ \"object\" : {\"a\":[1,\"}\\\"é\"]} , \"x\":-1.5e3,\"type\":\"ADDED\" }\n{\"type\":\"b\\u00e9\"}";
+        let found = frames(body.as_bytes(), &[]);
+        assert_eq!(found.len(), 2);
+        let (frame, fields) = &found[0];
+        assert_eq!(&frame[fields.event_type.clone().unwrap()], b"\"ADDED\"");
+        assert_eq!(
+            &frame[fields.object.clone().unwrap()],
+            "{\"a\":[1,\"}\\\"é\"]}".as_bytes()
+        );
+        assert_eq!((fields.invalid_utf8, fields.malformed), (None, None));
+        assert!(found[1].1.object.is_none());
+
+        for (bad, what) in [
+            (&b"{\"type\" \"ADDED\"}"[..], "expected ':' after a key"),
+            (
+                b"{\"type\":\"ADDED\" \"object\":{}}",
+                "expected ',' or '}' after a value",
+            ),
+            (b"{7:1}", "expected a key"),
+            (b"{\"a\":tr ue}", "expected ',' or '}' after a value"),
+            (b"{\"a\":,}", "malformed value"),
+            (b"{\"a\":1]", "malformed value"),
+        ] {
+            let found = frames(bad, &[]);
+            assert_eq!(
+                found[0].1.malformed,
+                Some(what),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let found = frames(b"{\"a\":\"\xc3(\", \"b\":\xff}", &[]);
+        assert_eq!(found[0].1.invalid_utf8, Some(6));
+    }
+
+    proptest! {
+        #[test]
+        fn watch_json_scan_split_anywhere_yields_same_fields(cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+            let body = [
+                "{\"type\":\"MODIFIED\",\"object\":{\"n\":\"€𝄞é\",\"q\":\"\\\\\\\"\"}}{\"type\":\"x\",\"object\":null}\n".as_bytes(),
+                b"{\"object\":\"\xe2\x82\"}",
+            ]
+            .concat();
+            let whole = frames(&body, &[]);
+            let split = frames(&body, &cuts);
+            prop_assert_eq!(whole.len(), split.len());
+            for ((a, fa), (b, fb)) in whole.iter().zip(&split) {
+                prop_assert_eq!(a, b);
+                prop_assert_eq!((&fa.event_type, &fa.object, fa.invalid_utf8, fa.malformed), (&fb.event_type, &fb.object, fb.invalid_utf8, fb.malformed));
+            }
+        }
+
+        #[test]
+        fn watch_json_string_stop_matches_a_byte_loop(bytes in prop::collection::vec(prop::sample::select(vec![b'a', b'"', b'\\', 0x80, 0xff, 0x7f, 0x00, 0x22 ^ 0x80, b'\\' ^ 0x80]), 0..40)) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b >= 0x80).unwrap_or(bytes.len());
+            prop_assert_eq!(string_stop(&bytes), naive);
+        }
+    }
 }

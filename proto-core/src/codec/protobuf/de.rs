@@ -129,7 +129,7 @@ impl<'de> MessageDe<'de> {
         };
         let text = format_time(seconds, nanos, micro)
             .map_err(|e| malformed(self.message, "seconds", e))?;
-        visitor.visit_string(text)
+        visitor.visit_str(text.as_str())
     }
 
     fn string_field(

@@ -54,9 +54,34 @@ pub(crate) fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The RFC 3339 text of a UTC instant, written in place (no allocation):
+/// at most `2006-01-02T15:04:05.999999999Z`, 30 bytes.
+pub(crate) struct TimeText {
+    bytes: [u8; 30],
+    len: usize,
+}
+
+impl TimeText {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn digits(&mut self, value: u32, width: u32) {
+        for i in (0..width).rev() {
+            self.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+        }
+    }
+}
+
 /// The RFC 3339 text of a UTC instant: seconds precision for `Time` (its
 /// `nanos` dropped), six fraction digits for `MicroTime`.
-pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<String, String> {
+pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<TimeText, String> {
     if !(0..1_000_000_000).contains(&nanos) {
         return Err(format!("nanos {nanos} out of range"));
     }
@@ -65,16 +90,30 @@ pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<Strin
         return Err(format!("seconds {seconds} outside years 0000 to 9999"));
     }
     let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
     // `Time` is whole seconds: Go's JSON (RFC 3339) and protobuf encoders
     // drop its nanoseconds, so a `nanos` on the wire is not part of the value.
+    let mut out = TimeText {
+        bytes: [0; 30],
+        len: 0,
+    };
+    out.digits(y as u32, 4);
+    out.push(b'-');
+    out.digits(m, 2);
+    out.push(b'-');
+    out.digits(d, 2);
+    out.push(b'T');
+    out.digits(secs / 3600, 2);
+    out.push(b':');
+    out.digits(secs / 60 % 60, 2);
+    out.push(b':');
+    out.digits(secs % 60, 2);
     if micro {
-        out.push_str(&format!(".{:06}", nanos / 1000));
+        out.push(b'.');
+        out.digits(nanos as u32 / 1000, 6);
     }
-    out.push('Z');
+    out.push(b'Z');
     Ok(out)
 }
 
@@ -186,16 +225,28 @@ mod tests {
 
     #[test]
     fn protobuf_time_formats_and_parses() {
-        assert_eq!(format_time(0, 0, false).unwrap(), "1970-01-01T00:00:00Z");
         assert_eq!(
-            format_time(1_700_000_000, 0, false).unwrap(),
+            format_time(0, 0, false).unwrap().as_str(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_time(1_700_000_000, 0, false).unwrap().as_str(),
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(
-            format_time(1_700_000_000, 5_000, true).unwrap(),
+            format_time(1_700_000_000, 5_000, true).unwrap().as_str(),
             "2023-11-14T22:13:20.000005Z"
         );
-        assert_eq!(format_time(-1, 0, false).unwrap(), "1969-12-31T23:59:59Z");
+        assert_eq!(
+            format_time(-1, 0, false).unwrap().as_str(),
+            "1969-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            format_time(1_700_000_000, 120_000_000, false)
+                .unwrap()
+                .as_str(),
+            "2023-11-14T22:13:20Z"
+        );
         assert_eq!(
             parse_time("2023-11-14T22:13:20Z").unwrap(),
             (1_700_000_000, 0)

@@ -15,7 +15,7 @@ use super::Error;
 use super::de::MAX_DEPTH;
 use super::json_text::{base64_decode, parse_time};
 use super::table::{self, Message, Shape, Type};
-use super::wire::{WireType, put_bytes, put_key, put_varint};
+use super::wire::{WireType, close_len, open_len, put_bytes, put_key, put_varint};
 
 /// Where a finished message goes: appended bare, or as a length-delimited field.
 pub(crate) enum Sink<'o> {
@@ -23,12 +23,32 @@ pub(crate) enum Sink<'o> {
     Field(&'o mut Vec<u8>, u32),
 }
 
-impl Sink<'_> {
+impl<'o> Sink<'o> {
     fn write(self, bytes: &[u8]) {
         match self {
             Sink::Bare(out) => out.extend_from_slice(bytes),
             Sink::Field(out, tag) => put_bytes(out, tag, bytes),
         }
+    }
+
+    /// Start writing a message in place: for a field, its key and a length
+    /// placeholder that [`close`] fills in once the message is written. No
+    /// message is built in a buffer of its own and copied into its parent.
+    fn open(self) -> (&'o mut Vec<u8>, Option<usize>) {
+        match self {
+            Sink::Bare(out) => (out, None),
+            Sink::Field(out, tag) => {
+                let start = open_len(out, tag);
+                (out, Some(start))
+            }
+        }
+    }
+}
+
+/// Finish a message [`Sink::open`] started.
+fn close(out: &mut Vec<u8>, start: Option<usize>) {
+    if let Some(start) = start {
+        close_len(out, start);
     }
 }
 
@@ -55,13 +75,13 @@ impl<'o> MessageSer<'o> {
         if self.message.shape != Shape::IntOrString {
             return Err(unsupported(self.message, "", "a number"));
         }
-        let mut buf = Vec::with_capacity(8);
-        put_key(&mut buf, 1, WireType::Varint);
-        put_varint(&mut buf, 0);
-        put_key(&mut buf, 2, WireType::Varint);
-        put_varint(&mut buf, i64::from(v as i32) as u64);
-        put_bytes(&mut buf, 3, b"");
-        self.sink.write(&buf);
+        let (out, start) = self.sink.open();
+        put_key(out, 1, WireType::Varint);
+        put_varint(out, 0);
+        put_key(out, 2, WireType::Varint);
+        put_varint(out, i64::from(v as i32) as u64);
+        put_bytes(out, 3, b"");
+        close(out, start);
         Ok(())
     }
 
@@ -100,12 +120,14 @@ impl<'o> MessageSer<'o> {
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => (self.child(1)?, Some(1)),
             _ => return Err(unsupported(self.message, "", "an object")),
         };
+        let (out, start) = self.sink.open();
+        let wrapped = wrap.map(|tag| open_len(out, tag));
         Ok(Compound::Struct(StructSer {
-            sink: self.sink,
-            buf: Vec::new(),
+            out,
+            start,
+            wrapped,
             message,
             depth: self.depth,
-            wrap,
             key: None,
             inline: Vec::new(),
         }))
@@ -141,10 +163,10 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         if self.message.shape != Shape::SchemaOrBool {
             return Err(unsupported(self.message, "", "a bool"));
         }
-        let mut buf = Vec::with_capacity(2);
-        put_key(&mut buf, 1, WireType::Varint);
-        put_varint(&mut buf, u64::from(v));
-        self.sink.write(&buf);
+        let (out, start) = self.sink.open();
+        put_key(out, 1, WireType::Varint);
+        put_varint(out, u64::from(v));
+        close(out, start);
         Ok(())
     }
 
@@ -164,31 +186,38 @@ impl<'o> ser::Serializer for MessageSer<'o> {
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Error> {
-        let mut buf = Vec::with_capacity(v.len() + 8);
-        match self.message.shape {
+        let message = self.message;
+        match message.shape {
             Shape::Time | Shape::MicroTime => {
                 let (seconds, nanos) = parse_time(v).map_err(|what| Error::Malformed {
-                    message: self.message.name,
+                    message: message.name,
                     field: "",
                     what,
                 })?;
-                put_key(&mut buf, 1, WireType::Varint);
-                put_varint(&mut buf, seconds as u64);
-                put_key(&mut buf, 2, WireType::Varint);
-                put_varint(&mut buf, i64::from(nanos) as u64);
+                let (out, start) = self.sink.open();
+                put_key(out, 1, WireType::Varint);
+                put_varint(out, seconds as u64);
+                put_key(out, 2, WireType::Varint);
+                put_varint(out, i64::from(nanos) as u64);
+                close(out, start);
             }
-            Shape::Quantity => put_bytes(&mut buf, 1, v.as_bytes()),
+            Shape::Quantity => {
+                let (out, start) = self.sink.open();
+                put_bytes(out, 1, v.as_bytes());
+                close(out, start);
+            }
             Shape::RawJson => return self.raw_json(v),
             Shape::IntOrString => {
-                put_key(&mut buf, 1, WireType::Varint);
-                put_varint(&mut buf, 1);
-                put_key(&mut buf, 2, WireType::Varint);
-                put_varint(&mut buf, 0);
-                put_bytes(&mut buf, 3, v.as_bytes());
+                let (out, start) = self.sink.open();
+                put_key(out, 1, WireType::Varint);
+                put_varint(out, 1);
+                put_key(out, 2, WireType::Varint);
+                put_varint(out, 0);
+                put_bytes(out, 3, v.as_bytes());
+                close(out, start);
             }
-            _ => return Err(unsupported(self.message, "", "a string")),
+            _ => return Err(unsupported(message, "", "a string")),
         }
-        self.sink.write(&buf);
         Ok(())
     }
 
@@ -265,9 +294,10 @@ impl<'o> ser::Serializer for MessageSer<'o> {
             _ => None,
         }
         .ok_or_else(|| unsupported(self.message, "", "an array"))?;
+        let (out, start) = self.sink.open();
         Ok(Compound::Seq(SeqSer {
-            sink: self.sink,
-            buf: Vec::new(),
+            out,
+            start,
             tag: items.tag,
             ty: items.ty,
             json: items.json,
@@ -537,8 +567,8 @@ impl<'o> ser::Serializer for FieldSer<'o> {
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'o>, Error> {
         if self.repeated {
             return Ok(Compound::Seq(SeqSer {
-                sink: Sink::Bare(self.out),
-                buf: Vec::new(),
+                out: self.out,
+                start: None,
                 tag: self.tag,
                 ty: self.ty,
                 json: self.json,
@@ -636,14 +666,16 @@ fn write_raw_json(
     Ok(())
 }
 
+/// A message written in place into its parent's bytes.
 pub(crate) struct StructSer<'o> {
-    sink: Sink<'o>,
-    buf: Vec<u8>,
+    out: &'o mut Vec<u8>,
+    /// Where the message's bytes start, when it is a length-delimited field.
+    start: Option<usize>,
+    /// Where the message's bytes start inside a wrapper message
+    /// (`JSONSchemaPropsOr*`) that holds it as a field.
+    wrapped: Option<usize>,
     message: &'static Message,
     depth: usize,
-    /// Write the finished message as this field of a wrapper message
-    /// (`JSONSchemaPropsOr*`).
-    wrap: Option<u32>,
     key: Option<String>,
     /// The inline messages (Go structs embedded with `json:",inline"`) being written.
     inline: Vec<InlineBuf>,
@@ -662,7 +694,7 @@ impl StructSer<'_> {
     fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         if write_field(
             self.message,
-            &mut self.buf,
+            self.out,
             &mut self.inline,
             key,
             value,
@@ -680,20 +712,10 @@ impl StructSer<'_> {
         })
     }
 
-    fn finish(mut self) {
-        flush_inline(
-            self.message,
-            &mut self.buf,
-            std::mem::take(&mut self.inline),
-        );
-        match self.wrap {
-            None => self.sink.write(&self.buf),
-            Some(tag) => {
-                let mut outer = Vec::with_capacity(self.buf.len() + 6);
-                put_bytes(&mut outer, tag, &self.buf);
-                self.sink.write(&outer);
-            }
-        }
+    fn finish(self) {
+        flush_inline(self.message, self.out, self.inline);
+        close(self.out, self.wrapped);
+        close(self.out, self.start);
     }
 }
 
@@ -781,9 +803,11 @@ fn flush_inline(message: &'static Message, buf: &mut Vec<u8>, mut inline: Vec<In
     }
 }
 
+/// A repeated field (its elements written in place), or a message holding one.
 pub(crate) struct SeqSer<'o> {
-    sink: Sink<'o>,
-    buf: Vec<u8>,
+    out: &'o mut Vec<u8>,
+    /// Where the holding message's bytes start, if there is one.
+    start: Option<usize>,
     tag: u32,
     ty: Type,
     json: &'static str,
@@ -867,10 +891,10 @@ impl ser::SerializeMap for Compound<'_> {
             }
             Compound::Map(m) => {
                 let key = m.key.take().unwrap_or_default();
-                let mut entry = Vec::with_capacity(key.len() + 16);
-                put_bytes(&mut entry, 1, key.as_bytes());
+                let start = open_len(m.out, m.tag);
+                put_bytes(m.out, 1, key.as_bytes());
                 value.serialize(FieldSer {
-                    out: &mut entry,
+                    out: m.out,
                     tag: 2,
                     ty: m.value,
                     json: m.json,
@@ -878,7 +902,7 @@ impl ser::SerializeMap for Compound<'_> {
                     parent: m.parent,
                     depth: m.depth,
                 })?;
-                put_bytes(m.out, m.tag, &entry);
+                close_len(m.out, start);
                 Ok(())
             }
             Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_value(m, value)
@@ -900,7 +924,7 @@ impl ser::SerializeSeq for Compound<'_> {
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
         match self {
             Compound::Seq(s) => value.serialize(FieldSer {
-                out: &mut s.buf,
+                out: s.out,
                 tag: s.tag,
                 ty: s.ty,
                 json: s.json,
@@ -919,7 +943,7 @@ impl ser::SerializeSeq for Compound<'_> {
     fn end(self) -> Result<(), Error> {
         match self {
             Compound::Struct(s) => s.finish(),
-            Compound::Seq(s) => s.sink.write(&s.buf),
+            Compound::Seq(s) => close(s.out, s.start),
             Compound::Map(_) => {}
             Compound::JsonMap(sink, m, message) => {
                 let value = ser::SerializeMap::end(m).map_err(|e| Error::Custom(e.to_string()))?;

@@ -155,6 +155,39 @@ pub(crate) fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
     put_varint(out, (u64::from(tag) << 3) | wt);
 }
 
+/// Start a length-delimited field written in place: its key and a one-byte
+/// length placeholder. Returns where the field's bytes start, for
+/// [`close_len`].
+pub(crate) fn open_len(out: &mut Vec<u8>, tag: u32) -> usize {
+    put_key(out, tag, WireType::Len);
+    out.push(0);
+    out.len()
+}
+
+/// Fill in the length of the field [`open_len`] started at `start`, now that
+/// its bytes run to the end of `out`. A length of 128 or more needs a longer
+/// varint: the bytes move up to make room (once per such field, as Go's
+/// encoder sizes each message once), so the output is byte for byte what
+/// writing the length first would give.
+pub(crate) fn close_len(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if len < 0x80 {
+        out[start - 1] = len as u8;
+        return;
+    }
+    let (mut varint, mut n, mut rest) = ([0u8; 10], 0, len as u64);
+    while rest >= 0x80 {
+        varint[n] = (rest as u8) | 0x80;
+        rest >>= 7;
+        n += 1;
+    }
+    varint[n] = rest as u8;
+    let extra = n;
+    out.resize(out.len() + extra, 0);
+    out.copy_within(start..start + len, start + extra);
+    out[start - 1..start + extra].copy_from_slice(&varint[..=n]);
+}
+
 /// Append a length-delimited field.
 pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     put_key(out, tag, WireType::Len);
@@ -181,6 +214,20 @@ mod tests {
             Reader::new(&[0xff; 11]).varint(),
             Err(WireError::VarintTooLong)
         );
+    }
+
+    #[test]
+    fn protobuf_wire_fields_written_in_place_match_length_first() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut expected = vec![7];
+            put_bytes(&mut expected, 5, &payload);
+            let mut out = vec![7];
+            let start = open_len(&mut out, 5);
+            out.extend_from_slice(&payload);
+            close_len(&mut out, start);
+            assert_eq!(out, expected, "length {len}");
+        }
     }
 
     #[test]
