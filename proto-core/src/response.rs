@@ -229,6 +229,24 @@ impl ApiError {
         self.status
     }
 
+    /// A response head and JSON `Status` body that say the same thing, for a
+    /// machine that judges responses itself (the reflector) when a client
+    /// already read and judged the original. `Retry-After` in seconds is kept.
+    pub fn to_response(&self) -> (http::response::Parts, bytes::Bytes) {
+        let mut builder = http::Response::builder()
+            .status(self.http_status)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(RetryAfter::Delay(d)) = self.retry_after {
+            builder = builder.header(http::header::RETRY_AFTER, d.as_secs());
+        }
+        let body = serde_json::to_vec(&self.status).unwrap_or_default();
+        let (head, ()) = builder
+            .body(())
+            .expect("a status code and two valid headers")
+            .into_parts();
+        (head, body.into())
+    }
+
     /// The HTTP status of the response.
     pub fn http_status(&self) -> StatusCode {
         self.http_status

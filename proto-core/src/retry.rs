@@ -70,6 +70,21 @@ pub enum RequestKind {
     Stream,
 }
 
+impl RequestKind {
+    /// The kind of a collection read a machine built (the reflector's list
+    /// and watch requests): [`Watch`](Self::Watch) when the query asks for
+    /// `watch=true` (or `1`), else [`List`](Self::List).
+    pub fn of_read<B>(request: &http::Request<B>) -> Self {
+        let watch = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1");
+        if watch { Self::Watch } else { Self::List }
+    }
+}
+
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {

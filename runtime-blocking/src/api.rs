@@ -6,6 +6,7 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
 use http::Method;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -22,7 +23,7 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::response::Deleted;
 use windlass_proto::watch::{WatchDecoder, WatchEvent};
 
-use crate::client::Call;
+use crate::client::{Call, CancelHandle};
 use crate::{Client, Error};
 
 /// How much a watch reads at a time.
@@ -193,11 +194,12 @@ impl<K: DeserializeOwned> Api<K> {
             kind: WatchCall::<K>::KIND,
             resource: self.api.plural(),
         };
-        let response = self.client.send(request, call)?;
+        let (response, cancel) = self.client.send_stream(request, call)?;
         let decoder = WatchCall::<K>::decoder(response.headers())?;
         Ok(Watch {
             client: self.client.clone(),
             body: response.into_body().into_reader(),
+            cancel,
             decoder,
             uri,
             done: false,
@@ -285,6 +287,28 @@ impl<K: DeserializeOwned> Api<K> {
         self.run(self.api.logs(name, params))
     }
 
+    /// A pod's log as it is written (`params.follow`): byte chunks as they
+    /// arrive, each within the read-idle timeout; [`LogStream::lines`] for
+    /// lines. The iterator ends with the log; a broken connection is the
+    /// last item.
+    pub fn log_stream(&self, name: &str, params: &LogParams) -> Result<LogStream, Error> {
+        let call = self.api.logs(name, params)?;
+        let uri = call.request.uri().to_string();
+        let span = Call {
+            verb: call.verb,
+            kind: windlass_proto::retry::RequestKind::Stream,
+            resource: self.api.plural(),
+        };
+        let (response, cancel) = self.client.send_stream(call.request, span)?;
+        Ok(LogStream {
+            client: self.client.clone(),
+            body: response.into_body().into_reader(),
+            cancel,
+            uri,
+            done: false,
+        })
+    }
+
     /// Evicts a pod (a delete that respects PodDisruptionBudgets; 429 while one forbids it).
     pub fn evict(&self, name: &str, params: &DeleteParams) -> Result<Status, Error> {
         self.run(self.api.evict(name, params))
@@ -344,6 +368,7 @@ impl<K: DeserializeOwned> Iterator for Pages<'_, K> {
 pub struct Watch<K> {
     client: Client,
     body: ureq::BodyReader<'static>,
+    cancel: CancelHandle,
     decoder: WatchDecoder<K>,
     uri: String,
     done: bool,
@@ -355,6 +380,14 @@ impl<K> std::fmt::Debug for Watch<K> {
             .field("uri", &self.uri)
             .field("done", &self.done)
             .finish_non_exhaustive()
+    }
+}
+
+impl<K> Watch<K> {
+    /// A handle that ends this watch from another thread: the blocked
+    /// `next` returns an error item, then `None`.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
     }
 }
 
@@ -382,6 +415,91 @@ impl<K: DeserializeOwned> Iterator for Watch<K> {
             if let Err(e) = fed {
                 self.done = true;
                 return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// A streamed pod log ([`Api::log_stream`]): byte chunks as they arrive.
+pub struct LogStream {
+    client: Client,
+    body: ureq::BodyReader<'static>,
+    cancel: CancelHandle,
+    uri: String,
+    done: bool,
+}
+
+impl std::fmt::Debug for LogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStream")
+            .field("uri", &self.uri)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogStream {
+    /// A handle that ends this stream from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// The log line by line, without the line ending; a last line without
+    /// one still comes out. Invalid UTF-8 is replaced, as `kubectl logs`
+    /// prints it.
+    pub fn lines(self) -> impl Iterator<Item = Result<String, Error>> {
+        let mut chunks = self;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut ended = false;
+        std::iter::from_fn(move || {
+            loop {
+                if let Some(at) = pending.iter().position(|&b| b == b'\n') {
+                    let mut line: Vec<u8> = pending.drain(..=at).collect();
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    return Some(Ok(String::from_utf8_lossy(&line).into_owned()));
+                }
+                if ended {
+                    return (!pending.is_empty()).then(|| {
+                        Ok(String::from_utf8_lossy(&std::mem::take(&mut pending)).into_owned())
+                    });
+                }
+                match chunks.next() {
+                    Some(Ok(chunk)) => pending.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        ended = true;
+                        pending.clear();
+                        return Some(Err(e));
+                    }
+                    None => ended = true,
+                }
+            }
+        })
+    }
+}
+
+impl Iterator for LogStream {
+    type Item = Result<Bytes, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if self.done {
+                return None;
+            }
+            match self.body.read(&mut buf) {
+                Ok(0) => self.done = true,
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(Ok(buf.into()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(self.client.read_error(e, &Method::GET, &self.uri)));
+                }
             }
         }
     }

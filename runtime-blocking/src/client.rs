@@ -1,38 +1,93 @@
-//! The HTTP client: a ureq 3 `Agent` (HTTP/1.1, rustls with ring) with our
-//! CA and client certificate, and the loop that performs what windlass-proto
-//! asks between attempts — wait for the client-side limiter, run a credential
-//! action, wait out the retry policy's delay. It decides none of it.
+//! The HTTP client: ureq 3 agents (HTTP/1.1) over TCP and windlass-proto's
+//! TLS, and the loop that performs what windlass-proto asks between
+//! attempts — wait for the client-side limiter, run a credential action,
+//! wait out the retry policy's delay. It decides none of it.
 //!
-//! Timeouts: `timeout_connect`, and `timeout_per_read` as the read-idle
-//! timeout for response heads, bodies and watches alike. Never a global or
-//! per-call timeout: they would count the whole life of a watch.
+//! Timeouts: `timeout_connect` (TCP and the TLS handshake), and
+//! `timeout_per_read` as the read-idle timeout for response heads, bodies
+//! and watches alike. Never a global or per-call timeout: they would count
+//! the whole life of a watch (reference/sans-io.md §2).
+//!
+//! Ordinary requests share one agent's pool. A stream (watch, followed log)
+//! gets an agent of its own, because ureq interrupts blocked IO only by
+//! shutting a whole agent down: that is how a [`CancelHandle`] stops one
+//! stream from another thread without touching the others.
 
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, Body};
-use windlass_proto::config::{
-    AuthConfig, Config, CredentialAction, Credentials, ExecOutcome, ExecRequest, Impersonation,
-    Secret, TlsDescription,
-};
-use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
+use windlass_proto::endpoint::Endpoint;
+use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::response::{self, ApiError};
-use windlass_proto::retry::{DEFAULT_MAX_RETRIES, Decision, Failure, RequestKind, Retry};
+use windlass_proto::retry::{Decision, Failure, RequestKind, Retry};
 
-use crate::Error;
+use crate::tls::TlsConnector;
+use crate::{ClientBuilder, Error};
 
-/// The default read-idle timeout: a little under the API server's 5-minute
-/// watch timeout, as in windlass-tokio.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(295);
-/// The default connect timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default limit of a body read whole (1 GiB).
-pub const DEFAULT_MAX_BODY: usize = 1 << 30;
+/// Sees every attempt of every request: add headers, log, count (the use
+/// cases of client-go's `WrapTransport`), without forking the client.
+pub trait Hook: Send + Sync {
+    /// Before an attempt is sent, after credentials were added.
+    fn on_request(&self, request: &mut Request<Vec<u8>>) {
+        let _ = request;
+    }
+
+    /// When an attempt's response head arrived (`Some(status)`) or it failed
+    /// (`None`), `latency` after it was sent.
+    fn on_response(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        status: Option<StatusCode>,
+        latency: Duration,
+    ) {
+        let _ = (method, uri, status, latency);
+    }
+}
+
+/// A shared hook is a hook (keep an `Arc` to read what it gathered).
+impl<H: Hook + ?Sized> Hook for Arc<H> {
+    fn on_request(&self, request: &mut Request<Vec<u8>>) {
+        (**self).on_request(request);
+    }
+
+    fn on_response(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        status: Option<StatusCode>,
+        latency: Duration,
+    ) {
+        (**self).on_response(method, uri, status, latency);
+    }
+}
+
+/// Stops one open stream (a watch, a followed log) from any thread: its
+/// next or current read fails at once. Cloneable; cancelling twice is fine.
+#[derive(Clone)]
+pub struct CancelHandle {
+    agent: Agent,
+}
+
+impl CancelHandle {
+    /// Interrupts the stream's connection.
+    pub fn cancel(&self) {
+        self.agent.clone().shutdown();
+    }
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle").finish_non_exhaustive()
+    }
+}
 
 /// What a request is, for the retry policy and the tracing span.
 #[derive(Clone, Copy, Debug)]
@@ -48,27 +103,52 @@ pub struct Call<'a> {
 /// A connection pool to one API server, cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    inner: std::sync::Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    agent: Agent,
-    base: Uri,
-    default_namespace: String,
-    credentials: Mutex<Credentials>,
+pub(crate) struct Inner {
+    /// The agent ordinary requests share.
+    pub(crate) agent: Agent,
+    pub(crate) transport: Transport,
+    pub(crate) base: Endpoint,
+    pub(crate) default_namespace: String,
+    pub(crate) credentials: Mutex<Credentials>,
     /// Held while a credential action runs, so concurrent requests wait for it.
-    refreshing: Mutex<()>,
-    limiter: Mutex<RequestLimiter>,
-    headers: HeaderMap,
-    read_timeout: Duration,
-    max_body: usize,
-    max_retries: u32,
+    pub(crate) refreshing: Mutex<()>,
+    pub(crate) limiter: Mutex<RequestLimiter>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) hooks: Vec<Arc<dyn Hook>>,
+    pub(crate) read_timeout: Duration,
+    pub(crate) max_body: usize,
+    pub(crate) max_retries: u32,
+}
+
+/// What every agent of a client is made of.
+pub(crate) struct Transport {
+    pub(crate) config: ureq::config::Config,
+    /// `None` for a plain-HTTP base URL.
+    pub(crate) tls: Option<TlsConnector>,
+}
+
+impl Transport {
+    /// A new agent (its own pool): TCP, then TLS for `https`.
+    pub(crate) fn agent(&self) -> Agent {
+        let tcp = ().chain(TcpConnector::default());
+        match &self.tls {
+            Some(tls) => Agent::with_parts(
+                self.config.clone(),
+                tcp.chain(tls.clone()),
+                DefaultResolver::default(),
+            ),
+            None => Agent::with_parts(self.config.clone(), tcp, DefaultResolver::default()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.inner.base)
+            .field("base", self.inner.base.uri())
             .field("default_namespace", &self.inner.default_namespace)
             .finish_non_exhaustive()
     }
@@ -76,7 +156,10 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for `base` with default settings; see [`ClientBuilder`].
-    pub fn new(base: impl Into<String>, tls: Option<TlsDescription>) -> Result<Self, Error> {
+    pub fn new(
+        base: impl Into<String>,
+        tls: Option<windlass_proto::config::TlsDescription>,
+    ) -> Result<Self, Error> {
         ClientBuilder::new(base, tls).build()
     }
 
@@ -95,13 +178,53 @@ impl Client {
         self.inner.read_timeout
     }
 
-    /// Sends `request` (a path-and-query request from windlass-proto),
-    /// retrying as windlass-proto's policy says, and returns the success
-    /// response with its body unread. Any other status becomes
+    /// Sends `request` (a path-and-query request from windlass-proto's
+    /// builders), retrying as windlass-proto's policy says, and returns the
+    /// success response with its body unread. Any other status becomes
     /// [`Error::Response`] with the server's `Status`.
     pub fn send(&self, request: Request<Bytes>, call: Call<'_>) -> Result<Response<Body>, Error> {
-        let _span =
-            tracing::debug_span!("request", verb = call.verb, resource = call.resource).entered();
+        self.send_on(&self.inner.agent, request, call)
+    }
+
+    /// [`send`](Self::send) on a connection of the response's own, for a
+    /// long-lived body: the handle interrupts it from another thread.
+    pub fn send_stream(
+        &self,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<(Response<Body>, CancelHandle), Error> {
+        let agent = self.inner.transport.agent();
+        let response = self.send_on(&agent, request, call)?;
+        Ok((response, CancelHandle { agent }))
+    }
+
+    /// [`send`](Self::send), then the body read whole (bounded and idle-timed).
+    pub fn send_for_bytes(
+        &self,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<(http::response::Parts, Bytes), Error> {
+        let method = request.method().clone();
+        let uri = request.uri().to_string();
+        let (head, body) = self.send(request, call)?.into_parts();
+        let bytes = self.read_body(body, &method, &uri)?;
+        Ok((head, bytes))
+    }
+
+    fn send_on(
+        &self,
+        agent: &Agent,
+        request: Request<Bytes>,
+        call: Call<'_>,
+    ) -> Result<Response<Body>, Error> {
+        let _span = tracing::debug_span!(
+            "request",
+            verb = call.verb,
+            resource = call.resource,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        )
+        .entered();
         let mut retry = Retry::with_max_retries(call.kind, self.inner.max_retries);
         let mut reauthorized = false;
         loop {
@@ -113,7 +236,7 @@ impl Client {
                 .reserve(Instant::now());
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
             self.refresh_credentials();
-            let (error, failure, generation) = match self.attempt(&request) {
+            let (error, failure, generation) = match self.attempt(agent, &request) {
                 Ok(response) => return Ok(response),
                 Err(failed) => failed,
             };
@@ -140,29 +263,29 @@ impl Client {
         }
     }
 
-    /// [`send`](Self::send), then the body read whole (bounded and idle-timed).
-    pub fn send_for_bytes(
-        &self,
-        request: Request<Bytes>,
-        call: Call<'_>,
-    ) -> Result<(http::response::Parts, Bytes), Error> {
-        let method = request.method().clone();
-        let uri = request.uri().to_string();
-        let (head, body) = self.send(request, call)?.into_parts();
-        let bytes = self.read_body(body, &method, &uri)?;
-        Ok((head, bytes))
-    }
-
     /// One attempt. On failure: the error, what the retry policy should judge
     /// (if anything), and the credential generation that was sent.
     #[allow(clippy::type_complexity, clippy::result_large_err)] // private, once per attempt
     fn attempt(
         &self,
+        agent: &Agent,
         request: &Request<Bytes>,
     ) -> Result<Response<Body>, (Error, Option<Failure>, Option<u64>)> {
         let method = request.method().clone();
         let uri = request.uri().to_string();
-        let mut outgoing = self.prepare(request).map_err(|e| (e, None, None))?;
+        let mut outgoing = self
+            .inner
+            .base
+            .prepare(request, &self.inner.headers)
+            .map_err(|e| {
+                let error = Error::BaseUrl {
+                    url: e.url,
+                    what: e.what,
+                };
+                (error, None, None)
+            })?
+            // ureq sends `Vec<u8>`, not `Bytes` (no `AsSendBody` for it).
+            .map(|body| body.to_vec());
         let generation = self
             .inner
             .credentials
@@ -170,24 +293,46 @@ impl Client {
             .expect("credentials lock")
             .authorize(outgoing.headers_mut())
             .map_err(|e| (e.into(), None, None))?;
-        let response = match self.inner.agent.run(outgoing) {
+        for hook in &self.inner.hooks {
+            hook.on_request(&mut outgoing);
+        }
+        let sent_uri = outgoing.uri().clone();
+        let started = Instant::now();
+        let result = agent.run(outgoing);
+        let latency = started.elapsed();
+        let status = result.as_ref().ok().map(Response::status);
+        for hook in &self.inner.hooks {
+            hook.on_response(&method, &sent_uri, status, latency);
+        }
+        let span = tracing::Span::current();
+        span.record("latency_ms", latency.as_millis() as u64);
+        if let Some(status) = status {
+            span.record("status", status.as_u16());
+        }
+        let response = match result {
             Ok(response) => response,
             Err(source) => {
                 let failure = transport_failure(&source);
-                let error = if matches!(source, ureq::Error::Timeout(_)) {
-                    self.timeout(method, uri, "response head")
-                } else {
-                    Error::Transport {
+                let error = match source {
+                    ureq::Error::Timeout(_) => self.timeout(method, uri, "response head"),
+                    ureq::Error::Other(other) => match other.downcast() {
+                        Ok(tls) => Error::Tls(*tls),
+                        Err(other) => Error::Transport {
+                            method,
+                            uri,
+                            source: Box::new(ureq::Error::Other(other)),
+                        },
+                    },
+                    source => Error::Transport {
                         method,
                         uri,
                         source: Box::new(source),
-                    }
+                    },
                 };
                 return Err((error, Some(failure), Some(generation)));
             }
         };
         let status = response.status();
-        tracing::Span::current().record("status", status.as_u16());
         if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(response);
         }
@@ -199,33 +344,6 @@ impl Client {
             .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
         let failure = Failure::from(&api);
         Err((api.into(), Some(failure), Some(generation)))
-    }
-
-    /// The request as ureq sends it: absolute URI under the base, the client's headers.
-    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Vec<u8>>, Error> {
-        let base = &self.inner.base;
-        let prefix = base.path().trim_end_matches('/');
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme(base.scheme_str().unwrap_or("https"))
-            .authority(base.authority().map_or("", |a| a.as_str()))
-            .path_and_query(format!("{prefix}{path_and_query}"))
-            .build()
-            .map_err(|_| Error::BaseUrl {
-                url: base.to_string(),
-                what: "cannot join the request path",
-            })?;
-        // ureq sends `Vec<u8>`, not `Bytes` (no `AsSendBody` for it).
-        let mut outgoing = Request::builder()
-            .method(request.method().clone())
-            .uri(uri)
-            .body(request.body().to_vec())
-            .expect("method and URI come from a valid request");
-        let headers = outgoing.headers_mut();
-        for (name, value) in self.inner.headers.iter().chain(request.headers()) {
-            headers.insert(name, value.clone());
-        }
-        Ok(outgoing)
     }
 
     fn timeout(&self, method: Method, uri: String, waiting_for: &'static str) -> Error {
@@ -326,10 +444,11 @@ fn transport_failure(error: &ureq::Error) -> Failure {
     use std::io::ErrorKind::*;
     match error {
         ureq::Error::Timeout(_) => Failure::Timeout,
-        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Tls(_) => {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => {
             Failure::Connect
         }
-        ureq::Error::Rustls(_) | ureq::Error::BadUri(_) => Failure::Connect,
+        // The TLS link's errors: a handshake that failed, a bad server name.
+        ureq::Error::Other(e) if e.is::<windlass_proto::config::TlsError>() => Failure::Connect,
         ureq::Error::Io(io) => match io.kind() {
             ConnectionRefused | NotFound | AddrNotAvailable => Failure::Connect,
             UnexpectedEof => Failure::EarlyEof,
@@ -338,219 +457,4 @@ fn transport_failure(error: &ureq::Error) -> Failure {
         },
         _ => Failure::ConnectionReset,
     }
-}
-
-/// Builds a [`Client`]: where the API server is, how to trust it, who to be,
-/// and the transport's limits.
-pub struct ClientBuilder {
-    base: String,
-    tls: Option<TlsDescription>,
-    default_namespace: String,
-    auth: AuthConfig,
-    impersonation: Impersonation,
-    flow_control: FlowControl,
-    headers: HeaderMap,
-    connect_timeout: Duration,
-    read_timeout: Duration,
-    max_body: usize,
-    max_retries: u32,
-}
-
-impl ClientBuilder {
-    /// A client for `base` (`https://host:port`), trusting as `tls` says
-    /// (`None`: the bundled web roots).
-    pub fn new(base: impl Into<String>, tls: Option<TlsDescription>) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("windlass-blocking/", env!("CARGO_PKG_VERSION"))),
-        );
-        Self {
-            base: base.into(),
-            tls,
-            default_namespace: "default".into(),
-            auth: AuthConfig::None,
-            impersonation: Impersonation::default(),
-            flow_control: FlowControl::default(),
-            headers,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: DEFAULT_READ_TIMEOUT,
-            max_body: DEFAULT_MAX_BODY,
-            max_retries: DEFAULT_MAX_RETRIES,
-        }
-    }
-
-    /// A client for a resolved kubeconfig context or in-cluster config.
-    /// `tls-server-name` and `proxy-url` are refused rather than ignored:
-    /// ureq's TLS configuration has no server-name override, and proxies are
-    /// not wired yet.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
-        if let Some(proxy) = &config.proxy_url {
-            return Err(Error::Unsupported {
-                what: "proxy-url",
-                detail: format!("{proxy:?}"),
-            });
-        }
-        if let Some(name) = &config.tls.server_name {
-            return Err(Error::Unsupported {
-                what: "tls-server-name",
-                detail: name.clone(),
-            });
-        }
-        let mut builder = Self::new(config.cluster_url.to_string(), Some(config.tls.clone()));
-        builder.default_namespace = config.default_namespace.clone();
-        builder.auth = config.auth.clone();
-        builder.impersonation = config.impersonation.clone();
-        Ok(builder)
-    }
-
-    /// Authenticates with a bearer token.
-    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.auth = AuthConfig::Bearer {
-            token: Secret::new(token.into()),
-            file: None,
-        };
-        self
-    }
-
-    /// The namespace `Api::default_namespaced` uses.
-    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.default_namespace = namespace.into();
-        self
-    }
-
-    /// The client-side rate limit (client-go's QPS and burst).
-    pub fn flow_control(mut self, flow_control: FlowControl) -> Self {
-        self.flow_control = flow_control;
-        self
-    }
-
-    /// A header sent with every request.
-    pub fn header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
-        self
-    }
-
-    /// How long connecting may take.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long a response head, or the next bytes of a body or watch, may take.
-    pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
-        self
-    }
-
-    /// The largest response body read whole (streams are not limited).
-    pub fn max_body(mut self, limit: usize) -> Self {
-        self.max_body = limit;
-        self
-    }
-
-    /// How many retries the retry policy may take (0: none).
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
-
-    /// The client.
-    pub fn build(self) -> Result<Client, Error> {
-        let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
-            url: self.base.clone(),
-            what: "not a URL",
-        })?;
-        if !matches!(base.scheme_str(), Some("http" | "https")) || base.authority().is_none() {
-            return Err(Error::BaseUrl {
-                url: self.base,
-                what: "needs http:// or https:// and a host",
-            });
-        }
-        let agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(ureq::config::AutoHeaderValue::None)
-            .timeout_connect(Some(self.connect_timeout))
-            .timeout_per_read(Some(self.read_timeout))
-            .tls_config(tls_config(self.tls.as_ref())?)
-            .build()
-            .new_agent();
-        let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
-        Ok(Client {
-            inner: std::sync::Arc::new(Inner {
-                agent,
-                base,
-                default_namespace: self.default_namespace,
-                credentials: Mutex::new(credentials),
-                refreshing: Mutex::new(()),
-                limiter: Mutex::new(RequestLimiter::new(self.flow_control)),
-                headers: self.headers,
-                read_timeout: self.read_timeout,
-                max_body: self.max_body,
-                max_retries: self.max_retries,
-            }),
-        })
-    }
-}
-
-/// ureq's TLS configuration for windlass-proto's description: only the
-/// kubeconfig's CA when it names one, the client certificate, the insecure flag.
-fn tls_config(tls: Option<&TlsDescription>) -> Result<TlsConfig, Error> {
-    let mut builder = TlsConfig::builder();
-    let Some(tls) = tls else {
-        return Ok(builder.build());
-    };
-    if let Some(ca) = &tls.ca {
-        let certs: Vec<_> = ca
-            .iter()
-            .map(|c| Certificate::from_der(c).to_owned())
-            .collect();
-        builder = builder.root_certs(RootCerts::new_with_certs(&certs));
-    } else {
-        builder = builder.root_certs(RootCerts::WebPki);
-    }
-    if let Some(identity) = &tls.identity {
-        use rustls_pki_types::PrivateKeyDer;
-        let chain: Vec<_> = identity
-            .chain
-            .iter()
-            .map(|c| Certificate::from_der(c).to_owned())
-            .collect();
-        // ureq takes a key as DER only with its `KeyKind`, which it does not
-        // export; PEM carries the kind in its label.
-        let (label, der) = match identity.key() {
-            PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
-            PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
-            PrivateKeyDer::Pkcs8(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
-            other => {
-                return Err(Error::Unsupported {
-                    what: "client key type",
-                    detail: format!("{other:?}"),
-                });
-            }
-        };
-        let key =
-            PrivateKey::from_pem(pem(label, der).as_bytes()).map_err(|e| Error::Unsupported {
-                what: "client key",
-                detail: e.to_string(),
-            })?;
-        builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-    }
-    Ok(builder
-        .disable_verification(tls.insecure_skip_verify)
-        .build())
-}
-
-/// `der` as one PEM block.
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in text.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }

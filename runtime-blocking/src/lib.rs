@@ -28,9 +28,12 @@
 #![deny(unsafe_code)]
 
 mod api;
+mod builder;
 mod client;
 mod error;
+mod tls;
 
-pub use api::{Api, DynamicApi, Pages, Watch};
-pub use client::{Call, Client, ClientBuilder, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use api::{Api, DynamicApi, LogStream, Pages, Watch};
+pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
+pub use client::{Call, CancelHandle, Client, Hook};
 pub use error::Error;

@@ -104,6 +104,11 @@ impl<K> Api<K> {
         self.api.builder()
     }
 
+    /// The client it sends with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Sends a call and judges its answer.
     async fn run<T>(&self, call: Result<proto::Call<T>, CallError>) -> Result<T, Error> {
         let call = call?;

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http::HeaderMap;
 use http::header::{HeaderValue, USER_AGENT};
-use http::{HeaderMap, Uri};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
+use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
 
@@ -163,17 +164,10 @@ impl ClientBuilder {
 
     /// The client. Needs a tokio runtime.
     pub fn build(self) -> Result<Client, Error> {
-        let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
-            url: self.base.clone(),
-            what: "not a URL",
+        let base = Endpoint::parse(&self.base).map_err(|e| Error::BaseUrl {
+            url: e.url,
+            what: e.what,
         })?;
-        let scheme_ok = matches!(base.scheme_str(), Some("http" | "https"));
-        if !scheme_ok || base.authority().is_none() {
-            return Err(Error::BaseUrl {
-                url: self.base,
-                what: "needs http:// or https:// and a host",
-            });
-        }
         let tls = match self.tls {
             Some(tls) => tls,
             None => {

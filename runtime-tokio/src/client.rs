@@ -26,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::ClientConfig;
 use tracing::Instrument;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
+use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::response::{self, ApiError};
 use windlass_proto::retry::{Decision, Failure, RequestKind, Retry};
@@ -94,7 +95,7 @@ pub(crate) struct Inner {
     /// burst would open one connection per request (4 to 20 measured).
     pub(crate) warm_up: tokio::sync::Mutex<bool>,
     pub(crate) streams: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    pub(crate) base: Uri,
+    pub(crate) base: Endpoint,
     pub(crate) default_namespace: String,
     pub(crate) credentials: Mutex<Credentials>,
     /// Held while a credential action runs, so concurrent requests wait for
@@ -111,7 +112,7 @@ pub(crate) struct Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.inner.base)
+            .field("base", self.inner.base.uri())
             .field("default_namespace", &self.inner.default_namespace)
             .finish_non_exhaustive()
     }
@@ -301,31 +302,15 @@ impl Client {
 
     /// The request as hyper sends it: absolute URI under the base, the client's headers.
     fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Full<Bytes>>, Error> {
-        let base = &self.inner.base;
-        let prefix = base.path().trim_end_matches('/');
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme(base.scheme_str().unwrap_or("https"))
-            .authority(base.authority().map_or("", |a| a.as_str()))
-            .path_and_query(format!("{prefix}{path_and_query}"))
-            .build()
-            .map_err(|_| Error::BaseUrl {
-                url: base.to_string(),
-                what: "cannot join the request path",
+        let outgoing = self
+            .inner
+            .base
+            .prepare(request, &self.inner.headers)
+            .map_err(|e| Error::BaseUrl {
+                url: e.url,
+                what: e.what,
             })?;
-        let mut outgoing = Request::builder()
-            .method(request.method().clone())
-            .uri(uri)
-            .body(Full::new(request.body().clone()))
-            .expect("method and URI come from a valid request");
-        let headers = outgoing.headers_mut();
-        for (name, value) in &self.inner.headers {
-            headers.insert(name, value.clone());
-        }
-        for (name, value) in request.headers() {
-            headers.insert(name, value.clone());
-        }
-        Ok(outgoing)
+        Ok(outgoing.map(Full::new))
     }
 
     /// Reads a whole body, each frame within the read timeout, at most `max_body` bytes.

@@ -33,9 +33,28 @@
 mod api;
 mod builder;
 mod client;
+pub mod controller;
+pub mod election;
 mod error;
+pub mod informer;
 
 pub use api::{Api, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
 pub use client::{Call, Client, Hook};
+pub use controller::{Controller, ControllerHandle};
+pub use election::{ElectorHandle, LeaderElector, Leadership};
 pub use error::Error;
+pub use informer::{Informer, Lister, Subscription};
+
+/// A seed for a machine's jitter generator, different in every call and
+/// every process (the machines draw no randomness of their own).
+pub(crate) fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
