@@ -134,6 +134,10 @@ fn run_client(client: &str, kubeconfig: &Path, pods: usize) -> (f64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("sync_client printed no {name}: {stdout}"))
     };
-    assert_eq!(field("objects=") as usize, pods, "{client} synced the wrong count");
+    assert_eq!(
+        field("objects=") as usize,
+        pods,
+        "{client} synced the wrong count"
+    );
     (field("synced_ms="), field("peak_rss_kib=") / 1024.0)
 }
