@@ -394,9 +394,10 @@ fn watch_cbor_huge_string_head_over_a_tiny_limit_is_refused() {
 
 #[test]
 fn watch_event_queue_is_bounded_when_pushing_a_whole_body_without_polling() {
-    // 5,000 protobuf frames of 20-odd bytes, each a whole default Pod once decoded.
+    // 5,000 protobuf frames of 20-odd bytes, each a whole default Pod once
+    // decoded (the RawExtension holds JSON `{}`, as core.v1 watch events may).
     let body: Vec<u8> = (0..5000)
-        .flat_map(|_| protobuf_frame(b"ADDED", b""))
+        .flat_map(|_| protobuf_frame(b"ADDED", b"{}"))
         .collect();
     for framing_body in [
         (Framing::LengthPrefixed, body),
@@ -416,6 +417,14 @@ fn watch_event_queue_is_bounded_when_pushing_a_whole_body_without_polling() {
         let (framing, body) = framing_body;
         let mut d = WatchDecoder::<Pod>::new(framing, Limits::default()).with_max_queued_events(16);
         d.push(&body).unwrap();
+        if d.is_failed() {
+            let events = drain(&mut d);
+            let last: Vec<_> = events.iter().rev().take(2).collect();
+            panic!(
+                "{framing:?}: failed after {} events: {last:?}",
+                events.len()
+            );
+        }
         // The queue holds 16 events; the rest of the body waits undecoded.
         assert!(
             format!("{d:?}").contains("queued: 16,"),
