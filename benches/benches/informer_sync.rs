@@ -23,7 +23,13 @@ use windlass_benches::{Generator, fixtures_dir};
 use windlass_testkit::apiserver::ApiServer;
 use windlass_testkit::model::Gvr;
 
-const CLIENTS: [&str; 3] = ["kube", "windlass-json", "windlass-protobuf"];
+const CLIENTS: [&str; 5] = [
+    "kube",
+    "windlass-json",
+    "windlass-protobuf",
+    "windlass-json-compact",
+    "windlass-protobuf-compact",
+];
 
 fn main() {
     let Some(fixtures) = fixtures_dir() else {
@@ -80,8 +86,10 @@ fn main() {
     let mut results: Vec<(&str, Vec<(f64, f64)>)> = CLIENTS.iter().map(|c| (*c, vec![])).collect();
     for round in 0..rounds {
         for (client, runs) in results.iter_mut() {
-            let (ms, rss) = run_client(client, &kubeconfig, pods);
-            eprintln!("round {round}: {client}: synced in {ms:.0} ms, peak RSS {rss:.1} MiB");
+            let (ms, rss, now) = run_client(client, &kubeconfig, pods);
+            eprintln!(
+                "round {round}: {client}: synced in {ms:.0} ms, peak RSS {rss:.1} MiB, RSS once synced {now:.1} MiB"
+            );
             runs.push((ms, rss));
         }
     }
@@ -113,8 +121,9 @@ fn main() {
     }
 }
 
-/// Runs one `sync_client` process; its time to synced (ms) and peak RSS (MiB).
-fn run_client(client: &str, kubeconfig: &Path, pods: usize) -> (f64, f64) {
+/// Runs one `sync_client` process; its time to synced (ms), peak RSS and
+/// RSS once synced (MiB).
+fn run_client(client: &str, kubeconfig: &Path, pods: usize) -> (f64, f64, f64) {
     let output = Command::new(env!("CARGO_BIN_EXE_sync_client"))
         .args(["--impl", client, "--kubeconfig"])
         .arg(kubeconfig)
@@ -139,5 +148,9 @@ fn run_client(client: &str, kubeconfig: &Path, pods: usize) -> (f64, f64) {
         pods,
         "{client} synced the wrong count"
     );
-    (field("synced_ms="), field("peak_rss_kib=") / 1024.0)
+    (
+        field("synced_ms="),
+        field("peak_rss_kib=") / 1024.0,
+        field("rss_kib=") / 1024.0,
+    )
 }

@@ -2,10 +2,11 @@
 //! of a cluster and prints how long that took and the process's peak RSS.
 //!
 //! ```text
-//! sync_client --impl kube|windlass-json|windlass-protobuf --kubeconfig PATH --expect N
+//! sync_client --impl kube|windlass-json|windlass-protobuf|windlass-json-compact|windlass-protobuf-compact --kubeconfig PATH --expect N
 //! ```
 //!
-//! It prints one line, `impl=… objects=N synced_ms=T peak_rss_kib=R`, and
+//! It prints one line, `impl=… objects=N synced_ms=T peak_rss_kib=R rss_kib=S`
+//! (peak RSS, and RSS once synced), and
 //! exits 0 once the client's store holds N objects and says it is synced;
 //! it exits 1 on an error or after 10 minutes without syncing. Each run is
 //! its own process so that its peak RSS is its own.
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         flag("--expect").and_then(|n| n.parse::<usize>().ok()),
     ) else {
         eprintln!(
-            "usage: sync_client --impl kube|windlass-json|windlass-protobuf --kubeconfig PATH --expect N"
+            "usage: sync_client --impl kube|windlass-json|windlass-protobuf|windlass-json-compact|windlass-protobuf-compact --kubeconfig PATH --expect N"
         );
         return ExitCode::from(2);
     };
@@ -51,8 +52,10 @@ fn main() -> ExitCode {
         let sync = async {
             match which.as_str() {
                 "kube" => kube_sync(&kubeconfig, expect).await,
-                "windlass-json" => windlass_sync(&kubeconfig, expect, false).await,
-                "windlass-protobuf" => windlass_sync(&kubeconfig, expect, true).await,
+                "windlass-json" => windlass_sync(&kubeconfig, expect, false, false).await,
+                "windlass-protobuf" => windlass_sync(&kubeconfig, expect, true, false).await,
+                "windlass-json-compact" => windlass_sync(&kubeconfig, expect, false, true).await,
+                "windlass-protobuf-compact" => windlass_sync(&kubeconfig, expect, true, true).await,
                 other => Err(format!("unknown --impl {other:?}")),
             }
         };
@@ -64,9 +67,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(objects) => {
             println!(
-                "impl={which} objects={objects} synced_ms={} peak_rss_kib={}",
+                "impl={which} objects={objects} synced_ms={} peak_rss_kib={} rss_kib={}",
                 synced.as_millis(),
-                peak_rss_kib().unwrap_or(0)
+                peak_rss_kib().unwrap_or(0),
+                status_kib("VmRSS:").unwrap_or(0)
             );
             ExitCode::SUCCESS
         }
@@ -79,8 +83,13 @@ fn main() -> ExitCode {
 
 /// `VmHWM` of this process, in KiB (Linux).
 fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// A KiB figure of `/proc/self/status` (Linux).
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -120,8 +129,15 @@ async fn kube_sync(kubeconfig: &str, expect: usize) -> Result<usize, String> {
 
 /// windlass-tokio's shared informer, until it says it is synced and its
 /// store holds `expect` Pods; in protobuf (`protobuf: true`) the client asks
-/// for `application/vnd.kubernetes.protobuf` lists and watches.
-async fn windlass_sync(kubeconfig: &str, expect: usize, protobuf: bool) -> Result<usize, String> {
+/// for `application/vnd.kubernetes.protobuf` lists and watches; `compact`
+/// stores a copy of each object (`informer::compact`), as kube-runtime's
+/// store always does.
+async fn windlass_sync(
+    kubeconfig: &str,
+    expect: usize,
+    protobuf: bool,
+    compact: bool,
+) -> Result<usize, String> {
     use windlass_proto::config::{ContextOptions, Kubeconfig, LocalFiles};
     use windlass_proto::informer::InformerConfig;
     use windlass_tokio::{Api, ClientBuilder, Informer};
@@ -135,6 +151,9 @@ async fn windlass_sync(kubeconfig: &str, expect: usize, protobuf: bool) -> Resul
         .map_err(|e| e.to_string())?;
     let api: Api<Pod> = Api::all(client).map_err(|e| e.to_string())?;
     let mut informer_config = InformerConfig::default();
+    if compact {
+        informer_config.transform = Some(windlass_proto::informer::compact());
+    }
     if protobuf {
         informer_config.reflector.format = Some(windlass_proto::codec::Format::Protobuf);
     }

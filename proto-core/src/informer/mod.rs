@@ -72,7 +72,7 @@ pub use reflector::{
 };
 pub use shared::{
     FifoKind, HandlerId, InformerConfig, InformerError, Notification, RelistMode, SharedInformer,
-    drop_managed_fields,
+    compact, drop_managed_fields,
 };
 pub use store::{Applied, Generation, KnownObjects, Relist, Store, StoreError};
 

@@ -15,7 +15,7 @@ use windlass_proto::codec::{Format, cbor, protobuf};
 
 use super::discovery;
 use super::response::{
-    Body, Offers, Shape, error_response, negotiate, status_error, value_response,
+    Body, Offers, Shape, error_response, list_response, negotiate, status_error, value_response,
 };
 use super::route::{self, Query, ResourcePath, Route};
 use super::table::{self, IncludeObject, Printer};
@@ -204,6 +204,9 @@ fn resource_request(
         (&Method::GET | &Method::HEAD, None) => {
             let params = query.list_params()?;
             let list = shared.model().list(&gvr, ns, &params)?;
+            if matches!(negotiated.shape, Shape::Object | Shape::Discovery) {
+                return Ok(list_response(StatusCode::OK, negotiated.format, &list));
+            }
             let value = shape_list(&printer, &list.to_json(), negotiated.shape, include);
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
@@ -289,6 +292,9 @@ fn resource_request(
             let params = query.list_params()?;
             let options = delete_options(&query, &body)?;
             let list = shared.mutate(|m| m.delete_collection(&gvr, ns, &params, &options, now))?;
+            if matches!(negotiated.shape, Shape::Object | Shape::Discovery) {
+                return Ok(list_response(StatusCode::OK, negotiated.format, &list));
+            }
             let value = shape_list(&printer, &list.to_json(), negotiated.shape, include);
             Ok(value_response(StatusCode::OK, negotiated.format, &value))
         }
