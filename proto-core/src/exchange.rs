@@ -19,11 +19,14 @@
 //!         Some(Action::Wait(at)) => sleep_until(at),
 //!         Some(Action::Credential(ReadTokenFile(path))) => exchange.handle_token_file(&mut credentials, read(path), now()),
 //!         Some(Action::Credential(RunExec(run))) => exchange.handle_exec_output(&mut credentials, exec(run), now(), wall_now()),
-//!         Some(Action::Send(attempt)) => match send(attempt.request) {
-//!             Ok(response) if is_success(response.status()) => exchange.handle_success(response, now()),
-//!             Ok(response) => exchange.handle_error_response(status, &headers, &read_body(response), now()),
-//!             Err(error) => exchange.handle_failure(failure_of(&error), error, now()),
-//!         },
+//!         Some(Action::Send(attempt)) => {
+//!             let outcome = match send(attempt.request) {
+//!                 Ok(response) if is_success(response.status()) => Outcome::Success(response),
+//!                 Ok(response) => Outcome::Error(head, read_body_bounded(body)),
+//!                 Err(error) => Outcome::Failed(failure_of(&error), error),
+//!             };
+//!             exchange.handle_outcome(outcome, now());
+//!         }
 //!         Some(Action::Finish(result)) => return result,
 //!         None => unreachable!("every input is followed by an action"),
 //!     }
@@ -89,6 +92,20 @@ pub struct Attempt {
     /// The request with the credentials' `Authorization` and
     /// `Impersonate-*` headers added.
     pub request: Request<Bytes>,
+}
+
+/// What one attempt came back with, as the driver saw it (the input of
+/// [`Exchange::handle_outcome`]).
+#[derive(Debug)]
+pub enum Outcome<R, E> {
+    /// A success ([`is_success`]): the driver's response, its body unread.
+    Success(R),
+    /// Any other status: the head, and the body read whole (within the
+    /// driver's body limit).
+    Error(http::response::Parts, Bytes),
+    /// No whole answer (no connection, a reset, a timeout, an error body cut
+    /// short): the driver's error, and how the retry policy sees it.
+    Failed(E, Failure),
 }
 
 /// Why an exchange failed, with what the caller needs: the last failure and
@@ -268,6 +285,17 @@ impl<R, E> Exchange<R, E> {
         // The error comes back from `authorize`, with the attempt count.
         let _ = credentials.handle_exec_output(outcome, now, wall_now);
         self.credential_done();
+    }
+
+    /// What the attempt came back with: one of the three inputs below.
+    pub fn handle_outcome(&mut self, outcome: Outcome<R, E>, now: Instant) {
+        match outcome {
+            Outcome::Success(response) => self.handle_success(response, now),
+            Outcome::Error(head, body) => {
+                self.handle_error_response(head.status, &head.headers, &body, now);
+            }
+            Outcome::Failed(error, failure) => self.handle_failure(failure, error, now),
+        }
     }
 
     /// The attempt's answer is a success ([`is_success`]): `response` is

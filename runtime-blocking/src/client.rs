@@ -25,7 +25,7 @@ use ureq::{Agent, Body};
 use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
-use windlass_proto::exchange::{self, Action, Exchange, ExchangeError};
+use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
@@ -287,18 +287,8 @@ impl Client {
                 }
                 Some(Action::Send(attempt)) => {
                     drop(refreshing);
-                    match self.attempt(agent, attempt.request, &uri) {
-                        Outcome::Success(response) => {
-                            exchange.handle_success(response, Instant::now());
-                        }
-                        Outcome::Error(head, body) => {
-                            let now = Instant::now();
-                            exchange.handle_error_response(head.status, &head.headers, &body, now);
-                        }
-                        Outcome::Failed(error, failure) => {
-                            exchange.handle_failure(failure, error, Instant::now());
-                        }
-                    }
+                    let outcome = self.attempt(agent, attempt.request, &uri);
+                    exchange.handle_outcome(outcome, Instant::now());
                 }
                 Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
                 None => unreachable!("an exchange has a next step after every input"),
@@ -308,7 +298,12 @@ impl Client {
 
     /// One attempt: send `outgoing` (credentials added) on `agent`, and read
     /// the body of an answer that is not a success.
-    fn attempt(&self, agent: &Agent, outgoing: Request<Bytes>, uri: &str) -> Outcome {
+    fn attempt(
+        &self,
+        agent: &Agent,
+        outgoing: Request<Bytes>,
+        uri: &str,
+    ) -> Outcome<Response<Body>, Error> {
         let method = outgoing.method().clone();
         let uri = uri.to_owned();
         // ureq sends `Vec<u8>`, not `Bytes` (no `AsSendBody` for it).
@@ -415,16 +410,6 @@ impl Client {
             source: e,
         }
     }
-}
-
-/// What one attempt came back with, for the [`Exchange`] to judge.
-enum Outcome {
-    /// A success: the body is the caller's to read.
-    Success(Response<Body>),
-    /// Any other status, with its body read whole.
-    Error(http::response::Parts, Bytes),
-    /// No whole answer: the error, and how the retry policy sees it.
-    Failed(Error, Failure),
 }
 
 /// Runs an exec credential plugin.

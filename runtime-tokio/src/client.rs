@@ -27,7 +27,7 @@ use tracing::Instrument;
 use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
-use windlass_proto::exchange::{self, Action, Exchange, ExchangeError};
+use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
@@ -218,18 +218,8 @@ impl Client {
                 }
                 Some(Action::Send(attempt)) => {
                     drop(refreshing);
-                    match self.attempt(attempt.request, call, &uri).await {
-                        Outcome::Success(response) => {
-                            exchange.handle_success(response, Instant::now());
-                        }
-                        Outcome::Error(head, body) => {
-                            let now = Instant::now();
-                            exchange.handle_error_response(head.status, &head.headers, &body, now);
-                        }
-                        Outcome::Failed(error, failure) => {
-                            exchange.handle_failure(failure, error, Instant::now());
-                        }
-                    }
+                    let outcome = self.attempt(attempt.request, call, &uri).await;
+                    exchange.handle_outcome(outcome, Instant::now());
                 }
                 Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
                 None => unreachable!("an exchange has a next step after every input"),
@@ -239,7 +229,12 @@ impl Client {
 
     /// One attempt: send `outgoing` (credentials added) on the pool its
     /// kind uses, and read the body of an answer that is not a success.
-    async fn attempt(&self, outgoing: Request<Bytes>, call: Call<'_>, uri: &str) -> Outcome {
+    async fn attempt(
+        &self,
+        outgoing: Request<Bytes>,
+        call: Call<'_>,
+        uri: &str,
+    ) -> Outcome<Response<Incoming>, Error> {
         let method = outgoing.method().clone();
         let mut outgoing = outgoing.map(Full::new);
         for hook in &self.inner.hooks {
@@ -373,16 +368,6 @@ impl Client {
             }
         }
     }
-}
-
-/// What one attempt came back with, for the [`Exchange`] to judge.
-enum Outcome {
-    /// A success: the body is the caller's to read.
-    Success(Response<Incoming>),
-    /// Any other status, with its body read whole.
-    Error(http::response::Parts, Bytes),
-    /// No whole answer: the error, and how the retry policy sees it.
-    Failed(Error, Failure),
 }
 
 /// Runs an exec credential plugin with tokio's process API.

@@ -647,3 +647,30 @@ fn exchange_error_converts_into_the_drivers_error() {
     };
     assert_eq!(auth.into_error(), DriverError::Auth);
 }
+
+#[test]
+fn exchange_handle_outcome_feeds_each_kind_of_outcome() {
+    let mut client = FakeClient::new(AuthConfig::None);
+    let mut exchange = get();
+    client.expect_send(&mut exchange);
+    let (head, ()) = http::Response::builder()
+        .status(503)
+        .header(RETRY_AFTER, "4")
+        .body(())
+        .unwrap()
+        .into_parts();
+    exchange.handle_outcome(
+        Outcome::Error(head, Bytes::from_static(b"busy")),
+        client.now,
+    );
+    assert_eq!(client.expect_wait(&mut exchange), Duration::from_secs(4));
+    client.advance(Duration::from_secs(4));
+    client.expect_send(&mut exchange);
+    exchange.handle_outcome(Outcome::Failed("cut".into(), Failure::EarlyEof), client.now);
+    assert_eq!(client.expect_wait(&mut exchange), Duration::from_secs(1));
+    client.advance(Duration::from_secs(1));
+    assert_eq!(client.expect_send(&mut exchange).0, 3);
+    exchange.handle_outcome(Outcome::Success("third time"), client.now);
+    assert_eq!(client.finish(&mut exchange).unwrap(), "third time");
+    assert_eq!((exchange.attempts(), exchange.retries()), (3, 2));
+}
