@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod dynamic;
 pub mod election;
 pub mod endpoint;
+pub mod exchange;
 pub mod flowcontrol;
 pub mod informer;
 pub mod list;

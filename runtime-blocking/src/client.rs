@@ -1,7 +1,7 @@
 //! The HTTP client: ureq 3 agents (HTTP/1.1) over TCP and windlass-proto's
-//! TLS, and the loop that performs what windlass-proto asks between
-//! attempts — wait for the client-side limiter, run a credential action,
-//! wait out the retry policy's delay. It decides none of it.
+//! TLS, and the loop that performs what windlass-proto's [`Exchange`] asks
+//! across a request's attempts — wait for a limiter slot or a retry delay,
+//! run a credential action, send an attempt. It decides none of it.
 //!
 //! Timeouts: `timeout_connect` (TCP and the TLS handshake), and
 //! `timeout_per_read` as the read-idle timeout for response heads, bodies
@@ -15,7 +15,7 @@
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -25,9 +25,9 @@ use ureq::{Agent, Body};
 use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
+use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
-use windlass_proto::response::{self, ApiError};
-use windlass_proto::retry::{Decision, Failure, RequestKind, Retry};
+use windlass_proto::retry::{Failure, RequestKind};
 
 use crate::tls::TlsConnector;
 use crate::{ClientBuilder, Error};
@@ -237,6 +237,9 @@ impl Client {
         Ok((head, bytes))
     }
 
+    /// Drives windlass-proto's [`Exchange`] on `agent`: sleeps, performs the
+    /// credential actions and sends the attempts it asks for, and feeds back
+    /// what came of them. It decides nothing itself.
     fn send_on(
         &self,
         agent: &Agent,
@@ -251,74 +254,60 @@ impl Client {
             latency_ms = tracing::field::Empty,
         )
         .entered();
-        let mut retry = Retry::with_max_retries(call.kind, self.inner.max_retries);
-        let mut reauthorized = false;
+        let uri = request.uri().to_string();
+        let mut exchange =
+            Exchange::new(self.prepare(&request)?, call.kind, self.inner.max_retries);
         loop {
-            let at = self
-                .inner
-                .limiter
-                .lock()
-                .expect("limiter lock")
-                .reserve(Instant::now());
-            std::thread::sleep(at.saturating_duration_since(Instant::now()));
-            self.refresh_credentials();
-            let (error, failure, generation) = match self.attempt(agent, &request) {
-                Ok(response) => return Ok(response),
-                Err(failed) => failed,
+            // Requests share the credentials: one refresh at a time, and the
+            // others wait for its result instead of sending without one.
+            let refreshing = match exchange.may_use_credentials() {
+                true => Some(self.inner.refreshing.lock().expect("refresh lock")),
+                false => None,
             };
-            if let (Some(api), Some(generation)) = (error.api(), generation)
-                && api.http_status() == StatusCode::UNAUTHORIZED
-                && !reauthorized
-                && self
-                    .inner
-                    .credentials
-                    .lock()
-                    .expect("credentials lock")
-                    .handle_unauthorized(generation)
-            {
-                reauthorized = true;
-                continue;
-            }
-            match failure.map_or(Decision::GiveUp, |f| retry.decide(f)) {
-                Decision::RetryAfter(wait) => {
-                    tracing::debug!(?wait, %error, retries = retry.retries(), "retrying");
-                    std::thread::sleep(wait);
+            let action = {
+                let mut limiter = self.inner.limiter.lock().expect("limiter lock");
+                let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                exchange.poll_action(Instant::now(), &mut limiter, &mut credentials)
+            };
+            match action {
+                Some(Action::Wait(at)) => {
+                    drop(refreshing);
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 }
-                Decision::GiveUp => return Err(error),
+                Some(Action::Credential(CredentialAction::ReadTokenFile(path))) => {
+                    let result = std::fs::read(&path);
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    exchange.handle_token_file(&mut credentials, result, Instant::now());
+                }
+                Some(Action::Credential(CredentialAction::RunExec(run))) => {
+                    let outcome = run_exec(run);
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    let (now, wall_now) = (Instant::now(), SystemTime::now());
+                    exchange.handle_exec_output(&mut credentials, outcome, now, wall_now);
+                }
+                Some(Action::Send(attempt)) => {
+                    drop(refreshing);
+                    let outcome = self.attempt(agent, attempt.request, &uri);
+                    exchange.handle_outcome(outcome, Instant::now());
+                }
+                Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
+                None => unreachable!("an exchange has a next step after every input"),
             }
         }
     }
 
-    /// One attempt. On failure: the error, what the retry policy should judge
-    /// (if anything), and the credential generation that was sent.
-    #[allow(clippy::type_complexity, clippy::result_large_err)] // private, once per attempt
+    /// One attempt: send `outgoing` (credentials added) on `agent`, and read
+    /// the body of an answer that is not a success.
     fn attempt(
         &self,
         agent: &Agent,
-        request: &Request<Bytes>,
-    ) -> Result<Response<Body>, (Error, Option<Failure>, Option<u64>)> {
-        let method = request.method().clone();
-        let uri = request.uri().to_string();
-        let mut outgoing = self
-            .inner
-            .base
-            .prepare(request, &self.inner.headers)
-            .map_err(|e| {
-                let error = Error::BaseUrl {
-                    url: e.url,
-                    what: e.what,
-                };
-                (error, None, None)
-            })?
-            // ureq sends `Vec<u8>`, not `Bytes` (no `AsSendBody` for it).
-            .map(|body| body.to_vec());
-        let generation = self
-            .inner
-            .credentials
-            .lock()
-            .expect("credentials lock")
-            .authorize(outgoing.headers_mut())
-            .map_err(|e| (e.into(), None, None))?;
+        outgoing: Request<Bytes>,
+        uri: &str,
+    ) -> Outcome<Response<Body>, Error> {
+        let method = outgoing.method().clone();
+        let uri = uri.to_owned();
+        // ureq sends `Vec<u8>`, not `Bytes` (no `AsSendBody` for it).
+        let mut outgoing = outgoing.map(|body| body.to_vec());
         for hook in &self.inner.hooks {
             hook.on_request(&mut outgoing);
         }
@@ -355,21 +344,28 @@ impl Client {
                         source: Box::new(source),
                     },
                 };
-                return Err((error, Some(failure), Some(generation)));
+                return Outcome::Failed(error, failure);
             }
         };
-        let status = response.status();
-        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(response);
+        if exchange::is_success(response.status()) {
+            return Outcome::Success(response);
         }
         let (head, body) = response.into_parts();
-        let body = self
-            .read_body(body, &method, &uri)
-            .map_err(|e| (e, Some(Failure::EarlyEof), Some(generation)))?;
-        let api = response::api_error(&method, status, &head.headers, &body)
-            .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
-        let failure = Failure::from(&api);
-        Err((api.into(), Some(failure), Some(generation)))
+        match self.read_body(body, &method, &uri) {
+            Ok(body) => Outcome::Error(head, body),
+            Err(error) => Outcome::Failed(error, Failure::EarlyEof),
+        }
+    }
+
+    /// The request as ureq sends it: absolute URI under the base, the client's headers.
+    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Bytes>, Error> {
+        self.inner
+            .base
+            .prepare(request, &self.inner.headers)
+            .map_err(|e| Error::BaseUrl {
+                url: e.url,
+                what: e.what,
+            })
     }
 
     fn timeout(&self, method: Method, uri: String, waiting_for: &'static str) -> Error {
@@ -412,38 +408,6 @@ impl Client {
             method: method.clone(),
             uri: uri.to_owned(),
             source: e,
-        }
-    }
-
-    /// Performs whatever the credential machine asks before a request: read a
-    /// token file, run an exec plugin.
-    fn refresh_credentials(&self) {
-        let _refreshing = self.inner.refreshing.lock().expect("refresh lock");
-        loop {
-            let action = self
-                .inner
-                .credentials
-                .lock()
-                .expect("credentials lock")
-                .poll_action(Instant::now());
-            match action {
-                None => return,
-                Some(CredentialAction::ReadTokenFile(path)) => {
-                    let result = std::fs::read(&path);
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    credentials.handle_token_file(result, Instant::now());
-                }
-                Some(CredentialAction::RunExec(request)) => {
-                    let outcome = run_exec(request);
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    // The error is kept by the machine and returned by `authorize`.
-                    let _ = credentials.handle_exec_output(
-                        outcome,
-                        Instant::now(),
-                        std::time::SystemTime::now(),
-                    );
-                }
-            }
         }
     }
 }

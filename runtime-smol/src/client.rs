@@ -3,16 +3,15 @@
 //! windlass-proto made (or yours).
 //!
 //! This module owns the transport: connecting, sending, timing out, and
-//! performing what windlass-proto asks between attempts — wait for the
-//! client-side limiter ([`RequestLimiter`]), run a credential action
-//! ([`Credentials::poll_action`]), wait out the retry policy's delay
-//! ([`Retry::decide`]). It decides none of it.
+//! performing what windlass-proto's [`Exchange`] asks across a request's
+//! attempts — wait for a limiter slot or a retry delay, run a credential
+//! action, send an attempt. It decides none of it.
 //!
 //! Every wait is async-io's `Timer`; every background future goes to the
 //! caller's [`Spawner`](crate::Spawner).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -22,9 +21,9 @@ use rustls::ClientConfig;
 use smol::Timer;
 use tracing::Instrument;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
+use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
-use windlass_proto::response::{self, ApiError};
-use windlass_proto::retry::{Decision, Failure, RequestKind, Retry};
+use windlass_proto::retry::{Failure, RequestKind};
 
 use crate::rt::timeout;
 use crate::transport::{Transport, TransportError};
@@ -168,65 +167,66 @@ impl Client {
         Ok((head, bytes))
     }
 
+    /// Drives windlass-proto's [`Exchange`]: sleeps, performs the credential
+    /// actions and sends the attempts it asks for, and feeds back what came
+    /// of them. It decides nothing itself.
     async fn send_with_retries(
         &self,
         request: Request<Bytes>,
         call: Call<'_>,
     ) -> Result<Response<Incoming>, Error> {
-        let mut retry = Retry::with_max_retries(call.kind, self.inner.max_retries);
-        let mut reauthorized = false;
+        let uri = request.uri().to_string();
+        let mut exchange =
+            Exchange::new(self.prepare(&request)?, call.kind, self.inner.max_retries);
         loop {
-            let at = self
-                .inner
-                .limiter
-                .lock()
-                .expect("limiter lock")
-                .reserve(Instant::now());
-            Timer::at(at).await;
-            self.refresh_credentials().await;
-            let (error, failure, generation) = match self.attempt(&request, call).await {
-                Ok(response) => return Ok(response),
-                Err(failed) => failed,
+            // Requests share the credentials: one refresh at a time, and the
+            // others wait for its result instead of sending without one.
+            let refreshing = match exchange.may_use_credentials() {
+                true => Some(self.inner.refreshing.lock().await),
+                false => None,
             };
-            if let (Some(api), Some(generation)) = (error.api(), generation)
-                && api.http_status() == StatusCode::UNAUTHORIZED
-                && !reauthorized
-                && self
-                    .inner
-                    .credentials
-                    .lock()
-                    .expect("credentials lock")
-                    .handle_unauthorized(generation)
-            {
-                reauthorized = true;
-                continue;
-            }
-            match failure.map_or(Decision::GiveUp, |f| retry.decide(f)) {
-                Decision::RetryAfter(wait) => {
-                    tracing::debug!(?wait, %error, retries = retry.retries(), "retrying");
-                    Timer::after(wait).await;
+            let action = {
+                let mut limiter = self.inner.limiter.lock().expect("limiter lock");
+                let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                exchange.poll_action(Instant::now(), &mut limiter, &mut credentials)
+            };
+            match action {
+                Some(Action::Wait(at)) => {
+                    drop(refreshing);
+                    Timer::at(at).await;
                 }
-                Decision::GiveUp => return Err(error),
+                Some(Action::Credential(CredentialAction::ReadTokenFile(path))) => {
+                    let result = smol::fs::read(&path).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    exchange.handle_token_file(&mut credentials, result, Instant::now());
+                }
+                Some(Action::Credential(CredentialAction::RunExec(run))) => {
+                    let outcome = run_exec(run).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    let (now, wall_now) = (Instant::now(), SystemTime::now());
+                    exchange.handle_exec_output(&mut credentials, outcome, now, wall_now);
+                }
+                Some(Action::Send(attempt)) => {
+                    drop(refreshing);
+                    let outcome = self.attempt(attempt.request, call, &uri).await;
+                    exchange.handle_outcome(outcome, Instant::now());
+                }
+                Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
+                None => unreachable!("an exchange has a next step after every input"),
             }
         }
     }
 
-    /// One attempt. On failure: the error, what the retry policy should judge
-    /// (if anything), and the credential generation that was sent.
+    /// One attempt: send `outgoing` (credentials added) on a connection its
+    /// kind uses, and read the body of an answer that is not a success.
     async fn attempt(
         &self,
-        request: &Request<Bytes>,
+        outgoing: Request<Bytes>,
         call: Call<'_>,
-    ) -> Result<Response<Incoming>, (Error, Option<Failure>, Option<u64>)> {
-        let method = request.method().clone();
-        let uri = request.uri().to_string();
-        let mut outgoing = self.prepare(request).map_err(|e| (e, None, None))?;
-        let generation = {
-            let credentials = self.inner.credentials.lock().expect("credentials lock");
-            credentials
-                .authorize(outgoing.headers_mut())
-                .map_err(|e| (e.into(), None, None))?
-        };
+        uri: &str,
+    ) -> Outcome<Response<Incoming>, Error> {
+        let method = outgoing.method().clone();
+        let mut outgoing = outgoing.map(Full::new);
         for hook in &self.inner.hooks {
             hook.on_request(&mut outgoing);
         }
@@ -251,6 +251,7 @@ impl Client {
         if let Some(status) = status {
             span.record("status", status.as_u16());
         }
+        let uri = uri.to_owned();
         let response = match result {
             None => {
                 let error = Error::Timeout {
@@ -259,7 +260,7 @@ impl Client {
                     waiting_for: "response head",
                     after: self.inner.read_timeout,
                 };
-                return Err((error, Some(Failure::Timeout), Some(generation)));
+                return Outcome::Failed(error, Failure::Timeout);
             }
             Some(Err(TransportError::ConnectTimeout(after))) => {
                 let error = Error::Timeout {
@@ -268,7 +269,7 @@ impl Client {
                     waiting_for: "connection",
                     after,
                 };
-                return Err((error, Some(Failure::Connect), Some(generation)));
+                return Outcome::Failed(error, Failure::Connect);
             }
             Some(Err(TransportError::Connect(source))) => {
                 let error = Error::Transport {
@@ -276,7 +277,7 @@ impl Client {
                     uri,
                     source,
                 };
-                return Err((error, Some(Failure::Connect), Some(generation)));
+                return Outcome::Failed(error, Failure::Connect);
             }
             Some(Err(TransportError::Http(source))) => {
                 let failure = transport_failure(&source);
@@ -285,27 +286,22 @@ impl Client {
                     uri,
                     source: source.into(),
                 };
-                return Err((error, Some(failure), Some(generation)));
+                return Outcome::Failed(error, failure);
             }
             Some(Ok(response)) => response,
         };
-        let status = response.status();
-        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(response);
+        if exchange::is_success(response.status()) {
+            return Outcome::Success(response);
         }
         let (head, body) = response.into_parts();
-        let body = self
-            .read_body(body, &method, &uri)
-            .await
-            .map_err(|e| (e, Some(Failure::EarlyEof), Some(generation)))?;
-        let api = response::api_error(&method, status, &head.headers, &body)
-            .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
-        let failure = Failure::from(&api);
-        Err((api.into(), Some(failure), Some(generation)))
+        match self.read_body(body, &method, &uri).await {
+            Ok(body) => Outcome::Error(head, body),
+            Err(error) => Outcome::Failed(error, Failure::EarlyEof),
+        }
     }
 
     /// The request as hyper sends it: absolute URI under the base, the client's headers.
-    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Full<Bytes>>, Error> {
+    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Bytes>, Error> {
         let base = &self.inner.base;
         let prefix = base.path().trim_end_matches('/');
         let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -321,7 +317,7 @@ impl Client {
         let mut outgoing = Request::builder()
             .method(request.method().clone())
             .uri(uri)
-            .body(Full::new(request.body().clone()))
+            .body(request.body().clone())
             .expect("method and URI come from a valid request");
         let headers = outgoing.headers_mut();
         for (name, value) in &self.inner.headers {
@@ -384,38 +380,6 @@ impl Client {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));
                     }
-                }
-            }
-        }
-    }
-
-    /// Performs whatever the credential machine asks before a request: read a
-    /// token file, run an exec plugin.
-    async fn refresh_credentials(&self) {
-        let _refreshing = self.inner.refreshing.lock().await;
-        loop {
-            let action = self
-                .inner
-                .credentials
-                .lock()
-                .expect("credentials lock")
-                .poll_action(Instant::now());
-            match action {
-                None => return,
-                Some(CredentialAction::ReadTokenFile(path)) => {
-                    let result = smol::fs::read(&path).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    credentials.handle_token_file(result, Instant::now());
-                }
-                Some(CredentialAction::RunExec(request)) => {
-                    let outcome = run_exec(request).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    // The error is kept by the machine and returned by `authorize`.
-                    let _ = credentials.handle_exec_output(
-                        outcome,
-                        Instant::now(),
-                        std::time::SystemTime::now(),
-                    );
                 }
             }
         }

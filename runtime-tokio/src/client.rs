@@ -2,10 +2,9 @@
 //! built from a rustls `ClientConfig` windlass-proto made (or yours).
 //!
 //! This module owns the transport: connecting, sending, timing out, and
-//! performing what windlass-proto asks between attempts — wait for the
-//! client-side limiter ([`RequestLimiter`]), run a credential action
-//! ([`Credentials::poll_action`]), wait out the retry policy's delay
-//! ([`Retry::decide`]). It decides none of it.
+//! performing what windlass-proto's [`Exchange`] asks across a request's
+//! attempts — wait for a limiter slot or a retry delay, run a credential
+//! action, send an attempt. It decides none of it.
 //!
 //! Two pools share one connector. Ordinary requests use HTTP/1.1 or HTTP/2,
 //! whichever ALPN picks. Watches and followed logs use their own HTTP/1.1
@@ -14,7 +13,7 @@
 //! cancelling one never resets its siblings (reference/sans-io.md §2).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -28,9 +27,9 @@ use tracing::Instrument;
 use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
+use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
-use windlass_proto::response::{self, ApiError};
-use windlass_proto::retry::{Decision, Failure, RequestKind, Retry};
+use windlass_proto::retry::{Failure, RequestKind};
 
 use crate::{ClientBuilder, Error};
 
@@ -178,65 +177,66 @@ impl Client {
         Ok((head, bytes))
     }
 
+    /// Drives windlass-proto's [`Exchange`]: sleeps, performs the credential
+    /// actions and sends the attempts it asks for, and feeds back what came
+    /// of them. It decides nothing itself.
     async fn send_with_retries(
         &self,
         request: Request<Bytes>,
         call: Call<'_>,
     ) -> Result<Response<Incoming>, Error> {
-        let mut retry = Retry::with_max_retries(call.kind, self.inner.max_retries);
-        let mut reauthorized = false;
+        let uri = request.uri().to_string();
+        let mut exchange =
+            Exchange::new(self.prepare(&request)?, call.kind, self.inner.max_retries);
         loop {
-            let at = self
-                .inner
-                .limiter
-                .lock()
-                .expect("limiter lock")
-                .reserve(Instant::now());
-            tokio::time::sleep_until(at.into()).await;
-            self.refresh_credentials().await;
-            let (error, failure, generation) = match self.attempt(&request, call).await {
-                Ok(response) => return Ok(response),
-                Err(failed) => failed,
+            // Requests share the credentials: one refresh at a time, and the
+            // others wait for its result instead of sending without one.
+            let refreshing = match exchange.may_use_credentials() {
+                true => Some(self.inner.refreshing.lock().await),
+                false => None,
             };
-            if let (Some(api), Some(generation)) = (error.api(), generation)
-                && api.http_status() == StatusCode::UNAUTHORIZED
-                && !reauthorized
-                && self
-                    .inner
-                    .credentials
-                    .lock()
-                    .expect("credentials lock")
-                    .handle_unauthorized(generation)
-            {
-                reauthorized = true;
-                continue;
-            }
-            match failure.map_or(Decision::GiveUp, |f| retry.decide(f)) {
-                Decision::RetryAfter(wait) => {
-                    tracing::debug!(?wait, %error, retries = retry.retries(), "retrying");
-                    tokio::time::sleep(wait).await;
+            let action = {
+                let mut limiter = self.inner.limiter.lock().expect("limiter lock");
+                let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                exchange.poll_action(Instant::now(), &mut limiter, &mut credentials)
+            };
+            match action {
+                Some(Action::Wait(at)) => {
+                    drop(refreshing);
+                    tokio::time::sleep_until(at.into()).await;
                 }
-                Decision::GiveUp => return Err(error),
+                Some(Action::Credential(CredentialAction::ReadTokenFile(path))) => {
+                    let result = tokio::fs::read(&path).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    exchange.handle_token_file(&mut credentials, result, Instant::now());
+                }
+                Some(Action::Credential(CredentialAction::RunExec(run))) => {
+                    let outcome = run_exec(run).await;
+                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
+                    let (now, wall_now) = (Instant::now(), SystemTime::now());
+                    exchange.handle_exec_output(&mut credentials, outcome, now, wall_now);
+                }
+                Some(Action::Send(attempt)) => {
+                    drop(refreshing);
+                    let outcome = self.attempt(attempt.request, call, &uri).await;
+                    exchange.handle_outcome(outcome, Instant::now());
+                }
+                Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
+                None => unreachable!("an exchange has a next step after every input"),
             }
         }
     }
 
-    /// One attempt. On failure: the error, what the retry policy should judge
-    /// (if anything), and the credential generation that was sent.
+    /// One attempt: send `outgoing` (credentials added) on the pool its
+    /// kind uses, and read the body of an answer that is not a success.
     async fn attempt(
         &self,
-        request: &Request<Bytes>,
+        outgoing: Request<Bytes>,
         call: Call<'_>,
-    ) -> Result<Response<Incoming>, (Error, Option<Failure>, Option<u64>)> {
-        let method = request.method().clone();
-        let uri = request.uri().to_string();
-        let mut outgoing = self.prepare(request).map_err(|e| (e, None, None))?;
-        let generation = {
-            let credentials = self.inner.credentials.lock().expect("credentials lock");
-            credentials
-                .authorize(outgoing.headers_mut())
-                .map_err(|e| (e.into(), None, None))?
-        };
+        uri: &str,
+    ) -> Outcome<Response<Incoming>, Error> {
+        let method = outgoing.method().clone();
+        let mut outgoing = outgoing.map(Full::new);
         for hook in &self.inner.hooks {
             hook.on_request(&mut outgoing);
         }
@@ -275,49 +275,42 @@ impl Client {
             Err(_) => {
                 let error = Error::Timeout {
                     method,
-                    uri,
+                    uri: uri.to_owned(),
                     waiting_for: "response head",
                     after: self.inner.read_timeout,
                 };
-                return Err((error, Some(Failure::Timeout), Some(generation)));
+                return Outcome::Failed(error, Failure::Timeout);
             }
             Ok(Err(source)) => {
                 let failure = transport_failure(&source);
                 let error = Error::Transport {
                     method,
-                    uri,
+                    uri: uri.to_owned(),
                     source: source.into(),
                 };
-                return Err((error, Some(failure), Some(generation)));
+                return Outcome::Failed(error, failure);
             }
             Ok(Ok(response)) => response,
         };
-        let status = response.status();
-        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(response);
+        if exchange::is_success(response.status()) {
+            return Outcome::Success(response);
         }
         let (head, body) = response.into_parts();
-        let body = self
-            .read_body(body, &method, &uri)
-            .await
-            .map_err(|e| (e, Some(Failure::EarlyEof), Some(generation)))?;
-        let api = response::api_error(&method, status, &head.headers, &body)
-            .unwrap_or_else(|| ApiError::from_status(Default::default(), status, &head.headers));
-        let failure = Failure::from(&api);
-        Err((api.into(), Some(failure), Some(generation)))
+        match self.read_body(body, &method, uri).await {
+            Ok(body) => Outcome::Error(head, body),
+            Err(error) => Outcome::Failed(error, Failure::EarlyEof),
+        }
     }
 
     /// The request as hyper sends it: absolute URI under the base, the client's headers.
-    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Full<Bytes>>, Error> {
-        let outgoing = self
-            .inner
+    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Bytes>, Error> {
+        self.inner
             .base
             .prepare(request, &self.inner.headers)
             .map_err(|e| Error::BaseUrl {
                 url: e.url,
                 what: e.what,
-            })?;
-        Ok(outgoing.map(Full::new))
+            })
     }
 
     /// Reads a whole body, each frame within the read timeout, at most `max_body` bytes.
@@ -371,38 +364,6 @@ impl Client {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));
                     }
-                }
-            }
-        }
-    }
-
-    /// Performs whatever the credential machine asks before a request: read a
-    /// token file, run an exec plugin.
-    async fn refresh_credentials(&self) {
-        let _refreshing = self.inner.refreshing.lock().await;
-        loop {
-            let action = self
-                .inner
-                .credentials
-                .lock()
-                .expect("credentials lock")
-                .poll_action(Instant::now());
-            match action {
-                None => return,
-                Some(CredentialAction::ReadTokenFile(path)) => {
-                    let result = tokio::fs::read(&path).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    credentials.handle_token_file(result, Instant::now());
-                }
-                Some(CredentialAction::RunExec(request)) => {
-                    let outcome = run_exec(request).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    // The error is kept by the machine and returned by `authorize`.
-                    let _ = credentials.handle_exec_output(
-                        outcome,
-                        Instant::now(),
-                        std::time::SystemTime::now(),
-                    );
                 }
             }
         }
