@@ -117,6 +117,7 @@ impl LeaderElector {
         let mut requests: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
         let mut lead = Some(lead);
         let mut work: Option<JoinHandle<()>> = None;
+        let mut stopping = false;
         // The driving loop: perform, report, sleep until a result or the deadline.
         while !machine.is_stopped() {
             while let Some(action) = machine.poll_action() {
@@ -143,7 +144,11 @@ impl LeaderElector {
                 Wake::Deadline
             };
             let stop = async {
-                self.shared.stop.wait_for(true).await;
+                match stopping {
+                    // Asked once; asking again would wake this loop at once, forever.
+                    true => std::future::pending().await,
+                    false => self.shared.stop.wait_for(true).await,
+                }
                 Wake::Stop
             };
             let work_done = async {
@@ -160,7 +165,10 @@ impl LeaderElector {
             match smol::future::or(io, control).await {
                 Wake::Result(id, result) => machine.handle_result(id, *result, Instant::now()),
                 Wake::Deadline => machine.handle_timeout(Instant::now()),
-                Wake::Stop => machine.stop(Instant::now()),
+                Wake::Stop => {
+                    stopping = true;
+                    machine.stop(Instant::now());
+                }
                 Wake::WorkDone => {
                     work = None;
                     machine.stop(Instant::now());
