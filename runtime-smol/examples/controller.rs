@@ -11,29 +11,26 @@
 //! cargo run -p windlass-smol --example controller
 //! ```
 //!
-//! The controller runs on a smol `Executor`, which also runs the client's
-//! connections; the embedded API server (a tokio program) gets a tokio
-//! runtime of its own.
-//!
-//! The decisions — which key next, what to do after a reconcile, when to
-//! wake — are windlass-proto's [`Controller`]; this file only moves events
-//! into it and runs reconciles.
+//! It uses windlass-smol's runners: an [`Informer`] (list, watch, relist,
+//! the store its [`Lister`] reads) and a [`Controller`] (work queue, two
+//! workers, rate-limited retries, graceful shutdown), all on one smol
+//! `Executor` that also runs the client's connections; the embedded API
+//! server (a tokio program) gets a tokio runtime of its own. The decisions
+//! behind the runners are windlass-proto's; this file holds only the reconcile.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, PodSpec};
 use serde_json::json;
 use windlass_proto::config::{ContextOptions, Kubeconfig, LocalFiles};
-use windlass_proto::controller::{Controller, Outcome};
-use windlass_proto::object::Object;
-use windlass_proto::params::{ListParams, WatchParams};
-use windlass_proto::queue::Next;
+use windlass_proto::controller::Outcome;
+use windlass_proto::informer::{InformerConfig, drop_managed_fields};
+use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::request::{DeleteParams, Patch, PatchParams, PostParams};
-use windlass_proto::watch::WatchEvent;
-use windlass_smol::{Api, Client, ClientBuilder};
+use windlass_smol::{Api, Client, ClientBuilder, Controller, Informer, Lister};
 use windlass_testkit::apiserver::{ApiServer, RunningServer};
 
 const LABEL: &str = "windlass.dev/reconciled";
@@ -75,8 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = ClientBuilder::from_config(&config, executor.clone())?.build()?;
     let namespace =
         flag("--namespace").unwrap_or_else(|| if embedded { "demo" } else { "default" }.to_owned());
-    let result =
-        smol::block_on(executor.run(setup_and_run(client, namespace, embedded, executor.clone())));
+    let result = smol::block_on(executor.run(setup_and_run(client, namespace, embedded)));
     if let Some((runtime, running)) = server {
         runtime.block_on(running.shutdown());
     }
@@ -88,7 +84,6 @@ async fn setup_and_run(
     client: Client,
     namespace: String,
     embedded: bool,
-    executor: Arc<smol::Executor<'static>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     if embedded {
         let mut ns = Namespace::default();
@@ -106,172 +101,154 @@ async fn setup_and_run(
         }
         println!("created 5 pods in namespace {namespace}");
     }
-
-    run(&client, &pods, &maps, embedded, &executor).await
+    run(&client, &pods, &maps, embedded).await
 }
 
-/// The controller loop: list, then watch; every pod event enqueues the pod's
-/// key; one worker reconciles keys as windlass-proto's `Controller` hands
-/// them out. In embedded mode it also churns pods and stops once the
-/// summary matches the final state.
+/// The controller: an informer on pods feeds windlass-smol's controller
+/// runner, whose workers reconcile each pod key. In embedded mode it also
+/// churns pods; it shuts down gracefully once the queue is idle and (in
+/// embedded mode) the summary matches the final state.
 async fn run(
     client: &Client,
     pods: &Api<Pod>,
     maps: &Api<ConfigMap>,
     embedded: bool,
-    executor: &smol::Executor<'static>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let mut controller: Controller<String> = Controller::default();
-    let list = pods.list(&ListParams::default()).await?;
-    for pod in &list.items {
-        controller.enqueue(pod.key().to_string());
-    }
-    let params = WatchParams {
-        resource_version: list.resource_version().map(str::to_owned),
-        allow_watch_bookmarks: true,
-        timeout_seconds: Some(290),
-        ..Default::default()
-    };
-    let mut events = Box::pin(pods.watch(&params).await?);
+    let informer = Informer::new(
+        pods,
+        InformerConfig {
+            transform: Some(drop_managed_fields()),
+            ..Default::default()
+        },
+    );
+    let lister = informer.lister();
+    let controller = Controller::new(informer).workers(2);
+    let handle = controller.handle();
+    let summary = Arc::new(Mutex::new(String::new()));
+    let spawner = client.spawner();
 
     // In embedded mode, change the world while the controller runs.
+    let churned = Arc::new(AtomicBool::new(false));
     let churn = embedded.then(|| {
-        let pods = pods.clone();
-        executor.spawn(async move {
-            smol::Timer::after(Duration::from_millis(300)).await;
-            for i in 5..8 {
-                pods.create(&PostParams::default(), &pod(&format!("web-{i}")))
-                    .await?;
+        let (pods, churned) = (pods.clone(), churned.clone());
+        spawner.spawn_with_handle(async move {
+            let result = async {
+                smol::Timer::after(Duration::from_millis(300)).await;
+                for i in 5..8 {
+                    pods.create(&PostParams::default(), &pod(&format!("web-{i}")))
+                        .await?;
+                }
+                pods.delete("web-0", &DeleteParams::default()).await?;
+                println!("churn: created web-5..web-7, deleted web-0");
+                Ok::<_, windlass_smol::Error>(())
             }
-            pods.delete("web-0", &DeleteParams::default()).await?;
-            println!("churn: created web-5..web-7, deleted web-0");
-            Ok::<_, windlass_smol::Error>(())
+            .await;
+            churned.store(true, Ordering::SeqCst);
+            result
         })
     });
 
-    let mut last_summary = String::new();
-    loop {
-        if started.elapsed() > DEADLINE {
-            return Err(format!("gave up after {DEADLINE:?}; last summary: {last_summary}").into());
-        }
-        match controller.next(Instant::now()) {
-            Next::Item(key) => {
-                let outcome = match reconcile(pods, maps, &key).await {
-                    Ok(summary) => {
-                        if summary != last_summary {
-                            let c = controller.counters(Instant::now());
-                            println!(
-                                "reconciled {key:<10} summary: {summary} (reconciles {}, retries {})",
-                                c.reconciles + 1,
-                                c.retries
-                            );
-                            last_summary = summary;
-                        }
-                        Outcome::Success
-                    }
-                    Err(e) => {
-                        println!("reconcile {key} failed: {e}; will retry with backoff");
-                        Outcome::Error
-                    }
-                };
-                controller.finish(&key, outcome, Instant::now());
-                let churned = churn.as_ref().is_none_or(|c| c.is_finished());
-                if embedded
-                    && churned
-                    && controller.is_drained()
-                    && last_summary == "7 pods, 7 labelled"
-                {
-                    break;
-                }
-            }
-            Next::Wait => {
-                let wake = controller
-                    .poll_timeout()
-                    .map_or(Duration::from_secs(1), |t| {
-                        t.saturating_duration_since(Instant::now())
-                    });
-                let event = smol::future::or(async { Some(events.next().await) }, async {
-                    smol::Timer::after(wake).await;
+    // Decides when the example is done: the queue idle, the churn over, the summary final.
+    let stopper = {
+        let (handle, summary) = (handle.clone(), summary.clone());
+        let churned = churn.is_some().then_some(churned);
+        spawner.spawn_with_handle(async move {
+            let mut idle_since = None;
+            loop {
+                smol::Timer::after(Duration::from_millis(100)).await;
+                let c = handle.counters();
+                let idle = c.depth == 0 && c.waiting == 0 && c.running == 0 && c.reconciles > 0;
+                idle_since = if idle {
+                    idle_since.or(Some(Instant::now()))
+                } else {
                     None
-                })
-                .await;
-                match event {
-                    None => {}
-                    Some(Some(Ok(
-                        WatchEvent::Added(p) | WatchEvent::Modified(p) | WatchEvent::Deleted(p),
-                    ))) => {
-                        controller.enqueue(p.key().to_string());
+                };
+                let done = match &churned {
+                    Some(churn) => {
+                        churn.load(Ordering::SeqCst)
+                            && idle
+                            && *summary.lock().unwrap() == "7 pods, 7 labelled"
                     }
-                    Some(Some(Ok(WatchEvent::Bookmark(_)))) => {}
-                    Some(Some(Ok(WatchEvent::Error(status)))) => {
-                        return Err(format!("watch error: {:?}", status.message).into());
-                    }
-                    Some(Some(Err(e))) => return Err(e.into()),
-                    Some(None) => {
-                        // The server ended the watch (timeoutSeconds): list again and re-watch.
-                        let list = pods.list(&ListParams::default()).await?;
-                        list.items
-                            .iter()
-                            .for_each(|p| controller.enqueue(p.key().to_string()));
-                        let params = WatchParams {
-                            resource_version: list.resource_version().map(str::to_owned),
-                            ..params.clone()
-                        };
-                        events = Box::pin(pods.watch(&params).await?);
-                    }
+                    None => idle_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2)),
+                };
+                if done || started.elapsed() > DEADLINE {
+                    handle.shut_down();
+                    return done;
                 }
             }
-            Next::ShutDown => break,
+        })
+    };
+
+    let reconciled = {
+        let (pods, maps, summary, handle) =
+            (pods.clone(), maps.clone(), summary.clone(), handle.clone());
+        move |key: ObjectKey| {
+            let (pods, maps, lister) = (pods.clone(), maps.clone(), lister.clone());
+            let (summary, handle) = (summary.clone(), handle.clone());
+            async move {
+                let now = reconcile(&pods, &maps, &lister, &key).await?;
+                let mut last = summary.lock().unwrap();
+                if *last != now {
+                    let c = handle.counters();
+                    println!(
+                        "reconciled {key:<10} summary: {now} (reconciles {}, retries {})",
+                        c.reconciles + 1,
+                        c.retries
+                    );
+                    *last = now;
+                }
+                Ok::<_, windlass_smol::Error>(Outcome::Success)
+            }
         }
-    }
+    };
+    let counters = controller.run(reconciled).await?;
+    let finished = stopper.await?;
     if let Some(churn) = churn {
-        churn.await?;
+        churn.await??;
     }
-    let c = controller.counters(Instant::now());
+    let summary = summary.lock().unwrap().clone();
+    if !finished {
+        return Err(format!("gave up after {DEADLINE:?}; last summary: {summary}").into());
+    }
     println!(
-        "done in {:.1?}: {} reconciles, {} retries, summary {last_summary:?}; default namespace {}",
+        "done in {:.1?}: {} reconciles, {} retries, summary {summary:?}; default namespace {}",
         started.elapsed(),
-        c.reconciles,
-        c.retries,
+        counters.reconciles,
+        counters.retries,
         client.default_namespace()
     );
     Ok(())
 }
 
-/// One reconcile: label the pod if it is still there and unlabelled, then
-/// rewrite the summary ConfigMap by server-side apply.
+/// One reconcile: label the pod if the informer still has it unlabelled,
+/// then rewrite the summary ConfigMap from the informer's store by
+/// server-side apply. A label just written shows in the store with the
+/// watch event it causes, which enqueues the pod again.
 async fn reconcile(
     pods: &Api<Pod>,
     maps: &Api<ConfigMap>,
-    key: &str,
+    lister: &Lister<Pod>,
+    key: &ObjectKey,
 ) -> Result<String, windlass_smol::Error> {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    if let Some(pod) = pods.get_opt(name).await? {
-        let labelled = pod
-            .meta()
+    let is_labelled = |p: &Pod| {
+        p.meta()
             .labels
             .as_ref()
-            .is_some_and(|l| l.contains_key(LABEL));
-        if !labelled {
-            let patch = Patch::Merge(json!({"metadata": {"labels": {LABEL: "true"}}}));
-            pods.patch(name, &PatchParams::default(), &patch).await?;
-        }
+            .is_some_and(|l| l.contains_key(LABEL))
+    };
+    if let Some(pod) = lister.get(key)
+        && !is_labelled(&pod)
+    {
+        let patch = Patch::Merge(json!({"metadata": {"labels": {LABEL: "true"}}}));
+        pods.patch(key.name(), &PatchParams::default(), &patch)
+            .await?;
     }
-    let all = pods.list(&ListParams::default()).await?;
-    let labelled = all
-        .items
-        .iter()
-        .filter(|p| {
-            p.meta()
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(LABEL))
-        })
-        .count();
-    let summary = format!("{} pods, {labelled} labelled", all.items.len());
+    let mut all = lister.list();
+    all.sort_by_key(|p| p.key());
+    let labelled = all.iter().filter(|p| is_labelled(p)).count();
+    let summary = format!("{} pods, {labelled} labelled", all.len());
     let names: Vec<&str> = all
-        .items
         .iter()
         .filter_map(|p| p.meta().name.as_deref())
         .collect();
