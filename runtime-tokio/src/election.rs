@@ -115,6 +115,8 @@ impl LeaderElector {
         let mut lead = Some(lead);
         let mut work: Option<JoinHandle<()>> = None;
         let mut stop = self.shared.stop.subscribe();
+        // Asked once: asking again would wake the loop at once, forever.
+        let mut stopping = false;
         // The driving loop: perform, report, sleep until a result or the deadline.
         while !machine.is_stopped() {
             while let Some(action) = machine.poll_action() {
@@ -134,17 +136,30 @@ impl LeaderElector {
             let deadline = machine
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // A handle that finished unseen is ready at its first poll; once
+            // seen it is dropped, never polled again.
             let work_done = async {
                 match &mut work {
-                    Some(task) if !task.is_finished() => drop(task.await),
-                    _ => std::future::pending().await,
+                    Some(task) => drop(task.await),
+                    None => std::future::pending().await,
                 }
             };
+            let mut work_finished = false;
             tokio::select! {
                 Some((id, result)) = rx.recv() => machine.handle_result(id, result, Instant::now()),
                 () = tokio::time::sleep_until(deadline.into()) => machine.handle_timeout(Instant::now()),
-                _ = stop.wait_for(|s| *s) => machine.stop(Instant::now()),
-                () = work_done => machine.stop(Instant::now()),
+                _ = stop.wait_for(|s| *s), if !stopping => {
+                    stopping = true;
+                    machine.stop(Instant::now());
+                }
+                () = work_done, if !stopping => {
+                    work_finished = true;
+                    stopping = true;
+                    machine.stop(Instant::now());
+                }
+            }
+            if work_finished {
+                work = None;
             }
         }
         while let Some(event) = machine.poll_event() {
