@@ -156,6 +156,12 @@ pub enum ProxyError {
         /// The scheme.
         scheme: &'static str,
     },
+    /// `HTTPS_PROXY` or `HTTP_PROXY` holds a value that is not a proxy URL.
+    #[error("{message}")]
+    Environment {
+        /// What [`select_proxy`](crate::config::select_proxy) said.
+        message: String,
+    },
     /// A target that cannot be named in a handshake.
     #[error("proxy target {target:?}: {what}")]
     InvalidTarget {
