@@ -40,6 +40,7 @@ pub mod informer;
 pub mod list;
 pub mod object;
 pub mod params;
+pub mod proxy;
 pub mod queue;
 pub mod rand;
 pub mod ratelimit;

@@ -10,13 +10,16 @@ use windlass_proto::codec::Format;
 use http::HeaderMap;
 use http::header::{HeaderValue, USER_AGENT};
 use windlass_proto::config::{
-    AuthConfig, Config, Credentials, Impersonation, Secret, TlsDescription,
+    AuthConfig, Config, Credentials, Impersonation, ProxyEnv, ProxyUrl, Secret, TlsDescription,
+    select_proxy,
 };
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::proxy::{ProxyError, Route};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
 
 use crate::client::{Hook, Inner, Transport};
+use crate::connect::ProxyConnector;
 use crate::tls::TlsConnector;
 use crate::{Client, Error};
 
@@ -24,7 +27,7 @@ use crate::{Client, Error};
 /// for the next body bytes, a little under the API server's 5-minute watch
 /// timeout. Never a total timeout: a watch that keeps sending lives on.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(295);
-/// The default connect timeout (TCP and the TLS handshake).
+/// The default connect timeout (TCP, a proxy's tunnel, the TLS handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default limit of a body read whole (1 GiB); streams are not limited.
 pub const DEFAULT_MAX_BODY: usize = 1 << 30;
@@ -44,6 +47,8 @@ pub struct ClientBuilder {
     max_body: usize,
     max_retries: u32,
     format: Format,
+    proxy: Option<ProxyUrl>,
+    proxy_env: ProxyEnv,
 }
 
 impl ClientBuilder {
@@ -70,25 +75,37 @@ impl ClientBuilder {
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
             format: Format::Json,
+            proxy: None,
+            proxy_env: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
         }
     }
 
     /// A client for a resolved kubeconfig context or in-cluster [`Config`]:
-    /// its URL, TLS (`tls-server-name` included), credentials, impersonation
-    /// and default namespace.
+    /// its URL, TLS (`tls-server-name` included), credentials, impersonation,
+    /// default namespace and `proxy-url`.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
-        if let Some(proxy) = &config.proxy_url {
-            // Refuse rather than silently connect around the proxy.
-            return Err(Error::Unsupported {
-                what: "proxy-url",
-                detail: format!("{proxy:?}"),
-            });
-        }
         let mut builder = Self::new(config.cluster_url.to_string(), Some(config.tls.clone()));
         builder.default_namespace = config.default_namespace.clone();
         builder.auth = config.auth.clone();
         builder.impersonation = config.impersonation.clone();
+        builder.proxy = config.proxy_url.clone();
         Ok(builder)
+    }
+
+    /// Connect through this proxy (http:// or socks5://), whatever the
+    /// environment says — as a kubeconfig's `proxy-url` does.
+    pub fn proxy(mut self, proxy: ProxyUrl) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Without [`proxy`](Self::proxy), pick the proxy from these variables
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) instead of the process's, as
+    /// client-go's `http.ProxyFromEnvironment` does; `ProxyEnv::default()`
+    /// connects directly.
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy_env = env;
+        self
     }
 
     /// Send `Authorization: Bearer <token>`.
@@ -183,7 +200,14 @@ impl ClientBuilder {
             .timeout_connect(Some(self.connect_timeout))
             .timeout_per_read(Some(self.read_timeout))
             .build();
-        let transport = Transport { config, tls };
+        let proxy = select_proxy(self.proxy.as_ref(), &self.proxy_env, base.uri())
+            .map_err(|message| Error::Proxy(ProxyError::Environment { message }))?;
+        let route = Route::new(proxy.as_ref(), base.uri())?;
+        let transport = Transport {
+            config,
+            tls,
+            proxy: ProxyConnector::new(route),
+        };
         let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
         Ok(Client {
             inner: Arc::new(Inner {

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, Body};
 use windlass_proto::api::Formats;
@@ -29,6 +28,7 @@ use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
+use crate::connect::ProxyConnector;
 use crate::tls::TlsConnector;
 use crate::{ClientBuilder, Error};
 
@@ -130,19 +130,18 @@ pub(crate) struct Transport {
     pub(crate) config: ureq::config::Config,
     /// `None` for a plain-HTTP base URL.
     pub(crate) tls: Option<TlsConnector>,
+    /// Through the proxy, if any (see the `connect` module).
+    pub(crate) proxy: ProxyConnector,
 }
 
 impl Transport {
-    /// A new agent (its own pool): TCP, then TLS for `https`.
+    /// A new agent (its own pool): the proxy, TCP, then TLS for `https`.
     pub(crate) fn agent(&self) -> Agent {
-        let tcp = ().chain(TcpConnector::default());
+        let tcp = ().chain(self.proxy.clone()).chain(TcpConnector::default());
+        let resolver = self.proxy.resolver();
         match &self.tls {
-            Some(tls) => Agent::with_parts(
-                self.config.clone(),
-                tcp.chain(tls.clone()),
-                DefaultResolver::default(),
-            ),
-            None => Agent::with_parts(self.config.clone(), tcp, DefaultResolver::default()),
+            Some(tls) => Agent::with_parts(self.config.clone(), tcp.chain(tls.clone()), resolver),
+            None => Agent::with_parts(self.config.clone(), tcp, resolver),
         }
     }
 }

@@ -10,8 +10,11 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use windlass_proto::api::Formats;
 use windlass_proto::codec::Format;
-use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
+use windlass_proto::config::{
+    AuthConfig, Config, Credentials, Impersonation, ProxyEnv, ProxyUrl, Secret, select_proxy,
+};
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::proxy::{ProxyError, Route};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
 
 use crate::client::{Hook, Inner};
@@ -43,6 +46,8 @@ pub struct ClientBuilder {
     max_body: usize,
     max_retries: u32,
     format: Format,
+    proxy: Option<ProxyUrl>,
+    proxy_env: ProxyEnv,
 }
 
 impl ClientBuilder {
@@ -79,19 +84,14 @@ impl ClientBuilder {
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
             format: Format::Json,
+            proxy: None,
+            proxy_env: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
         }
     }
 
     /// A client for a resolved kubeconfig or in-cluster [`Config`]: its URL,
-    /// TLS, credentials, impersonation and default namespace.
+    /// TLS, credentials, impersonation, default namespace and `proxy-url`.
     pub fn from_config(config: &Config, spawner: impl Into<Spawner>) -> Result<Self, Error> {
-        if let Some(proxy) = &config.proxy_url {
-            // Refuse rather than silently connect around the proxy.
-            return Err(Error::Unsupported {
-                what: "proxy-url",
-                detail: format!("{proxy:?}"),
-            });
-        }
         let tls = config.tls.client_config()?;
         let mut builder = Self::new(config.cluster_url.to_string(), Some(tls), spawner);
         if config.tls.server_name.is_some() {
@@ -101,7 +101,24 @@ impl ClientBuilder {
         builder.default_namespace = config.default_namespace.clone();
         builder.auth = config.auth.clone();
         builder.impersonation = config.impersonation.clone();
+        builder.proxy = config.proxy_url.clone();
         Ok(builder)
+    }
+
+    /// Connect through this proxy (http:// or socks5://), whatever the
+    /// environment says — as a kubeconfig's `proxy-url` does.
+    pub fn proxy(mut self, proxy: ProxyUrl) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Without [`proxy`](Self::proxy), pick the proxy from these variables
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) instead of the process's, as
+    /// client-go's `http.ProxyFromEnvironment` does; `ProxyEnv::default()`
+    /// connects directly.
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy_env = env;
+        self
     }
 
     /// Send `Authorization: Bearer <token>`.
@@ -201,11 +218,15 @@ impl ClientBuilder {
                     .with_no_client_auth()
             }
         };
+        let proxy = select_proxy(self.proxy.as_ref(), &self.proxy_env, &base)
+            .map_err(|message| Error::Proxy(ProxyError::Environment { message }))?;
+        let route = Route::new(proxy.as_ref(), &base)?;
         let transport = Transport::new(
             &base,
             Some((tls, self.server_name)),
             self.connect_timeout,
             self.spawner,
+            route,
         )
         .map_err(|_| Error::BaseUrl {
             url: base.to_string(),

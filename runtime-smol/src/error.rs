@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use windlass_proto::config::{AuthError, TlsError};
+use windlass_proto::proxy::ProxyError;
 use windlass_proto::request::RequestError;
 use windlass_proto::response::{self, ApiError};
 use windlass_proto::watch::DecodeError;
@@ -28,7 +29,8 @@ pub enum Error {
     /// no resource for the group/version/kind asked for.
     #[error(transparent)]
     Discovery(#[from] windlass_proto::discovery::DiscoveryError),
-    /// No connection, or it broke before the response head arrived.
+    /// No connection (refused, TLS, a proxy that refused the tunnel), or it
+    /// broke before the response head arrived.
     #[error("{method} {uri}: {source}")]
     Transport {
         /// The request's method.
@@ -100,6 +102,10 @@ pub enum Error {
     /// A leader-election configuration that breaks client-go's rules.
     #[error(transparent)]
     Election(#[from] windlass_proto::election::ConfigError),
+    /// A proxy setting that cannot be used (an https:// proxy, a malformed
+    /// `HTTPS_PROXY`).
+    #[error("proxy: {0}")]
+    Proxy(#[from] ProxyError),
     /// A base URL the client cannot use.
     #[error("base URL {url:?}: {what}")]
     BaseUrl {
@@ -142,6 +148,20 @@ impl Error {
     /// A read-idle or connect timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
+    }
+
+    /// Why the proxy would not open a tunnel (its status, a malformed
+    /// answer), or why a proxy setting cannot be used.
+    pub fn proxy(&self) -> Option<&ProxyError> {
+        match self {
+            Self::Proxy(e) => Some(e),
+            Self::Transport { source, .. } => {
+                let source: &(dyn std::error::Error + 'static) = source.as_ref();
+                std::iter::successors(Some(source), |e| e.source())
+                    .find_map(|e| e.downcast_ref::<ProxyError>())
+            }
+            _ => None,
+        }
     }
 }
 

@@ -11,6 +11,11 @@
 //!   closed with the stream: the API server's 100-stream limit per HTTP/2
 //!   connection then never stalls a watch, and cancelling one never resets
 //!   its siblings.
+//! - Through a proxy, windlass-proto's [`Route`] decides: a tunnel (HTTP
+//!   `CONNECT` or SOCKS5, windlass-proto's [`Tunnel`] handshake driven over
+//!   the socket, TLS to the API server inside it), or forwarding (an http://
+//!   target through an http:// proxy: absolute-form requests with
+//!   `Proxy-Authorization`). The connect timeout covers the handshake.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +31,9 @@ use hyper::client::conn::{http1, http2};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use smol::io::{AsyncRead, AsyncWrite};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
+use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 
 use crate::rt::{Io, SmolTimer, Spawner, timeout};
 
@@ -40,8 +47,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 pub(crate) struct Transport {
     spawner: Spawner,
+    target: Uri,
     host: String,
     port: u16,
+    route: Route,
+    /// `Proxy-Authorization` for forwarded requests.
+    proxy_authorization: Option<HeaderValue>,
     tls: Option<Tls>,
     connect_timeout: Duration,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
@@ -81,6 +92,7 @@ impl Transport {
         tls: Option<(ClientConfig, Option<ServerName<'static>>)>,
         connect_timeout: Duration,
         spawner: Spawner,
+        route: Route,
     ) -> Result<Self, rustls::pki_types::InvalidDnsNameError> {
         let host = base
             .host()
@@ -109,10 +121,17 @@ impl Transport {
             }
             _ => None,
         };
+        let proxy_authorization = match route {
+            Route::Forward(_) => route.proxy_authorization(),
+            _ => None,
+        };
         Ok(Self {
             spawner,
+            target: base.clone(),
             host,
             port,
+            route,
+            proxy_authorization,
             tls,
             connect_timeout,
             h2: Mutex::new(None),
@@ -136,7 +155,7 @@ impl Transport {
         if stream {
             return match self.connect(false).await? {
                 Sender::Http1(mut sender) => sender
-                    .send_request(origin_form(request))
+                    .send_request(self.http1_form(request))
                     .await
                     .map_err(TransportError::Http),
                 Sender::Http2(mut sender) => sender
@@ -166,7 +185,7 @@ impl Transport {
             }
             Sender::Http1(mut sender) => {
                 let response = sender
-                    .send_request(origin_form(request))
+                    .send_request(self.http1_form(request))
                     .await
                     .map_err(TransportError::Http)?;
                 // Ready again once this body has been read.
@@ -197,8 +216,7 @@ impl Transport {
         // Boxed: the TLS and HTTP/2 handshakes are large futures, and they
         // would otherwise sit inline in every request's future.
         let connecting = Box::pin(async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
-            tcp.set_nodelay(true)?;
+            let tcp = self.tcp().await?;
             let Some(tls) = &self.tls else {
                 return self.http1(tcp).await;
             };
@@ -225,6 +243,45 @@ impl Transport {
         }
     }
 
+    /// TCP to the target, or to the proxy and (for a tunnel) through it.
+    async fn tcp(&self) -> Result<TcpStream, Box<dyn std::error::Error + Send + Sync>> {
+        let Some(proxy) = self.route.proxy() else {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+            tcp.set_nodelay(true)?;
+            return Ok(tcp);
+        };
+        let mut tcp = TcpStream::connect((proxy.host(), proxy.port())).await?;
+        tcp.set_nodelay(true)?;
+        if let Some(tunnel) = self.route.tunnel(&self.target)? {
+            let address = if proxy.host().contains(':') {
+                format!("[{}]:{}", proxy.host(), proxy.port())
+            } else {
+                format!("{}:{}", proxy.host(), proxy.port())
+            };
+            handshake(tunnel, &mut tcp, &address).await?;
+        }
+        Ok(tcp)
+    }
+
+    /// The request as an HTTP/1.1 connection sends it: origin-form, or
+    /// absolute-form with `Proxy-Authorization` to a forwarding proxy.
+    fn http1_form(&self, mut request: Request<Body>) -> Request<Body> {
+        if !matches!(self.route, Route::Forward(_)) {
+            return origin_form(request);
+        }
+        if let Some(authority) = request.uri().authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            request.headers_mut().entry(HOST).or_insert(host);
+        }
+        if let Some(authorization) = &self.proxy_authorization {
+            request
+                .headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, authorization.clone());
+        }
+        request
+    }
+
     async fn http1<T>(&self, stream: T) -> Result<Sender, Box<dyn std::error::Error + Send + Sync>>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -237,6 +294,55 @@ impl Transport {
         });
         Ok(Sender::Http1(sender))
     }
+}
+
+/// Runs a tunnel handshake; reads never take a byte past the proxy's answer.
+async fn handshake(
+    mut tunnel: Tunnel,
+    tcp: &mut TcpStream,
+    proxy: &str,
+) -> Result<(), ProxyFailure> {
+    let io = |source| ProxyFailure::Io {
+        proxy: proxy.to_owned(),
+        source,
+    };
+    let refused = |source| ProxyFailure::Handshake {
+        proxy: proxy.to_owned(),
+        source,
+    };
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(bytes) = tunnel.poll_transmit() {
+            tcp.write_all(&bytes).await.map_err(io)?;
+        }
+        if tunnel.is_established() {
+            return Ok(());
+        }
+        let want = tunnel.wants().clamp(1, buf.len());
+        let n = tcp.read(&mut buf[..want]).await.map_err(io)?;
+        if n == 0 {
+            tunnel.handle_eof().map_err(refused)?;
+        } else {
+            tunnel.handle_input(&buf[..n]).map_err(refused)?;
+        }
+    }
+}
+
+/// A tunnel that could not be opened, naming the proxy.
+#[derive(Debug, thiserror::Error)]
+enum ProxyFailure {
+    #[error("proxy {proxy}: {source}")]
+    Handshake {
+        proxy: String,
+        #[source]
+        source: ProxyError,
+    },
+    #[error("proxy {proxy}: {source}")]
+    Io {
+        proxy: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An HTTP/1.1 request names its path in the request line and its authority

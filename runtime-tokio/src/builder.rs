@@ -1,6 +1,7 @@
 //! Building a [`Client`]: where the API server is, how to trust it, who to
-//! be, and the transport's limits. The pools are made here: one connector,
-//! two pools (see the `client` module doc).
+//! be, which proxy, and the transport's limits. The pools are made here: one
+//! connector, two pools (see the `client` module doc); the connector reaches
+//! the server as windlass-proto's proxy [`Route`] says (see `connect`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,12 +16,16 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use windlass_proto::api::Formats;
 use windlass_proto::codec::Format;
-use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
+use windlass_proto::config::{
+    AuthConfig, Config, Credentials, Impersonation, ProxyEnv, ProxyUrl, Secret, select_proxy,
+};
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
+use windlass_proto::proxy::{ProxyError, Route};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
 
 use crate::client::{Hook, Inner};
+use crate::connect::ProxyConnector;
 use crate::{Client, Error};
 
 /// Default connect timeout.
@@ -47,6 +52,8 @@ pub struct ClientBuilder {
     max_body: usize,
     max_retries: u32,
     format: Format,
+    proxy: Option<ProxyUrl>,
+    proxy_env: ProxyEnv,
 }
 
 impl ClientBuilder {
@@ -76,19 +83,14 @@ impl ClientBuilder {
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
             format: Format::Json,
+            proxy: None,
+            proxy_env: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
         }
     }
 
     /// A client for a resolved kubeconfig or in-cluster [`Config`]: its URL,
-    /// TLS, credentials, impersonation and default namespace.
+    /// TLS, credentials, impersonation, default namespace and `proxy-url`.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
-        if let Some(proxy) = &config.proxy_url {
-            // Refuse rather than silently connect around the proxy.
-            return Err(Error::Unsupported {
-                what: "proxy-url",
-                detail: format!("{proxy:?}"),
-            });
-        }
         let tls = config.tls.client_config()?;
         let mut builder = Self::new(config.cluster_url.to_string(), Some(tls));
         if config.tls.server_name.is_some() {
@@ -98,7 +100,24 @@ impl ClientBuilder {
         builder.default_namespace = config.default_namespace.clone();
         builder.auth = config.auth.clone();
         builder.impersonation = config.impersonation.clone();
+        builder.proxy = config.proxy_url.clone();
         Ok(builder)
+    }
+
+    /// Connect through this proxy (http:// or socks5://), whatever the
+    /// environment says — as a kubeconfig's `proxy-url` does.
+    pub fn proxy(mut self, proxy: ProxyUrl) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Without [`proxy`](Self::proxy), pick the proxy from these variables
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) instead of the process's, as
+    /// client-go's `http.ProxyFromEnvironment` does; `ProxyEnv::default()`
+    /// connects directly.
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy_env = env;
+        self
     }
 
     /// Send `Authorization: Bearer <token>`.
@@ -191,10 +210,20 @@ impl ClientBuilder {
                     .with_no_client_auth()
             }
         };
+        let proxy = select_proxy(self.proxy.as_ref(), &self.proxy_env, base.uri())
+            .map_err(|message| Error::Proxy(ProxyError::Environment { message }))?;
+        let route = Route::new(proxy.as_ref(), base.uri())?;
+        let mut headers = self.headers;
+        if let Route::Forward(_) = route
+            && let Some(authorization) = route.proxy_authorization()
+        {
+            headers.insert(http::header::PROXY_AUTHORIZATION, authorization);
+        }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(true);
+        let http = ProxyConnector::new(http, route, self.connect_timeout);
         let connector = |http2: bool| {
             let mut builder = HttpsConnectorBuilder::new()
                 .with_tls_config(tls.clone())
@@ -221,7 +250,7 @@ impl ClientBuilder {
                 credentials: Mutex::new(credentials),
                 refreshing: tokio::sync::Mutex::new(()),
                 limiter: Mutex::new(RequestLimiter::new(self.flow_control)),
-                headers: self.headers,
+                headers,
                 hooks: self.hooks,
                 read_timeout: self.read_timeout,
                 max_body: self.max_body,

@@ -19,9 +19,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::ClientConfig;
 use tracing::Instrument;
 use windlass_proto::api::Formats;
@@ -31,6 +29,7 @@ use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
+use crate::connect::Connector;
 use crate::{ClientBuilder, Error};
 
 /// Sees every attempt of every request: add headers, log, count (the use
@@ -89,12 +88,12 @@ pub struct Client {
 }
 
 pub(crate) struct Inner {
-    pub(crate) requests: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pub(crate) requests: HyperClient<Connector, Full<Bytes>>,
     /// Held by the first ordinary request while the pool is cold: hyper
     /// cannot know a connection still being set up will be HTTP/2, so a cold
     /// burst would open one connection per request (4 to 20 measured).
     pub(crate) warm_up: tokio::sync::Mutex<bool>,
-    pub(crate) streams: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pub(crate) streams: HyperClient<Connector, Full<Bytes>>,
     pub(crate) base: Endpoint,
     pub(crate) default_namespace: String,
     pub(crate) credentials: Mutex<Credentials>,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use windlass_proto::config::{AuthError, TlsError};
+use windlass_proto::proxy::ProxyError;
 use windlass_proto::request::RequestError;
 use windlass_proto::response::{self, ApiError};
 use windlass_proto::watch::DecodeError;
@@ -28,8 +29,9 @@ pub enum Error {
     /// no resource for the group/version/kind asked for.
     #[error(transparent)]
     Discovery(#[from] windlass_proto::discovery::DiscoveryError),
-    /// No connection, or it broke before the response head arrived.
-    #[error("{method} {uri}: {source}")]
+    /// No connection (refused, TLS, a proxy that refused the tunnel), or it
+    /// broke before the response head arrived. The message shows every cause.
+    #[error("{method} {uri}: {}", causes(source.as_ref()))]
     Transport {
         /// The request's method.
         method: http::Method,
@@ -100,6 +102,10 @@ pub enum Error {
     /// A leader-election configuration that breaks client-go's rules.
     #[error(transparent)]
     Election(#[from] windlass_proto::election::ConfigError),
+    /// A proxy setting that cannot be used (an https:// proxy, a malformed
+    /// `HTTPS_PROXY`).
+    #[error("proxy: {0}")]
+    Proxy(#[from] ProxyError),
     /// A base URL the client cannot use.
     #[error("base URL {url:?}: {what}")]
     BaseUrl {
@@ -139,10 +145,54 @@ impl Error {
         self.api().is_some_and(ApiError::is_expired)
     }
 
-    /// A read-idle or connect timeout.
+    /// A read-idle or connect timeout (a connection, or a tunnel through a
+    /// proxy, not made within the connect timeout).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        match self {
+            Self::Timeout { .. } => true,
+            Self::Transport { source, .. } => chain(source.as_ref()).any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            }),
+            _ => false,
+        }
     }
+
+    /// Why the proxy would not open a tunnel (its status, a malformed
+    /// answer), or why a proxy setting cannot be used.
+    pub fn proxy(&self) -> Option<&ProxyError> {
+        match self {
+            Self::Proxy(e) => Some(e),
+            Self::Transport { source, .. } => {
+                chain(source.as_ref()).find_map(|e| e.downcast_ref::<ProxyError>())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An error and its sources, outermost first.
+fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+/// `a: b: c` for an error and its sources (a cause whose text its parent
+/// already shows is not repeated).
+fn causes(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    let mut text = String::new();
+    for e in chain(error) {
+        let line = e.to_string();
+        if text.contains(&line) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 impl From<ApiError> for Error {

@@ -33,6 +33,7 @@
 mod api;
 mod builder;
 mod client;
+mod connect;
 pub mod controller;
 mod discovery;
 pub mod election;

@@ -486,8 +486,10 @@ async fn client_cold_burst_over_http2_opens_one_connection() {
 }
 
 #[test]
-fn client_from_config_refuses_a_proxy_it_would_bypass() {
-    let yaml = b"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://10.0.0.1:6443\", proxy-url: \"http://user:s3cret@proxy.example:3128\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
+fn client_from_config_refuses_an_https_proxy_it_cannot_speak() {
+    // http:// and socks5:// proxies are served (tests/e2e_proxy.rs); an
+    // https:// one is refused rather than silently bypassed.
+    let yaml = b"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://10.0.0.1:6443\", proxy-url: \"https://user:s3cret@proxy.example:3128\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
     let no_files = |p: &std::path::Path| {
         Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -502,10 +504,7 @@ fn client_from_config_refuses_a_proxy_it_would_bypass() {
     assert!(
         matches!(
             err,
-            Error::Unsupported {
-                what: "proxy-url",
-                ..
-            }
+            Error::Proxy(windlass_proto::proxy::ProxyError::UnsupportedScheme { scheme: "https" })
         ),
         "{err}"
     );

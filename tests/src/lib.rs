@@ -12,4 +12,5 @@ pub mod fuzzing;
 pub mod kinds;
 pub mod model;
 pub mod protobuf_schema;
+pub mod proxy;
 pub mod sim;

@@ -64,10 +64,17 @@ impl ProxyUrl {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
-        let credentials = userinfo.map(|u| match u.split_once(':') {
-            Some((user, password)) => (user.to_owned(), Secret::new(password.to_owned())),
-            None => (u.to_owned(), Secret::new(String::new())),
-        });
+        // Percent-decoded, as Go's `url.Userinfo` gives them.
+        let credentials = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
+            None => None,
+            Some((user, password)) => {
+                let user =
+                    percent_decode(user).ok_or("proxy URL user name has a malformed %-escape")?;
+                let password = percent_decode(password)
+                    .ok_or("proxy URL password has a malformed %-escape")?;
+                Some((user, Secret::new(password)))
+            }
+        };
         let default_port = match scheme {
             ProxyScheme::Http => 80,
             ProxyScheme::Https => 443,
@@ -110,8 +117,14 @@ impl ProxyUrl {
             ProxyScheme::Socks5 => "socks5",
         };
         let auth = match &self.credentials {
-            Some((user, password)) if password.expose().is_empty() => format!("{user}@"),
-            Some((user, password)) => format!("{user}:{}@", password.expose()),
+            Some((user, password)) if password.expose().is_empty() => {
+                format!("{}@", percent_encode(user))
+            }
+            Some((user, password)) => format!(
+                "{}:{}@",
+                percent_encode(user),
+                percent_encode(password.expose())
+            ),
             None => String::new(),
         };
         let host = if self.host.contains(':') {
@@ -122,7 +135,7 @@ impl ProxyUrl {
         Secret::new(format!("{scheme}://{auth}{host}:{}", self.port))
     }
 
-    /// The user and password from the URL's userinfo.
+    /// The user and password from the URL's userinfo, %-decoded.
     pub fn credentials(&self) -> Option<(&str, &Secret<String>)> {
         self.credentials.as_ref().map(|(u, p)| (u.as_str(), p))
     }
@@ -361,4 +374,39 @@ fn split_host_port(hostport: &str, default_port: u16) -> Option<(String, u16)> {
         Some(_) => None,
         None => Some((hostport.to_owned(), default_port)),
     }
+}
+
+/// `%XX` escapes decoded; `None` for a malformed escape or bytes that are
+/// not UTF-8 once decoded.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Userinfo text with everything but RFC 3986 unreserved characters escaped.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,0 +1,205 @@
+//! The connection under hyper-rustls: TCP from hyper-util's `HttpConnector`,
+//! to the API server itself or through the proxy windlass-proto's
+//! [`Route`] names. A tunnel (HTTP `CONNECT` or SOCKS5) is windlass-proto's
+//! [`Tunnel`] handshake driven over the socket; TLS to the API server then
+//! runs inside it (hyper-rustls above this connector), with the client
+//! certificate and server name as without a proxy. A forwarded connection
+//! (http:// target, http:// proxy) is marked proxied, so hyper-util writes
+//! absolute-form requests; the builder adds `Proxy-Authorization` to them.
+//!
+//! The connect timeout covers TCP and the whole tunnel handshake.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tower_service::Service;
+use windlass_proto::proxy::{ProxyError, Route, Tunnel};
+
+/// What both pools connect with.
+pub(crate) type Connector = HttpsConnector<ProxyConnector>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// TCP to the target, or to the proxy and through it.
+#[derive(Clone)]
+pub(crate) struct ProxyConnector {
+    http: HttpConnector,
+    route: Arc<Route>,
+    timeout: Duration,
+}
+
+impl ProxyConnector {
+    /// `http` connects TCP (its own timeout covers a direct connection);
+    /// `timeout` bounds TCP plus the handshake through a proxy.
+    pub(crate) fn new(http: HttpConnector, route: Route, timeout: Duration) -> Self {
+        Self {
+            http,
+            route: Arc::new(route),
+            timeout,
+        }
+    }
+}
+
+impl Service<Uri> for ProxyConnector {
+    type Response = ProxyStream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<ProxyStream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, target: Uri) -> Self::Future {
+        let mut http = self.http.clone();
+        let route = Arc::clone(&self.route);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let Some(proxy) = route.proxy() else {
+                let io = http.call(target).await?;
+                return Ok(ProxyStream { io, forward: false });
+            };
+            let address = proxy_address(proxy.host(), proxy.port());
+            let connecting = async {
+                let proxy_uri: Uri = format!("http://{address}").parse()?;
+                let mut io = http.call(proxy_uri).await?;
+                if let Some(tunnel) = route.tunnel(&target)? {
+                    handshake(tunnel, io.inner_mut(), &address).await?;
+                }
+                let forward = matches!(*route, Route::Forward(_));
+                Ok::<_, BoxError>(ProxyStream { io, forward })
+            };
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(result) => result,
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection through proxy {address} within {timeout:?}"),
+                ))),
+            }
+        })
+    }
+}
+
+/// `host:port`, an IPv6 host in brackets.
+fn proxy_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Runs the tunnel handshake; reads never take a byte past the proxy's answer.
+async fn handshake(
+    mut tunnel: Tunnel,
+    stream: &mut TcpStream,
+    proxy: &str,
+) -> Result<(), ProxyFailure> {
+    let io = |source| ProxyFailure::Io {
+        proxy: proxy.to_owned(),
+        source,
+    };
+    let refused = |source| ProxyFailure::Handshake {
+        proxy: proxy.to_owned(),
+        source,
+    };
+    let mut buf = [0u8; 512];
+    loop {
+        if let Some(bytes) = tunnel.poll_transmit() {
+            stream.write_all(&bytes).await.map_err(io)?;
+        }
+        if tunnel.is_established() {
+            return Ok(());
+        }
+        let want = tunnel.wants().clamp(1, buf.len());
+        let n = stream.read(&mut buf[..want]).await.map_err(io)?;
+        if n == 0 {
+            tunnel.handle_eof().map_err(refused)?;
+        } else {
+            tunnel.handle_input(&buf[..n]).map_err(refused)?;
+        }
+    }
+}
+
+/// A tunnel that could not be opened, naming the proxy.
+#[derive(Debug, thiserror::Error)]
+enum ProxyFailure {
+    #[error("proxy {proxy}: {source}")]
+    Handshake {
+        proxy: String,
+        #[source]
+        source: ProxyError,
+    },
+    #[error("proxy {proxy}: {source}")]
+    Io {
+        proxy: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A connection to the target (directly or through a tunnel), or to a
+/// forwarding proxy.
+pub(crate) struct ProxyStream {
+    io: TokioIo<TcpStream>,
+    forward: bool,
+}
+
+impl Connection for ProxyStream {
+    fn connected(&self) -> Connected {
+        let connected = self.io.connected();
+        if self.forward {
+            connected.proxy(true)
+        } else {
+            connected
+        }
+    }
+}
+
+impl hyper::rt::Read for ProxyStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ProxyStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
