@@ -12,4 +12,6 @@ pub mod fuzzing;
 pub mod kinds;
 pub mod model;
 pub mod protobuf_schema;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
 pub mod sim;
