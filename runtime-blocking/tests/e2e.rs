@@ -75,8 +75,8 @@ impl Runtime for Blocking {
         scenarios::block_on(future)
     }
 
-    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + 'static {
-        async move { std::thread::sleep(duration) }
+    async fn sleep(duration: Duration) {
+        std::thread::sleep(duration)
     }
 
     fn client(&self, options: ClientOptions) -> Client {

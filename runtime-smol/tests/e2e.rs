@@ -126,11 +126,9 @@ impl<E: Executor> Runtime for Smol<E> {
         self.executor.block_on(future)
     }
 
-    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+    async fn sleep(duration: Duration) {
         // async-io's timer works under any executor.
-        async move {
-            smol::Timer::after(duration).await;
-        }
+        smol::Timer::after(duration).await;
     }
 
     fn client(&self, options: ClientOptions) -> Client {
