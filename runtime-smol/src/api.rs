@@ -85,9 +85,10 @@ impl<K> Api<K> {
 
     /// Requests from a builder of your own (another negotiation, say).
     pub fn with_builder(client: Client, builder: Builder) -> Result<Self, Error> {
+        let formats = client.formats().clone();
         Ok(Self {
             client,
-            api: proto::Api::with_builder(builder),
+            api: proto::Api::with_builder(builder).with_formats(formats),
         })
     }
 
@@ -104,6 +105,11 @@ impl<K> Api<K> {
         self.api.builder()
     }
 
+    /// The client it sends with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Sends a call and judges its answer.
     async fn run<T>(&self, call: Result<proto::Call<T>, CallError>) -> Result<T, Error> {
         let call = call?;
@@ -114,7 +120,16 @@ impl<K> Api<K> {
             kind,
             resource: self.api.plural(),
         };
-        let (head, body) = self.client.send_for_bytes(request, span).await?;
+        let (head, body) = match self.client.send_for_bytes(request, span).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let json = e.api().and_then(|a| decoder.fallback(a.http_status()));
+                match json {
+                    Some(json) => self.client.send_for_bytes(json, span).await?,
+                    None => return Err(e),
+                }
+            }
+        };
         Ok(decoder.decode(head.status, &head.headers, &body)?)
     }
 }
@@ -179,14 +194,26 @@ impl<K: DeserializeOwned> Api<K> {
         &self,
         params: &WatchParams,
     ) -> Result<impl Stream<Item = Result<WatchEvent<K>, Error>> + use<K>, Error> {
-        let request = self.api.watch(params)?.request;
+        let (request, fallback) = self.api.watch(params)?.into_parts();
         let uri = request.uri().to_string();
         let call = Call {
             verb: WatchCall::<K>::VERB,
             kind: WatchCall::<K>::KIND,
             resource: self.api.plural(),
         };
-        let response = self.client.send(request, call).await?;
+        let response = match self.client.send(request, call).await {
+            Ok(response) => response,
+            Err(e) => {
+                let json = e
+                    .api()
+                    .zip(fallback)
+                    .and_then(|(a, f)| f.on_status(a.http_status()));
+                match json {
+                    Some(json) => self.client.send(json, call).await?,
+                    None => return Err(e),
+                }
+            }
+        };
         let decoder = WatchCall::<K>::decoder(response.headers())?;
         let state = WatchState {
             client: self.client.clone(),

@@ -8,6 +8,8 @@ use http::header::{HeaderValue, USER_AGENT};
 use http::{HeaderMap, Uri};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+use windlass_proto::api::Formats;
+use windlass_proto::codec::Format;
 use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
@@ -40,6 +42,7 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     max_body: usize,
     max_retries: u32,
+    format: Format,
 }
 
 impl ClientBuilder {
@@ -75,6 +78,7 @@ impl ClientBuilder {
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
+            format: Format::Json,
         }
     }
 
@@ -165,6 +169,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The encoding to ask for (default JSON): protobuf or CBOR for
+    /// built-in kinds, decoded into the same types. Custom resources stay
+    /// JSON, and a resource the server refuses the encoding for (406, 415)
+    /// falls back to JSON for the client's lifetime.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
     /// The client. Nothing is connected until the first request.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
@@ -212,6 +225,7 @@ impl ClientBuilder {
                 read_timeout: self.read_timeout,
                 max_body: self.max_body,
                 max_retries: self.max_retries,
+                formats: Formats::new(self.format),
             }),
         })
     }

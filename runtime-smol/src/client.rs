@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use rustls::ClientConfig;
 use smol::Timer;
 use tracing::Instrument;
+use windlass_proto::api::Formats;
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::response::{self, ApiError};
@@ -99,6 +100,7 @@ pub(crate) struct Inner {
     pub(crate) read_timeout: Duration,
     pub(crate) max_body: usize,
     pub(crate) max_retries: u32,
+    pub(crate) formats: Formats,
 }
 
 impl std::fmt::Debug for Client {
@@ -134,6 +136,17 @@ impl Client {
     /// The read-idle timeout.
     pub fn read_timeout(&self) -> Duration {
         self.inner.read_timeout
+    }
+
+    /// The encoding asked for, and the resources that fell back to JSON.
+    pub fn formats(&self) -> &Formats {
+        &self.inner.formats
+    }
+
+    /// Where the client's background work runs (connections, and the
+    /// runners' tasks).
+    pub fn spawner(&self) -> &Spawner {
+        self.inner.transport.spawner()
     }
 
     /// Sends `request` (a path-and-query request from windlass-proto's

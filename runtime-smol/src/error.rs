@@ -24,6 +24,10 @@ pub enum Error {
     /// A watch stream that does not decode.
     #[error("watch stream: {0}")]
     Watch(#[from] DecodeError),
+    /// Discovery failed: `/api` or `/apis` refused, a malformed document, or
+    /// no resource for the group/version/kind asked for.
+    #[error(transparent)]
+    Discovery(#[from] windlass_proto::discovery::DiscoveryError),
     /// No connection, or it broke before the response head arrived.
     #[error("{method} {uri}: {source}")]
     Transport {
@@ -82,6 +86,20 @@ pub enum Error {
         /// Its value, redacted as the config module prints it.
         detail: String,
     },
+    /// An informer did not sync within the time given.
+    #[error("the {resource} informer did not sync within {after:?}")]
+    SyncTimeout {
+        /// The resource's plural.
+        resource: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// An informer refused a call (stopped, already started, an index error).
+    #[error("informer: {0}")]
+    Informer(#[from] windlass_proto::informer::InformerError),
+    /// A leader-election configuration that breaks client-go's rules.
+    #[error(transparent)]
+    Election(#[from] windlass_proto::election::ConfigError),
     /// A base URL the client cannot use.
     #[error("base URL {url:?}: {what}")]
     BaseUrl {

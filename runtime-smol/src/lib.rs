@@ -1,7 +1,9 @@
 //! windlass on smol: an async Kubernetes client over hyper 1's low-level
 //! client, async-net and futures-rustls. It runs under async-std's executor
 //! too: the library never calls `smol::spawn` or `block_on`; it hands its
-//! background futures (connection drivers) to the [`Spawner`] you give it.
+//! background futures (connection drivers, and the runners' tasks: the
+//! [`Informer`], [`Controller`] and [`LeaderElector`]) to the [`Spawner`]
+//! you give it.
 //!
 //! This crate is a thin driver of `windlass-proto`: proto builds every
 //! request, judges every response, decodes every watch stream and decides
@@ -40,12 +42,33 @@
 mod api;
 mod builder;
 mod client;
+pub mod controller;
+mod discovery;
+pub mod election;
 mod error;
+pub mod informer;
 mod rt;
 mod transport;
 
 pub use api::{Api, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
 pub use client::{Call, Client, Hook};
+pub use controller::{Controller, ControllerHandle};
+pub use discovery::Discovery;
+pub use election::{ElectorHandle, LeaderElector, Leadership};
 pub use error::Error;
-pub use rt::{BoxFuture, Spawner};
+pub use informer::{Informer, Lister, Subscription};
+pub use rt::{BoxFuture, JoinHandle, Spawner};
+
+/// A seed for a machine's jitter generator, different in every call and
+/// every process (the machines draw no randomness of their own).
+pub(crate) fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}

@@ -121,6 +121,11 @@ impl Transport {
         })
     }
 
+    /// The spawner connections run on.
+    pub(crate) fn spawner(&self) -> &Spawner {
+        &self.spawner
+    }
+
     /// Sends `request` (an absolute URI) and waits for the response head. A
     /// `stream` goes on a new HTTP/1.1 connection that ends with its body.
     pub(crate) async fn send(
