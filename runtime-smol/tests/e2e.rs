@@ -13,31 +13,39 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use serde_json::Value;
+use windlass_proto::controller::{Counters, Outcome};
+use windlass_proto::discovery::GroupVersionKind;
 use windlass_proto::dynamic::{DynamicObject, PartialObjectMetadata};
+use windlass_proto::election::Config as ElectionConfig;
+use windlass_proto::informer::{InformerConfig, Notification};
 use windlass_proto::list::ObjectList;
+use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::params::{ListParams, WatchParams};
+use windlass_proto::ratelimit::RateLimiter;
 use windlass_proto::request::{DeleteParams, Patch, PatchParams, PostParams};
 use windlass_proto::resource::{ApiResource, TopLevelScope};
+use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
-use windlass_smol::{Api, Client, ClientBuilder, Error, Spawner};
-use windlass_testkit::scenarios::{ClientOptions, Failure, Kind, Runtime, Target};
+use windlass_smol::{
+    Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
+    Error, Informer, JoinHandle, LeaderElector, Spawner,
+};
+use windlass_testkit::scenarios::{
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+};
 
 windlass_testkit::e2e_suite! {
     e2e_smol: Smol::<OnSmol>::new();
-    runs [Core];
+    runs [Core, Discovery];
     lacks [
-        Discovery => "windlass-smol has no discovery or format option yet",
-        Runners => "windlass-smol has no informer, controller or leader election yet"
+        Runners => "on a one-thread smol Executor the leader elector spins after stop (hand-over ~2 s, no release); fix pending on s3-smol (election.rs); async-std runs the group"
     ];
 }
 
 windlass_testkit::e2e_suite! {
     e2e_async_std: Smol::<OnAsyncStd>::new();
-    runs [Core];
-    lacks [
-        Discovery => "windlass-smol has no discovery or format option yet",
-        Runners => "windlass-smol has no informer, controller or leader election yet"
-    ];
+    runs [Core, Discovery, Runners];
+    lacks [];
 }
 
 /// The executor windlass-smol runs on in a test.
@@ -110,7 +118,7 @@ fn failure(e: Error) -> Failure {
             Error::Timeout { waiting_for, .. } => Some(*waiting_for),
             _ => None,
         },
-        sync_timeout: false,
+        sync_timeout: matches!(e, Error::SyncTimeout { .. }),
         message: e.to_string(),
     }
 }
@@ -151,10 +159,9 @@ impl<E: Executor> Runtime for Smol<E> {
         if let Some(retries) = options.max_retries {
             builder = builder.max_retries(retries);
         }
-        assert!(
-            options.format.is_none(),
-            "windlass-smol has no format option yet"
-        );
+        if let Some(format) = options.format {
+            builder = builder.format(format);
+        }
         builder.build().unwrap()
     }
 
@@ -316,5 +323,196 @@ impl<E: Executor> Runtime for Smol<E> {
         watch: &mut Self::Watch<K>,
     ) -> Option<Result<WatchEvent<K>, Failure>> {
         watch.next().await.map(|item| item.map_err(failure))
+    }
+}
+
+impl<E: Executor> Discovering for Smol<E> {
+    type Discovery = Discovery;
+
+    async fn discover(client: &Client) -> Result<Discovery, Failure> {
+        Discovery::run(client).await.map_err(failure)
+    }
+
+    async fn rediscover(discovery: &mut Discovery) -> Result<(), Failure> {
+        discovery.refresh().await.map_err(failure)
+    }
+
+    fn discovered(discovery: &Discovery) -> &windlass_proto::discovery::Discovery {
+        discovery.discovered()
+    }
+
+    fn dynamic_by_gvk(
+        discovery: &Discovery,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery.dynamic(gvk, namespace).map_err(failure)
+    }
+
+    fn dynamic_for_kind(
+        discovery: &Discovery,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery
+            .dynamic_for_kind(group, kind, namespace)
+            .map_err(failure)
+    }
+
+    fn has_fallen_back(client: &Client, resource: &ApiResource) -> bool {
+        client.formats().has_fallen_back(resource)
+    }
+
+    fn formats(client: &Client) -> windlass_proto::api::Formats {
+        client.formats().clone()
+    }
+
+    async fn send_get_for_bytes(
+        client: &Client,
+        request: http::Request<bytes::Bytes>,
+        resource: &'static str,
+    ) -> Result<(http::response::Parts, bytes::Bytes), Failure> {
+        let call = Call {
+            verb: "get",
+            kind: RequestKind::Get,
+            resource,
+        };
+        client.send_for_bytes(request, call).await.map_err(failure)
+    }
+}
+
+impl<E: Executor> Runners for Smol<E> {
+    type Informer<K: Kind + Object> = Informer<K>;
+    type Controller<K: Kind + Object> = Controller<K>;
+    type ControllerHandle = ControllerHandle;
+    type ElectorHandle = ElectorHandle;
+    type Task<T: Send + 'static> = JoinHandle<T>;
+
+    fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        self.executor.spawner().spawn_with_handle(future)
+    }
+
+    async fn join<T: Send + 'static>(task: JoinHandle<T>) -> T {
+        task.await.expect("the task ran to its end, not aborted")
+    }
+
+    fn informer<K: Kind + Object>(api: &Api<K>) -> Informer<K> {
+        Informer::new(api, InformerConfig::default())
+    }
+
+    fn add_handler<K: Kind + Object>(
+        informer: &Informer<K>,
+        handler: impl FnMut(Notification<K>) + Send + 'static,
+    ) {
+        informer.add_handler(None, handler).unwrap();
+    }
+
+    fn start<K: Kind + Object>(&self, informer: &Informer<K>) -> JoinHandle<Result<(), Failure>> {
+        let running = informer.start();
+        self.spawn(async move {
+            running
+                .await
+                .expect("the informer ran to its end")
+                .map_err(failure)
+        })
+    }
+
+    async fn wait_for_sync<K: Kind + Object>(
+        informer: &Informer<K>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        informer.wait_for_sync(timeout).await.map_err(failure)
+    }
+
+    fn stop<K: Kind + Object>(informer: &Informer<K>) {
+        informer.stop();
+    }
+
+    fn is_running<K: Kind + Object>(informer: &Informer<K>) -> bool {
+        informer.is_running()
+    }
+
+    fn lister_list<K: Kind + Object>(informer: &Informer<K>) -> Vec<Arc<K>> {
+        informer.lister().list()
+    }
+
+    fn lister_list_namespace<K: Kind + Object>(
+        informer: &Informer<K>,
+        namespace: &str,
+    ) -> Vec<Arc<K>> {
+        informer.lister().list_namespace(namespace)
+    }
+
+    fn lister_get<K: Kind + Object>(informer: &Informer<K>, key: &ObjectKey) -> Option<Arc<K>> {
+        informer.lister().get(key)
+    }
+
+    fn controller<K: Kind + Object, L: RateLimiter<ObjectKey> + Send + 'static>(
+        informer: Informer<K>,
+        workers: usize,
+        limiter: Option<L>,
+    ) -> Controller<K> {
+        let controller = Controller::new(informer).workers(workers);
+        match limiter {
+            Some(limiter) => controller.rate_limiter(limiter),
+            None => controller,
+        }
+    }
+
+    fn controller_handle<K: Kind + Object>(controller: &Controller<K>) -> ControllerHandle {
+        controller.handle()
+    }
+
+    async fn run_controller<K: Kind + Object>(
+        controller: Controller<K>,
+        reconcile: impl Fn(ObjectKey) -> BoxFuture<Result<Outcome, String>> + Send + Sync + 'static,
+    ) -> Result<Counters, Failure> {
+        controller.run(reconcile).await.map_err(failure)
+    }
+
+    fn shut_down(handle: &ControllerHandle) {
+        handle.shut_down();
+    }
+
+    fn enqueue(handle: &ControllerHandle, key: ObjectKey) {
+        handle.enqueue(key);
+    }
+
+    fn counters(handle: &ControllerHandle) -> Counters {
+        handle.counters()
+    }
+
+    fn campaign(
+        &self,
+        client: Client,
+        config: ElectionConfig,
+        started: Box<dyn FnOnce() + Send>,
+        stopped: Box<dyn FnOnce() + Send>,
+    ) -> (ElectorHandle, JoinHandle<Result<(), Failure>>) {
+        let elector = LeaderElector::new(client, config).unwrap();
+        let handle = elector.handle();
+        let run = elector.run(move |leadership| async move {
+            started();
+            leadership.lost().await;
+            stopped();
+        });
+        let task = self.spawn(async move { run.await.map_err(failure) });
+        (handle, task)
+    }
+
+    fn is_leader(handle: &ElectorHandle) -> bool {
+        handle.is_leader()
+    }
+
+    fn leader(handle: &ElectorHandle) -> Option<String> {
+        handle.leader()
+    }
+
+    fn stop_campaign(handle: &ElectorHandle) {
+        handle.stop();
     }
 }
