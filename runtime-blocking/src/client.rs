@@ -328,6 +328,20 @@ impl Client {
             Err(source) => {
                 let failure = transport_failure(&source);
                 let error = match source {
+                    ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
+                        Error::Timeout {
+                            method,
+                            uri,
+                            waiting_for: "connection",
+                            after: self
+                                .inner
+                                .transport
+                                .config
+                                .timeouts()
+                                .connect
+                                .unwrap_or_default(),
+                        }
+                    }
                     ureq::Error::Timeout(_) => self.timeout(method, uri, "response head"),
                     ureq::Error::Other(other) => match other.downcast() {
                         Ok(tls) => Error::Tls(*tls),

@@ -47,6 +47,15 @@ impl TlsConnector {
     }
 
     fn handshake_error(&self, server: &ServerName<'_>, error: std::io::Error) -> ureq::Error {
+        // ureq's own error (a handshake past the connect timeout) comes back
+        // wrapped in the io::Error rustls saw: unwrap it.
+        if error.get_ref().is_some_and(|e| e.is::<ureq::Error>()) {
+            let kind = error.kind();
+            return match error.into_inner().map(|e| e.downcast::<ureq::Error>()) {
+                Some(Ok(ureq)) => *ureq,
+                _ => ureq::Error::Io(kind.into()),
+            };
+        }
         let Some(rustls) = error
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())

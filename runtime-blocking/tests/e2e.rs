@@ -1,277 +1,445 @@
 //! windlass-blocking end to end against windlass-apiserver over TLS with
-//! client-certificate auth. The server's API is async: it runs on a tokio
-//! runtime's worker threads (a dev-dependency only) while the test thread
-//! makes blocking calls. Every test body runs under a deadline.
+//! client-certificate auth. The shared suite (`windlass_testkit::scenarios`,
+//! one test per scenario: `e2e_blocking::<scenario>`) runs through the
+//! facade below; the tests after it are windlass-blocking's own (a hook,
+//! the TLS server name, a watch's cancel handle, a followed log).
 
 mod support;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use serde_json::json;
-use support::{Harness, config_map, namespace, within};
-use windlass_blocking::Api;
-use windlass_proto::dynamic::DynamicObject;
+use serde_json::Value;
+use support::{Harness, within};
+use windlass_blocking::{
+    Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
+    Error, Informer, LeaderElector, Watch,
+};
+use windlass_proto::controller::{Counters, Outcome};
+use windlass_proto::discovery::GroupVersionKind;
+use windlass_proto::dynamic::{DynamicObject, PartialObjectMetadata};
+use windlass_proto::election::Config as ElectionConfig;
+use windlass_proto::informer::{InformerConfig, Notification};
+use windlass_proto::list::ObjectList;
+use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::params::{ListParams, WatchParams};
+use windlass_proto::ratelimit::RateLimiter;
 use windlass_proto::request::{DeleteParams, Patch, PatchParams, PostParams};
-use windlass_proto::resource::{ApiResource, Scope};
+use windlass_proto::resource::{ApiResource, TopLevelScope};
+use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
-use windlass_testkit::apiserver::ApiServer;
+use windlass_testkit::scenarios::{
+    self, BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+};
 
-#[test]
-fn e2e_blocking_crud_typed_over_tls_with_client_certificate() {
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness.builder().build().unwrap();
-    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
-    within(30, move || {
-        let created = maps
-            .create(&PostParams::default(), &config_map("web", &[("a", "1")]))
-            .unwrap();
-        assert!(created.metadata.uid.is_some());
-        let mut fetched = maps.get("web").unwrap();
-        assert_eq!(fetched.data, created.data);
-        fetched
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("b".into(), "2".into());
-        let replaced = maps
-            .replace("web", &PostParams::default(), &fetched)
-            .unwrap();
-        assert_ne!(
-            replaced.metadata.resource_version,
-            created.metadata.resource_version
-        );
-        let conflict = maps
-            .replace("web", &PostParams::default(), &created)
-            .unwrap_err();
-        assert!(conflict.is_conflict(), "{conflict}");
-        let already = maps
-            .create(&PostParams::default(), &config_map("web", &[]))
-            .unwrap_err();
-        assert!(already.is_already_exists(), "{already}");
-        let patched = maps
-            .patch(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {"c": "3"}})),
-            )
-            .unwrap();
-        assert_eq!(patched.data.unwrap().len(), 3);
-        let applied = maps
-            .apply("web", "alice", true, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"d": "4"}}))
-            .unwrap();
-        assert_eq!(applied.data.unwrap()["d"], "4");
-        maps.delete("web", &DeleteParams::default()).unwrap();
-        assert!(maps.get_opt("web").unwrap().is_none());
-        let missing = maps.delete("web", &DeleteParams::default()).unwrap_err();
-        assert!(missing.is_not_found(), "{missing}");
-        for name in ["x1", "x2"] {
-            maps.create(&PostParams::default(), &config_map(name, &[]))
-                .unwrap();
-        }
-        maps.delete_collection(&DeleteParams::default(), &ListParams::default())
-            .unwrap();
-        assert!(maps.list(&ListParams::default()).unwrap().items.is_empty());
-    });
+windlass_testkit::e2e_suite! {
+    e2e_blocking: Blocking;
+    runs [Core, Discovery, Runners];
+    lacks [];
 }
 
-#[test]
-fn e2e_blocking_crud_dynamic_custom_resource() {
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness.builder().build().unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::cluster(client.clone()).unwrap();
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .unwrap();
-    let resource = ApiResource::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced);
-    let widgets: Api<DynamicObject> =
-        Api::dynamic(client, resource.clone(), Some("default")).unwrap();
-    within(30, move || {
-        crds.create(&PostParams::default(), &crd).unwrap();
-        let widget = DynamicObject::new("w1", &resource)
-            .within("default")
-            .with_data(json!({"spec": {"size": 3}}));
-        let created = widgets.create(&PostParams::default(), &widget).unwrap();
-        assert_eq!(created.data["spec"]["size"], 3);
-        let patched = widgets
-            .patch(
-                "w1",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"size": 4}})),
-            )
-            .unwrap();
-        assert_eq!(patched.data["spec"]["size"], 4);
-        assert_eq!(widgets.list(&ListParams::default()).unwrap().items.len(), 1);
-        let metadata = widgets.metadata().get("w1").unwrap();
-        assert_eq!(metadata.metadata.name.as_deref(), Some("w1"));
-        widgets.delete("w1", &DeleteParams::default()).unwrap();
-        assert!(widgets.get_opt("w1").unwrap().is_none());
-    });
+/// windlass-blocking behind the suite's async facade: every `async fn`
+/// below makes its blocking call and completes in its first poll; the
+/// scenario is driven by `scenarios::block_on` (poll, park, poll) and
+/// background work runs on threads.
+struct Blocking;
+
+fn failure(e: Error) -> Failure {
+    Failure {
+        code: e.api().map(|a| a.code()),
+        conflict: e.is_conflict(),
+        already_exists: e.is_already_exists(),
+        not_found: e.is_not_found(),
+        expired: e.is_expired(),
+        timeout: match &e {
+            Error::Timeout { waiting_for, .. } => Some(*waiting_for),
+            _ => None,
+        },
+        sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        message: e.to_string(),
+    }
 }
 
-#[test]
-fn e2e_blocking_pagination_walks_every_page() {
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness.builder().build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "paged").unwrap();
-    within(60, move || {
-        namespace(&client, "paged");
-        for i in 0..25 {
-            maps.create(
-                &PostParams::default(),
-                &config_map(&format!("cm-{i:02}"), &[]),
-            )
-            .unwrap();
-        }
-        let params = ListParams {
-            limit: Some(10),
-            ..Default::default()
+impl Runtime for Blocking {
+    const NAME: &'static str = "blocking";
+    const TLS_HANDSHAKE_STALL: &'static str = "connection";
+    type Client = Client;
+    type Api<K: Kind> = Api<K>;
+    type Watch<K: Kind> = Watch<K>;
+
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        scenarios::block_on(future)
+    }
+
+    async fn sleep(duration: Duration) {
+        std::thread::sleep(duration)
+    }
+
+    fn client(&self, options: ClientOptions) -> Client {
+        let mut builder = match options.target {
+            Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
+            Target::Url(url, tls) => ClientBuilder::new(url, tls.map(|t| *t)),
         };
-        let pages: Vec<_> = maps.list_pages(&params).collect::<Result<_, _>>().unwrap();
-        assert_eq!(
-            pages.iter().map(|p| p.items.len()).collect::<Vec<_>>(),
-            [10, 10, 5]
-        );
-        let names: Vec<_> = maps
-            .list_all(&params)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.metadata.name.unwrap())
-            .collect();
-        let want: Vec<_> = (0..25).map(|i| format!("cm-{i:02}")).collect();
-        assert_eq!(names, want);
-    });
+        if let Some(timeout) = options.read_timeout {
+            builder = builder.read_timeout(timeout);
+        }
+        if let Some(timeout) = options.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(retries) = options.max_retries {
+            builder = builder.max_retries(retries);
+        }
+        if let Some(format) = options.format {
+            builder = builder.format(format);
+        }
+        builder.build().unwrap()
+    }
+
+    fn default_namespace(client: &Client) -> String {
+        client.default_namespace().to_owned()
+    }
+
+    fn namespaced<K>(client: &Client, namespace: &str) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(client.clone(), namespace).unwrap()
+    }
+
+    fn cluster<K>(client: &Client) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        Api::cluster(client.clone()).unwrap()
+    }
+
+    fn all<K>(client: &Client) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource,
+        K::Scope: TopLevelScope,
+    {
+        Api::all(client.clone()).unwrap()
+    }
+
+    fn dynamic(
+        client: &Client,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Api<DynamicObject> {
+        Api::dynamic(client.clone(), resource.clone(), namespace).unwrap()
+    }
+
+    async fn create<K: Kind>(api: &Api<K>, object: &K) -> Result<K, Failure> {
+        api.create(&PostParams::default(), object).map_err(failure)
+    }
+
+    async fn get<K: Kind>(api: &Api<K>, name: &str) -> Result<K, Failure> {
+        api.get(name).map_err(failure)
+    }
+
+    async fn get_opt<K: Kind>(api: &Api<K>, name: &str) -> Result<Option<K>, Failure> {
+        api.get_opt(name).map_err(failure)
+    }
+
+    async fn replace<K: Kind>(api: &Api<K>, name: &str, object: &K) -> Result<K, Failure> {
+        api.replace(name, &PostParams::default(), object)
+            .map_err(failure)
+    }
+
+    async fn patch<K: Kind>(api: &Api<K>, name: &str, patch: &Patch<Value>) -> Result<K, Failure> {
+        api.patch(name, &PatchParams::default(), patch)
+            .map_err(failure)
+    }
+
+    async fn apply<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        manager: &str,
+        force: bool,
+        object: &Value,
+    ) -> Result<K, Failure> {
+        api.apply(name, manager, force, object).map_err(failure)
+    }
+
+    async fn delete<K: Kind>(api: &Api<K>, name: &str) -> Result<(), Failure> {
+        api.delete(name, &DeleteParams::default())
+            .map(drop)
+            .map_err(failure)
+    }
+
+    async fn delete_collection<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<(), Failure> {
+        api.delete_collection(&DeleteParams::default(), params)
+            .map(drop)
+            .map_err(failure)
+    }
+
+    async fn list<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<ObjectList<K>, Failure> {
+        api.list(params).map_err(failure)
+    }
+
+    async fn list_pages<K: Kind>(
+        api: &Api<K>,
+        params: &ListParams,
+    ) -> Result<Vec<ObjectList<K>>, Failure> {
+        api.list_pages(params)
+            .collect::<Result<_, _>>()
+            .map_err(failure)
+    }
+
+    async fn list_all<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<Vec<K>, Failure> {
+        api.list_all(params).map_err(failure)
+    }
+
+    async fn metadata_get<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+    ) -> Result<PartialObjectMetadata, Failure> {
+        api.metadata().get(name).map_err(failure)
+    }
+
+    async fn metadata_list<K: Kind>(
+        api: &Api<K>,
+        params: &ListParams,
+    ) -> Result<ObjectList<PartialObjectMetadata>, Failure> {
+        api.metadata().list(params).map_err(failure)
+    }
+
+    async fn get_status<K: Kind>(api: &Api<K>, name: &str) -> Result<K, Failure> {
+        api.get_status(name).map_err(failure)
+    }
+
+    async fn replace_status<K: Kind>(api: &Api<K>, name: &str, object: &K) -> Result<K, Failure> {
+        api.replace_status(name, &PostParams::default(), object)
+            .map_err(failure)
+    }
+
+    async fn patch_status<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        patch: &Patch<Value>,
+    ) -> Result<K, Failure> {
+        api.patch_status(name, &PatchParams::default(), patch)
+            .map_err(failure)
+    }
+
+    async fn get_scale<K: Kind>(api: &Api<K>, name: &str) -> Result<Scale, Failure> {
+        api.get_scale(name).map_err(failure)
+    }
+
+    async fn patch_scale<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        patch: &Patch<Value>,
+    ) -> Result<Scale, Failure> {
+        api.patch_scale(name, &PatchParams::default(), patch)
+            .map_err(failure)
+    }
+
+    async fn watch<K: Kind>(api: &Api<K>, params: &WatchParams) -> Result<Self::Watch<K>, Failure> {
+        api.watch(params).map_err(failure)
+    }
+
+    async fn next_event<K: Kind>(
+        watch: &mut Self::Watch<K>,
+    ) -> Option<Result<WatchEvent<K>, Failure>> {
+        watch.next().map(|item| item.map_err(failure))
+    }
 }
 
-#[test]
-fn e2e_blocking_watch_sees_create_update_delete_in_order() {
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness.builder().build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "watched").unwrap();
-    within(30, move || {
-        namespace(&client, "watched");
-        let start = maps.list(&ListParams::default()).unwrap();
-        let params = WatchParams {
-            resource_version: start.resource_version().map(str::to_owned),
-            ..Default::default()
+impl Discovering for Blocking {
+    type Discovery = Discovery;
+
+    async fn discover(client: &Client) -> Result<Discovery, Failure> {
+        Discovery::run(client).map_err(failure)
+    }
+
+    async fn rediscover(discovery: &mut Discovery) -> Result<(), Failure> {
+        discovery.refresh().map_err(failure)
+    }
+
+    fn discovered(discovery: &Discovery) -> &windlass_proto::discovery::Discovery {
+        discovery.discovered()
+    }
+
+    fn dynamic_by_gvk(
+        discovery: &Discovery,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery.dynamic(gvk, namespace).map_err(failure)
+    }
+
+    fn dynamic_for_kind(
+        discovery: &Discovery,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery
+            .dynamic_for_kind(group, kind, namespace)
+            .map_err(failure)
+    }
+
+    fn has_fallen_back(client: &Client, resource: &ApiResource) -> bool {
+        client.formats().has_fallen_back(resource)
+    }
+
+    fn formats(client: &Client) -> windlass_proto::api::Formats {
+        client.formats().clone()
+    }
+
+    async fn send_get_for_bytes(
+        client: &Client,
+        request: http::Request<bytes::Bytes>,
+        resource: &'static str,
+    ) -> Result<(http::response::Parts, bytes::Bytes), Failure> {
+        let call = Call {
+            verb: "get",
+            kind: RequestKind::Get,
+            resource,
         };
-        let mut events = maps.watch(&params).unwrap();
-        let writer = maps.clone();
-        let writes = std::thread::spawn(move || {
-            writer
-                .create(&PostParams::default(), &config_map("w", &[("v", "1")]))
-                .unwrap();
-            writer
-                .patch(
-                    "w",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"data": {"v": "2"}})),
-                )
-                .unwrap();
-            writer.delete("w", &DeleteParams::default()).unwrap();
+        client.send_for_bytes(request, call).map_err(failure)
+    }
+}
+
+impl Runners for Blocking {
+    type Informer<K: Kind + Object> = Informer<K>;
+    type Controller<K: Kind + Object> = Controller<K>;
+    type ControllerHandle = ControllerHandle;
+    type ElectorHandle = ElectorHandle;
+    type Task<T: Send + 'static> = JoinHandle<T>;
+
+    fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        std::thread::spawn(move || scenarios::block_on(future))
+    }
+
+    async fn join<T: Send + 'static>(task: JoinHandle<T>) -> T {
+        task.join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    fn informer<K: Kind + Object>(api: &Api<K>) -> Informer<K> {
+        Informer::new(api, InformerConfig::default())
+    }
+
+    fn add_handler<K: Kind + Object>(
+        informer: &Informer<K>,
+        handler: impl FnMut(Notification<K>) + Send + 'static,
+    ) {
+        informer.add_handler(None, handler).unwrap();
+    }
+
+    fn start<K: Kind + Object>(&self, informer: &Informer<K>) -> JoinHandle<Result<(), Failure>> {
+        let running = informer.start();
+        std::thread::spawn(move || running.join().unwrap().map_err(failure))
+    }
+
+    async fn wait_for_sync<K: Kind + Object>(
+        informer: &Informer<K>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        informer.wait_for_sync(timeout).map_err(failure)
+    }
+
+    fn stop<K: Kind + Object>(informer: &Informer<K>) {
+        informer.stop();
+    }
+
+    fn is_running<K: Kind + Object>(informer: &Informer<K>) -> bool {
+        informer.is_running()
+    }
+
+    fn lister_list<K: Kind + Object>(informer: &Informer<K>) -> Vec<Arc<K>> {
+        informer.lister().list()
+    }
+
+    fn lister_list_namespace<K: Kind + Object>(
+        informer: &Informer<K>,
+        namespace: &str,
+    ) -> Vec<Arc<K>> {
+        informer.lister().list_namespace(namespace)
+    }
+
+    fn lister_get<K: Kind + Object>(informer: &Informer<K>, key: &ObjectKey) -> Option<Arc<K>> {
+        informer.lister().get(key)
+    }
+
+    fn controller<K: Kind + Object, L: RateLimiter<ObjectKey> + Send + 'static>(
+        informer: Informer<K>,
+        workers: usize,
+        limiter: Option<L>,
+    ) -> Controller<K> {
+        let controller = Controller::new(informer).workers(workers);
+        match limiter {
+            Some(limiter) => controller.rate_limiter(limiter),
+            None => controller,
+        }
+    }
+
+    fn controller_handle<K: Kind + Object>(controller: &Controller<K>) -> ControllerHandle {
+        controller.handle()
+    }
+
+    async fn run_controller<K: Kind + Object>(
+        controller: Controller<K>,
+        reconcile: impl Fn(ObjectKey) -> BoxFuture<Result<Outcome, String>> + Send + Sync + 'static,
+    ) -> Result<Counters, Failure> {
+        controller
+            .run(move |key| scenarios::block_on(reconcile(key)))
+            .map_err(failure)
+    }
+
+    fn shut_down(handle: &ControllerHandle) {
+        handle.shut_down();
+    }
+
+    fn enqueue(handle: &ControllerHandle, key: ObjectKey) {
+        handle.enqueue(key);
+    }
+
+    fn counters(handle: &ControllerHandle) -> Counters {
+        handle.counters()
+    }
+
+    fn campaign(
+        &self,
+        client: Client,
+        config: ElectionConfig,
+        started: Box<dyn FnOnce() + Send>,
+        stopped: Box<dyn FnOnce() + Send>,
+    ) -> (ElectorHandle, JoinHandle<Result<(), Failure>>) {
+        let elector = LeaderElector::new(client, config).unwrap();
+        let handle = elector.handle();
+        let task = std::thread::spawn(move || {
+            elector
+                .run(move |leadership| {
+                    started();
+                    leadership.lost();
+                    stopped();
+                })
+                .map_err(failure)
         });
-        let mut seen = Vec::new();
-        while seen.len() < 3 {
-            match events.next().expect("the watch ended early").unwrap() {
-                WatchEvent::Added(m) => seen.push(("ADDED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Modified(m) => seen.push(("MODIFIED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Deleted(m) => seen.push(("DELETED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Bookmark(_) => {}
-                WatchEvent::Error(status) => panic!("{status:?}"),
-            }
-        }
-        writes.join().unwrap();
-        assert_eq!(
-            seen,
-            [
-                ("ADDED", "1".to_owned()),
-                ("MODIFIED", "2".to_owned()),
-                ("DELETED", "2".to_owned())
-            ]
-        );
-    });
-}
+        (handle, task)
+    }
 
-#[test]
-fn e2e_blocking_retries_429_and_503_with_retry_after() {
-    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = statuses.clone();
-    let harness = Harness::start(
-        ApiServer::builder().log_requests(move |r| log.lock().unwrap().push(r.status.as_u16())),
-    );
-    let client = harness.builder().build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    let faults = harness.server().faults();
-    within(30, move || {
-        faults.fail_requests(2, 429, 0);
-        maps.create(&PostParams::default(), &config_map("retried", &[]))
-            .unwrap();
-        faults.fail_requests(1, 503, 1);
-        maps.get("retried").unwrap();
-    });
-    assert_eq!(*statuses.lock().unwrap(), [429, 429, 201, 503, 200]);
-}
+    fn is_leader(handle: &ElectorHandle) -> bool {
+        handle.is_leader()
+    }
 
-#[test]
-fn e2e_blocking_stall_silent_watch_ends_in_a_timeout_error() {
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness
-        .builder()
-        .read_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    let faults = harness.server().faults();
-    within(30, move || {
-        maps.create(&PostParams::default(), &config_map("quiet", &[]))
-            .unwrap();
-        faults.stall_watches(1, 0);
-        let params = WatchParams {
-            resource_version: Some("0".into()),
-            ..Default::default()
-        };
-        let items: Vec<_> = maps.watch(&params).unwrap().collect();
-        let last = items.last().expect("an error item");
-        assert!(matches!(last, Err(e) if e.is_timeout()), "{items:?}");
-    });
-}
+    fn leader(handle: &ElectorHandle) -> Option<String> {
+        handle.leader()
+    }
 
-#[test]
-fn e2e_blocking_status_subresource() {
-    use k8s_openapi::api::apps::v1::Deployment;
-    let harness = Harness::start(ApiServer::builder());
-    let client = harness.builder().build().unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client, "default").unwrap();
-    let deployment: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
-    }))
-    .unwrap();
-    within(30, move || {
-        let mut created = deployments
-            .create(&PostParams::default(), &deployment)
-            .unwrap();
-        created.status = serde_json::from_value(json!({"replicas": 2})).unwrap();
-        let replaced = deployments
-            .replace_status("web", &PostParams::default(), &created)
-            .unwrap();
-        assert_eq!(replaced.status.unwrap().replicas, Some(2));
-        let patch = Patch::Merge(json!({"status": {"readyReplicas": 1}}));
-        deployments
-            .patch_status("web", &PatchParams::default(), &patch)
-            .unwrap();
-        let status = deployments.get_status("web").unwrap().status.unwrap();
-        assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(1)));
-    });
+    fn stop_campaign(handle: &ElectorHandle) {
+        handle.stop();
+    }
 }
 
 /// Adds a header to every request and counts the answers it sees.
@@ -374,26 +542,6 @@ fn e2e_blocking_tls_server_name_is_the_name_the_certificate_is_checked_against()
                 .contains("platform's root certificates"),
             "{untrusted}"
         );
-    });
-}
-
-#[test]
-fn e2e_blocking_stall_server_that_never_answers_ends_in_a_timeout_error() {
-    let addr = support::raw_server(|mut stream| {
-        support::read_head(&mut stream);
-        std::thread::sleep(Duration::from_secs(30));
-    });
-    let client = windlass_blocking::ClientBuilder::new(format!("http://{addr}"), None)
-        .read_timeout(Duration::from_millis(300))
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(10, move || {
-        let started = std::time::Instant::now();
-        let error = maps.get("cm").unwrap_err();
-        assert!(error.is_timeout(), "{error}");
-        assert!(started.elapsed() < Duration::from_secs(5));
     });
 }
 

@@ -1,518 +1,466 @@
-//! windlass-tokio end to end against windlass-apiserver, started in-process
-//! on a loopback port over TLS, the client configured from the kubeconfig
-//! the server hands out (client-certificate auth, or a bearer token).
+//! windlass-tokio runs the shared end-to-end suite
+//! (`windlass_testkit::scenarios`) against windlass-apiserver over TLS with
+//! client-certificate auth: this file is the suite's facade over
+//! windlass-tokio and the one macro line that generates a test per scenario
+//! (`e2e_tokio::<scenario>`). The client runs on a tokio runtime of its
+//! own, the server on another.
 
-mod support;
-
-use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use serde_json::json;
-use support::within;
-use windlass_proto::config::{ContextOptions, Kubeconfig};
-use windlass_proto::dynamic::DynamicObject;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use serde_json::Value;
+use windlass_proto::controller::{Counters, Outcome};
+use windlass_proto::discovery::GroupVersionKind;
+use windlass_proto::dynamic::{DynamicObject, PartialObjectMetadata};
+use windlass_proto::election::Config as ElectionConfig;
+use windlass_proto::informer::{InformerConfig, Notification};
+use windlass_proto::list::ObjectList;
+use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::params::{ListParams, WatchParams};
+use windlass_proto::ratelimit::RateLimiter;
 use windlass_proto::request::{DeleteParams, Patch, PatchParams, PostParams};
-use windlass_proto::resource::{ApiResource, Scope};
+use windlass_proto::resource::{ApiResource, TopLevelScope};
+use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
-use windlass_testkit::apiserver::{ApiServer, RunningServer, TOKEN_CONTEXT};
-use windlass_tokio::{Api, Client, ClientBuilder};
+use windlass_testkit::scenarios::{
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+};
+use windlass_tokio::{
+    Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
+    Error, Informer, LeaderElector,
+};
 
-async fn server() -> RunningServer {
-    ApiServer::builder()
-        .start()
-        .await
-        .expect("windlass-apiserver starts")
+windlass_testkit::e2e_suite! {
+    e2e_tokio: Tokio::new();
+    runs [Core, Discovery, Runners];
+    lacks [];
 }
 
-/// A client builder for the server's kubeconfig `context` (the current one when `None`).
-fn builder(server: &RunningServer, context: Option<&str>) -> ClientBuilder {
-    let kubeconfig = Kubeconfig::parse(server.kubeconfig().as_bytes(), None).unwrap();
-    let options = ContextOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
-    let no_files = |p: &std::path::Path| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            p.display().to_string(),
-        ))
-    };
-    let config = kubeconfig.resolve(&options, &no_files).unwrap();
-    ClientBuilder::from_config(&config).unwrap()
+/// windlass-tokio on a multi-threaded runtime of two workers.
+struct Tokio {
+    runtime: tokio::runtime::Runtime,
 }
 
-/// Creates namespace `name`.
-async fn namespace(client: &Client, name: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone()).unwrap();
-    let mut ns = Namespace::default();
-    ns.metadata.name = Some(name.into());
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
-
-fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
-    ConfigMap {
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
+impl Tokio {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Tokio { runtime }
     }
 }
 
-#[tokio::test]
-async fn e2e_tokio_crud_typed_over_tls_with_client_certificate() {
-    let server = server().await;
-    let client = builder(&server, None).build().unwrap();
-    assert_eq!(client.default_namespace(), "default");
-    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
-    within(30, async {
-        let created = maps
-            .create(&PostParams::default(), &config_map("web", &[("a", "1")]))
-            .await
-            .unwrap();
-        assert!(created.metadata.uid.is_some());
-        let stale = created.clone();
-        let mut fetched = maps.get("web").await.unwrap();
-        assert_eq!(fetched.data, created.data);
-        fetched
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("b".into(), "2".into());
-        let replaced = maps
-            .replace("web", &PostParams::default(), &fetched)
-            .await
-            .unwrap();
-        assert_ne!(
-            replaced.metadata.resource_version,
-            created.metadata.resource_version
-        );
-        let conflict = maps
-            .replace("web", &PostParams::default(), &stale)
-            .await
-            .unwrap_err();
-        assert!(conflict.is_conflict(), "{conflict}");
-        let already = maps
-            .create(&PostParams::default(), &config_map("web", &[]))
-            .await
-            .unwrap_err();
-        assert!(already.is_already_exists(), "{already}");
-        let patched = maps
-            .patch(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {"c": "3"}})),
-            )
-            .await
-            .unwrap();
-        assert_eq!(patched.data.unwrap().len(), 3);
-        let listed = maps.list(&ListParams::default()).await.unwrap();
-        assert_eq!(
-            listed
-                .items
-                .iter()
-                .filter(|m| m.metadata.name.as_deref() == Some("web"))
-                .count(),
-            1
-        );
-        maps.delete("web", &DeleteParams::default()).await.unwrap();
-        assert!(maps.get_opt("web").await.unwrap().is_none());
-        let missing = maps
-            .delete("web", &DeleteParams::default())
-            .await
-            .unwrap_err();
-        assert!(missing.is_not_found(), "{missing}");
-    })
-    .await;
-    server.shutdown().await;
+fn failure(e: Error) -> Failure {
+    Failure {
+        code: e.api().map(|a| a.code()),
+        conflict: e.is_conflict(),
+        already_exists: e.is_already_exists(),
+        not_found: e.is_not_found(),
+        expired: e.is_expired(),
+        timeout: match &e {
+            Error::Timeout { waiting_for, .. } => Some(*waiting_for),
+            _ => None,
+        },
+        sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        message: e.to_string(),
+    }
 }
 
-#[tokio::test]
-async fn e2e_tokio_apply_conflict_then_force_with_bearer_token() {
-    let server = server().await;
-    let client = builder(&server, Some(TOKEN_CONTEXT)).build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(30, async {
-        let desired = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": value}});
-        let first = maps.apply("applied", "alice", false, &desired("1")).await.unwrap();
-        assert_eq!(first.data.unwrap()["k"], "1");
-        let conflict = maps.apply("applied", "bob", false, &desired("2")).await.unwrap_err();
-        assert!(conflict.is_conflict(), "{conflict}");
-        let forced = maps.apply("applied", "bob", true, &desired("2")).await.unwrap();
-        assert_eq!(forced.data.unwrap()["k"], "2");
-    })
-    .await;
-    server.shutdown().await;
-}
+impl Runtime for Tokio {
+    const NAME: &'static str = "tokio";
+    const TLS_HANDSHAKE_STALL: &'static str = "response head";
+    type Client = Client;
+    type Api<K: Kind> = Api<K>;
+    type Watch<K: Kind> = Pin<Box<dyn Stream<Item = Result<WatchEvent<K>, Error>>>>;
 
-#[tokio::test]
-async fn e2e_tokio_crud_dynamic_custom_resource() {
-    let server = server().await;
-    let client = builder(&server, None).build().unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::cluster(client.clone()).unwrap();
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    }))
-    .unwrap();
-    let resource = ApiResource::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced);
-    let widgets: Api<DynamicObject> =
-        Api::dynamic(client, resource.clone(), Some("default")).unwrap();
-    within(30, async {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-        let widget = DynamicObject::new("w1", &resource)
-            .within("default")
-            .with_data(json!({"spec": {"size": 3}}));
-        let created = widgets
-            .create(&PostParams::default(), &widget)
-            .await
-            .unwrap();
-        assert_eq!(created.data["spec"]["size"], 3);
-        let patched = widgets
-            .patch(
-                "w1",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"size": 4}})),
-            )
-            .await
-            .unwrap();
-        assert_eq!(patched.data["spec"]["size"], 4);
-        let list = widgets.list(&ListParams::default()).await.unwrap();
-        assert_eq!(list.items.len(), 1);
-        let metadata = widgets.metadata().get("w1").await.unwrap();
-        assert_eq!(metadata.metadata.name.as_deref(), Some("w1"));
-        widgets
-            .delete("w1", &DeleteParams::default())
-            .await
-            .unwrap();
-        assert!(widgets.get_opt("w1").await.unwrap().is_none());
-    })
-    .await;
-    server.shutdown().await;
-}
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        self.runtime.block_on(future)
+    }
 
-#[tokio::test]
-async fn e2e_tokio_pagination_walks_every_page() {
-    let server = server().await;
-    let client = builder(&server, None).build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "paged").unwrap();
-    within(60, async {
-        namespace(&client, "paged").await;
-        for i in 0..25 {
-            maps.create(
-                &PostParams::default(),
-                &config_map(&format!("cm-{i:02}"), &[]),
-            )
-            .await
-            .unwrap();
-        }
-        let params = ListParams {
-            limit: Some(10),
-            ..Default::default()
-        };
-        let pages: Vec<_> = maps.list_pages(&params).try_collect().await.unwrap();
-        assert_eq!(
-            pages.iter().map(|p| p.items.len()).collect::<Vec<_>>(),
-            [10, 10, 5]
-        );
-        let names: Vec<_> = maps
-            .list_stream(&params)
-            .map_ok(|m| m.metadata.name.unwrap())
-            .try_collect()
-            .await
-            .unwrap();
-        let want: Vec<_> = (0..25).map(|i| format!("cm-{i:02}")).collect();
-        assert_eq!(names, want);
-    })
-    .await;
-    server.shutdown().await;
-}
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep(duration)
+    }
 
-#[tokio::test]
-async fn e2e_tokio_watch_sees_create_update_delete_in_order() {
-    let server = server().await;
-    let client = builder(&server, None).build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "watched").unwrap();
-    within(30, async {
-        namespace(&client, "watched").await;
-        let start = maps.list(&ListParams::default()).await.unwrap();
-        let params = WatchParams {
-            resource_version: start.resource_version().map(str::to_owned),
-            ..Default::default()
-        };
-        let mut events = Box::pin(maps.watch(&params).await.unwrap());
-        let writer = maps.clone();
-        let writes = tokio::spawn(async move {
-            writer
-                .create(&PostParams::default(), &config_map("w", &[("v", "1")]))
-                .await
-                .unwrap();
-            writer
-                .patch(
-                    "w",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"data": {"v": "2"}})),
-                )
-                .await
-                .unwrap();
-            writer.delete("w", &DeleteParams::default()).await.unwrap();
-        });
-        let mut seen = Vec::new();
-        while seen.len() < 3 {
-            match events.next().await.expect("the watch ended early").unwrap() {
-                WatchEvent::Added(m) => seen.push(("ADDED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Modified(m) => seen.push(("MODIFIED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Deleted(m) => seen.push(("DELETED", m.data.unwrap()["v"].clone())),
-                WatchEvent::Bookmark(_) => {}
-                WatchEvent::Error(status) => panic!("{status:?}"),
+    fn client(&self, options: ClientOptions) -> Client {
+        let mut builder = match options.target {
+            Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
+            Target::Url(url, tls) => {
+                ClientBuilder::new(url, tls.map(|t| t.client_config().unwrap()))
             }
-        }
-        writes.await.unwrap();
-        assert_eq!(
-            seen,
-            [
-                ("ADDED", "1".to_owned()),
-                ("MODIFIED", "2".to_owned()),
-                ("DELETED", "2".to_owned())
-            ]
-        );
-    })
-    .await;
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn e2e_tokio_retries_429_and_503_with_retry_after() {
-    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = statuses.clone();
-    let server = ApiServer::builder()
-        .log_requests(move |r| log.lock().unwrap().push(r.status.as_u16()))
-        .start()
-        .await
-        .unwrap();
-    let client = builder(&server, None).build().unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(30, async {
-        server.faults().fail_requests(2, 429, 0);
-        maps.create(&PostParams::default(), &config_map("retried", &[]))
-            .await
-            .unwrap();
-        server.faults().fail_requests(1, 503, 1);
-        maps.get("retried").await.unwrap();
-    })
-    .await;
-    assert_eq!(*statuses.lock().unwrap(), [429, 429, 201, 503, 200]);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn e2e_tokio_stall_silent_watch_ends_in_a_timeout_error() {
-    let server = server().await;
-    let client = builder(&server, None)
-        .read_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(30, async {
-        maps.create(&PostParams::default(), &config_map("quiet", &[]))
-            .await
-            .unwrap();
-        server.faults().stall_watches(1, 0);
-        let params = WatchParams {
-            resource_version: Some("0".into()),
-            ..Default::default()
         };
-        let items: Vec<_> = maps.watch(&params).await.unwrap().collect().await;
-        let last = items.last().expect("an error item");
-        assert!(matches!(last, Err(e) if e.is_timeout()), "{items:?}");
-    })
-    .await;
-    server.shutdown().await;
+        if let Some(timeout) = options.read_timeout {
+            builder = builder.read_timeout(timeout);
+        }
+        if let Some(timeout) = options.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(retries) = options.max_retries {
+            builder = builder.max_retries(retries);
+        }
+        if let Some(format) = options.format {
+            builder = builder.format(format);
+        }
+        let _runtime = self.runtime.enter();
+        builder.build().unwrap()
+    }
+
+    fn default_namespace(client: &Client) -> String {
+        client.default_namespace().to_owned()
+    }
+
+    fn namespaced<K>(client: &Client, namespace: &str) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(client.clone(), namespace).unwrap()
+    }
+
+    fn cluster<K>(client: &Client) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        Api::cluster(client.clone()).unwrap()
+    }
+
+    fn all<K>(client: &Client) -> Api<K>
+    where
+        K: Kind + k8s_openapi::Resource,
+        K::Scope: TopLevelScope,
+    {
+        Api::all(client.clone()).unwrap()
+    }
+
+    fn dynamic(
+        client: &Client,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Api<DynamicObject> {
+        Api::dynamic(client.clone(), resource.clone(), namespace).unwrap()
+    }
+
+    async fn create<K: Kind>(api: &Api<K>, object: &K) -> Result<K, Failure> {
+        api.create(&PostParams::default(), object)
+            .await
+            .map_err(failure)
+    }
+
+    async fn get<K: Kind>(api: &Api<K>, name: &str) -> Result<K, Failure> {
+        api.get(name).await.map_err(failure)
+    }
+
+    async fn get_opt<K: Kind>(api: &Api<K>, name: &str) -> Result<Option<K>, Failure> {
+        api.get_opt(name).await.map_err(failure)
+    }
+
+    async fn replace<K: Kind>(api: &Api<K>, name: &str, object: &K) -> Result<K, Failure> {
+        api.replace(name, &PostParams::default(), object)
+            .await
+            .map_err(failure)
+    }
+
+    async fn patch<K: Kind>(api: &Api<K>, name: &str, patch: &Patch<Value>) -> Result<K, Failure> {
+        api.patch(name, &PatchParams::default(), patch)
+            .await
+            .map_err(failure)
+    }
+
+    async fn apply<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        manager: &str,
+        force: bool,
+        object: &Value,
+    ) -> Result<K, Failure> {
+        api.apply(name, manager, force, object)
+            .await
+            .map_err(failure)
+    }
+
+    async fn delete<K: Kind>(api: &Api<K>, name: &str) -> Result<(), Failure> {
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map(drop)
+            .map_err(failure)
+    }
+
+    async fn delete_collection<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<(), Failure> {
+        api.delete_collection(&DeleteParams::default(), params)
+            .await
+            .map(drop)
+            .map_err(failure)
+    }
+
+    async fn list<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<ObjectList<K>, Failure> {
+        api.list(params).await.map_err(failure)
+    }
+
+    async fn list_pages<K: Kind>(
+        api: &Api<K>,
+        params: &ListParams,
+    ) -> Result<Vec<ObjectList<K>>, Failure> {
+        api.list_pages(params).try_collect().await.map_err(failure)
+    }
+
+    async fn list_all<K: Kind>(api: &Api<K>, params: &ListParams) -> Result<Vec<K>, Failure> {
+        api.list_stream(params).try_collect().await.map_err(failure)
+    }
+
+    async fn metadata_get<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+    ) -> Result<PartialObjectMetadata, Failure> {
+        api.metadata().get(name).await.map_err(failure)
+    }
+
+    async fn metadata_list<K: Kind>(
+        api: &Api<K>,
+        params: &ListParams,
+    ) -> Result<ObjectList<PartialObjectMetadata>, Failure> {
+        api.metadata().list(params).await.map_err(failure)
+    }
+
+    async fn get_status<K: Kind>(api: &Api<K>, name: &str) -> Result<K, Failure> {
+        api.get_status(name).await.map_err(failure)
+    }
+
+    async fn replace_status<K: Kind>(api: &Api<K>, name: &str, object: &K) -> Result<K, Failure> {
+        api.replace_status(name, &PostParams::default(), object)
+            .await
+            .map_err(failure)
+    }
+
+    async fn patch_status<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        patch: &Patch<Value>,
+    ) -> Result<K, Failure> {
+        api.patch_status(name, &PatchParams::default(), patch)
+            .await
+            .map_err(failure)
+    }
+
+    async fn get_scale<K: Kind>(api: &Api<K>, name: &str) -> Result<Scale, Failure> {
+        api.get_scale(name).await.map_err(failure)
+    }
+
+    async fn patch_scale<K: Kind>(
+        api: &Api<K>,
+        name: &str,
+        patch: &Patch<Value>,
+    ) -> Result<Scale, Failure> {
+        api.patch_scale(name, &PatchParams::default(), patch)
+            .await
+            .map_err(failure)
+    }
+
+    async fn watch<K: Kind>(api: &Api<K>, params: &WatchParams) -> Result<Self::Watch<K>, Failure> {
+        let events = api.watch(params).await.map_err(failure)?;
+        Ok(Box::pin(events))
+    }
+
+    async fn next_event<K: Kind>(
+        watch: &mut Self::Watch<K>,
+    ) -> Option<Result<WatchEvent<K>, Failure>> {
+        watch.next().await.map(|item| item.map_err(failure))
+    }
 }
 
-#[tokio::test]
-async fn e2e_tokio_cut_watch_ends_with_an_error_not_a_hang() {
-    let server = server().await;
-    let client = builder(&server, None)
-        .read_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(30, async {
-        for i in 0..5 {
-            maps.create(
-                &PostParams::default(),
-                &config_map(&format!("cut-{i}"), &[("k", "v")]),
-            )
-            .await
-            .unwrap();
-        }
-        server.faults().close_watches_after(1, 300);
-        let params = WatchParams {
-            resource_version: Some("0".into()),
-            ..Default::default()
+impl Discovering for Tokio {
+    type Discovery = Discovery;
+
+    async fn discover(client: &Client) -> Result<Discovery, Failure> {
+        Discovery::run(client).await.map_err(failure)
+    }
+
+    async fn rediscover(discovery: &mut Discovery) -> Result<(), Failure> {
+        discovery.refresh().await.map_err(failure)
+    }
+
+    fn discovered(discovery: &Discovery) -> &windlass_proto::discovery::Discovery {
+        discovery.discovered()
+    }
+
+    fn dynamic_by_gvk(
+        discovery: &Discovery,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery.dynamic(gvk, namespace).map_err(failure)
+    }
+
+    fn dynamic_for_kind(
+        discovery: &Discovery,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, Failure> {
+        discovery
+            .dynamic_for_kind(group, kind, namespace)
+            .map_err(failure)
+    }
+
+    fn has_fallen_back(client: &Client, resource: &ApiResource) -> bool {
+        client.formats().has_fallen_back(resource)
+    }
+
+    fn formats(client: &Client) -> windlass_proto::api::Formats {
+        client.formats().clone()
+    }
+
+    async fn send_get_for_bytes(
+        client: &Client,
+        request: http::Request<bytes::Bytes>,
+        resource: &'static str,
+    ) -> Result<(http::response::Parts, bytes::Bytes), Failure> {
+        let call = Call {
+            verb: "get",
+            kind: RequestKind::Get,
+            resource,
         };
-        let items: Vec<_> = maps.watch(&params).await.unwrap().collect().await;
-        assert!(items.len() < 6, "{items:?}");
-        assert!(items.last().is_some_and(|i| i.is_err()), "{items:?}");
-    })
-    .await;
-    server.shutdown().await;
+        client.send_for_bytes(request, call).await.map_err(failure)
+    }
 }
 
-#[tokio::test]
-async fn e2e_tokio_client_reaches_server_over_plain_http_too() {
-    let server = ApiServer::builder().tls(false).start().await.unwrap();
-    let client = Client::new(server.url(), None).unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    within(
-        30,
-        maps.create(&PostParams::default(), &config_map("plain", &[])),
-    )
-    .await
-    .unwrap();
-    server.shutdown().await;
-}
+impl Runners for Tokio {
+    type Informer<K: Kind + Object> = Informer<K>;
+    type Controller<K: Kind + Object> = Controller<K>;
+    type ControllerHandle = ControllerHandle;
+    type ElectorHandle = ElectorHandle;
+    type Task<T: Send + 'static> = tokio::task::JoinHandle<T>;
 
-#[tokio::test]
-async fn e2e_tokio_exec_credential_plugin_runs_once_for_many_requests() {
-    use std::os::unix::fs::PermissionsExt;
-    let server = server().await;
-    let token = server
-        .credentials()
-        .expect("a TLS server has credentials")
-        .token
-        .clone();
-    let dir = std::env::temp_dir().join(format!("windlass-tokio-exec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let runs = dir.join("runs");
-    let script = dir.join("plugin.sh");
-    let credential = json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": token}});
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho run >> '{}'\necho '{credential}'\n",
-            runs.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exec = format!(
-        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
-        script.display()
-    );
-    let kubeconfig = server
-        .kubeconfig()
-        .replace(&format!("    token: {token}\n"), &exec);
-    assert!(kubeconfig.contains("exec:"), "{kubeconfig}");
-    let options = ContextOptions {
-        context: Some(TOKEN_CONTEXT.to_owned()),
-        ..Default::default()
-    };
-    let no_files = |p: &std::path::Path| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            p.display().to_string(),
-        ))
-    };
-    let config = Kubeconfig::parse(kubeconfig.as_bytes(), None)
-        .unwrap()
-        .resolve(&options, &no_files)
-        .unwrap();
-    let maps: Api<ConfigMap> =
-        Api::namespaced(Client::from_config(&config).unwrap(), "default").unwrap();
-    within(30, async {
-        // A cold burst: every request waits for the one plugin run.
-        let params = ListParams::default();
-        let burst: Vec<_> = (0..10).map(|_| maps.list(&params)).collect();
-        for listed in futures_util::future::join_all(burst).await {
-            listed.unwrap();
+    fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.runtime.spawn(future)
+    }
+
+    async fn join<T: Send + 'static>(task: tokio::task::JoinHandle<T>) -> T {
+        task.await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    fn informer<K: Kind + Object>(api: &Api<K>) -> Informer<K> {
+        Informer::new(api, InformerConfig::default())
+    }
+
+    fn add_handler<K: Kind + Object>(
+        informer: &Informer<K>,
+        handler: impl FnMut(Notification<K>) + Send + 'static,
+    ) {
+        informer.add_handler(None, handler).unwrap();
+    }
+
+    fn start<K: Kind + Object>(
+        &self,
+        informer: &Informer<K>,
+    ) -> tokio::task::JoinHandle<Result<(), Failure>> {
+        let _runtime = self.runtime.enter();
+        let running = informer.start();
+        self.runtime
+            .spawn(async move { running.await.unwrap().map_err(failure) })
+    }
+
+    async fn wait_for_sync<K: Kind + Object>(
+        informer: &Informer<K>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        informer.wait_for_sync(timeout).await.map_err(failure)
+    }
+
+    fn stop<K: Kind + Object>(informer: &Informer<K>) {
+        informer.stop();
+    }
+
+    fn is_running<K: Kind + Object>(informer: &Informer<K>) -> bool {
+        informer.is_running()
+    }
+
+    fn lister_list<K: Kind + Object>(informer: &Informer<K>) -> Vec<Arc<K>> {
+        informer.lister().list()
+    }
+
+    fn lister_list_namespace<K: Kind + Object>(
+        informer: &Informer<K>,
+        namespace: &str,
+    ) -> Vec<Arc<K>> {
+        informer.lister().list_namespace(namespace)
+    }
+
+    fn lister_get<K: Kind + Object>(informer: &Informer<K>, key: &ObjectKey) -> Option<Arc<K>> {
+        informer.lister().get(key)
+    }
+
+    fn controller<K: Kind + Object, L: RateLimiter<ObjectKey> + Send + 'static>(
+        informer: Informer<K>,
+        workers: usize,
+        limiter: Option<L>,
+    ) -> Controller<K> {
+        let controller = Controller::new(informer).workers(workers);
+        match limiter {
+            Some(limiter) => controller.rate_limiter(limiter),
+            None => controller,
         }
-        maps.create(&PostParams::default(), &config_map("exec", &[]))
-            .await
-            .unwrap();
-        maps.get("exec").await.unwrap();
-    })
-    .await;
-    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
-    server.shutdown().await;
-}
+    }
 
-#[tokio::test]
-async fn e2e_tokio_status_subresource_and_delete_collection() {
-    use k8s_openapi::api::apps::v1::Deployment;
-    let server = server().await;
-    let client = builder(&server, None).build().unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default").unwrap();
-    let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
-    let deployment: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
-    }))
-    .unwrap();
-    within(30, async {
-        let mut created = deployments
-            .create(&PostParams::default(), &deployment)
-            .await
-            .unwrap();
-        created.status = serde_json::from_value(json!({"replicas": 2})).unwrap();
-        let replaced = deployments
-            .replace_status("web", &PostParams::default(), &created)
-            .await
-            .unwrap();
-        assert_eq!(replaced.status.unwrap().replicas, Some(2));
-        let patch = Patch::Merge(json!({"status": {"readyReplicas": 1}}));
-        deployments
-            .patch_status("web", &PatchParams::default(), &patch)
-            .await
-            .unwrap();
-        let status = deployments.get_status("web").await.unwrap().status.unwrap();
-        assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(1)));
+    fn controller_handle<K: Kind + Object>(controller: &Controller<K>) -> ControllerHandle {
+        controller.handle()
+    }
 
-        for i in 0..3 {
-            let mut map = config_map(&format!("doomed-{i}"), &[]);
-            map.metadata.labels = Some([("doomed".to_owned(), "yes".to_owned())].into());
-            maps.create(&PostParams::default(), &map).await.unwrap();
-        }
-        maps.create(&PostParams::default(), &config_map("kept", &[]))
-            .await
-            .unwrap();
-        let selector = ListParams {
-            label_selector: Some("doomed=yes".into()),
-            ..Default::default()
-        };
-        maps.delete_collection(&DeleteParams::default(), &selector)
-            .await
-            .unwrap();
-        let left: Vec<_> = maps
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|m| m.metadata.name)
-            .collect();
-        assert!(left.contains(&"kept".to_owned()), "{left:?}");
-        assert!(!left.iter().any(|n| n.starts_with("doomed")), "{left:?}");
-    })
-    .await;
-    server.shutdown().await;
+    async fn run_controller<K: Kind + Object>(
+        controller: Controller<K>,
+        reconcile: impl Fn(ObjectKey) -> BoxFuture<Result<Outcome, String>> + Send + Sync + 'static,
+    ) -> Result<Counters, Failure> {
+        controller.run(reconcile).await.map_err(failure)
+    }
+
+    fn shut_down(handle: &ControllerHandle) {
+        handle.shut_down();
+    }
+
+    fn enqueue(handle: &ControllerHandle, key: ObjectKey) {
+        handle.enqueue(key);
+    }
+
+    fn counters(handle: &ControllerHandle) -> Counters {
+        handle.counters()
+    }
+
+    fn campaign(
+        &self,
+        client: Client,
+        config: ElectionConfig,
+        started: Box<dyn FnOnce() + Send>,
+        stopped: Box<dyn FnOnce() + Send>,
+    ) -> (ElectorHandle, tokio::task::JoinHandle<Result<(), Failure>>) {
+        let elector = LeaderElector::new(client, config).unwrap();
+        let handle = elector.handle();
+        let run = elector.run(move |leadership| async move {
+            started();
+            leadership.lost().await;
+            stopped();
+        });
+        let task = self
+            .runtime
+            .spawn(async move { run.await.map_err(failure) });
+        (handle, task)
+    }
+
+    fn is_leader(handle: &ElectorHandle) -> bool {
+        handle.is_leader()
+    }
+
+    fn leader(handle: &ElectorHandle) -> Option<String> {
+        handle.leader()
+    }
+
+    fn stop_campaign(handle: &ElectorHandle) {
+        handle.stop();
+    }
 }

@@ -13,4 +13,6 @@ pub mod kinds;
 pub mod model;
 pub mod protobuf_schema;
 pub mod proxy;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
 pub mod sim;
