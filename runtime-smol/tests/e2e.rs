@@ -36,10 +36,8 @@ use windlass_testkit::scenarios::{
 
 windlass_testkit::e2e_suite! {
     e2e_smol: Smol::<OnSmol>::new();
-    runs [Core, Discovery];
-    lacks [
-        Runners => "on a one-thread smol Executor the leader elector spins after stop (hand-over ~2 s, no release); fix pending on s3-smol (election.rs); async-std runs the group"
-    ];
+    runs [Core, Discovery, Runners];
+    lacks [];
 }
 
 windlass_testkit::e2e_suite! {

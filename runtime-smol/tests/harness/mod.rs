@@ -139,22 +139,3 @@ macro_rules! on_both_executors {
         }
     };
 }
-
-pub async fn namespace(client: &Client, name: &str) {
-    let namespaces: Api<Namespace> = Api::all(client.clone()).unwrap();
-    let mut ns = Namespace::default();
-    ns.metadata.name = Some(name.into());
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
-
-pub fn config_map(name: &str, value: &str) -> ConfigMap {
-    let mut map = ConfigMap {
-        data: Some(BTreeMap::from([("v".to_owned(), value.to_owned())])),
-        ..Default::default()
-    };
-    map.metadata.name = Some(name.into());
-    map
-}
