@@ -263,7 +263,9 @@ impl Client {
             if let (false, Some(shards)) = (pool_is_requests, &self.inner.shards) {
                 match shards.send(outgoing).await.map_err(SendError::Shard)? {
                     Dispatch::Sent(response) => return Ok(response),
-                    Dispatch::Http1(outgoing) => return pool.request(outgoing).await.map_err(SendError::Pool),
+                    Dispatch::Http1(outgoing) => {
+                        return pool.request(outgoing).await.map_err(SendError::Pool);
+                    }
                 }
             }
             pool.request(outgoing).await.map_err(SendError::Pool)

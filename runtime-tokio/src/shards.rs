@@ -18,10 +18,10 @@
 //! each body chunk by the client's read timeout; dead peers by HTTP/2 pings.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -148,7 +148,12 @@ where
     C::Future: Send,
     C::Error: Into<BoxError>,
 {
-    pub(crate) fn new(connector: C, target: Uri, connect_timeout: Duration, config: ShardConfig) -> Self {
+    pub(crate) fn new(
+        connector: C,
+        target: Uri,
+        connect_timeout: Duration,
+        config: ShardConfig,
+    ) -> Self {
         Self {
             connector,
             target,
@@ -189,9 +194,9 @@ where
             let connected = cell
                 .get_or_init(|| async move {
                     let id = ticket.connection();
-                    tokio::spawn(connect.run(id))
-                        .await
-                        .unwrap_or_else(|e| Connected::Failed(ShardError::Connect(e.to_string().into())))
+                    tokio::spawn(connect.run(id)).await.unwrap_or_else(|e| {
+                        Connected::Failed(ShardError::Connect(e.to_string().into()))
+                    })
                 })
                 .await
                 .clone();
@@ -244,7 +249,10 @@ where
             std::future::poll_fn(|cx| connector.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
-            let io = connector.call(self.target.clone()).await.map_err(Into::into)?;
+            let io = connector
+                .call(self.target.clone())
+                .await
+                .map_err(Into::into)?;
             if !io.connected().is_negotiated_h2() {
                 return Ok::<_, BoxError>(None);
             }

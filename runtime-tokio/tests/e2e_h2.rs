@@ -20,7 +20,7 @@ use windlass_proto::request::PostParams;
 use windlass_proto::shards::ShardConfig;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::apiserver::{ApiServer, RunningServer};
-use windlass_tokio::{Api, Client, ClientBuilder};
+use windlass_tokio::{Api, ClientBuilder};
 
 /// A client for the server's kubeconfig, without the client-side rate limit
 /// (hundreds of watches start at once).
@@ -110,7 +110,11 @@ async fn e2e_tokio_h2_250_watches_spread_over_ceil_250_over_cap_connections() {
         let opened = watches_all_see_a_create(&server, &maps, 250, "seen-by-250").await;
         // Default cap 90: ceil(250 / 90) = 3 shards.
         assert_eq!(opened, 3);
-        assert_eq!(server.http2_connections(), 4, "the ordinary pool and 3 shards");
+        assert_eq!(
+            server.http2_connections(),
+            4,
+            "the ordinary pool and 3 shards"
+        );
     })
     .await;
     server.shutdown().await;
@@ -255,7 +259,12 @@ async fn e2e_tokio_h2_killed_connection_reopens_and_its_watches_resume() {
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         let (started_tx, mut started) = mpsc::unbounded_channel();
         for _ in 0..WATCHERS {
-            resuming_watcher(maps.clone(), rv.clone(), seen_tx.clone(), started_tx.clone());
+            resuming_watcher(
+                maps.clone(),
+                rv.clone(),
+                seen_tx.clone(),
+                started_tx.clone(),
+            );
         }
         for _ in 0..WATCHERS {
             started.recv().await.unwrap();

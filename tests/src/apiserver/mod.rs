@@ -422,7 +422,10 @@ impl Faults {
     /// killed server process does: no GOAWAY, no final chunk, every stream
     /// on them cut. The server keeps accepting new connections.
     pub fn kill_connections(&self) {
-        self.shared.connections.kill.send_modify(|generation| *generation += 1);
+        self.shared
+            .connections
+            .kill
+            .send_modify(|generation| *generation += 1);
     }
 
     /// Refuses watch-list (`sendInitialEvents`) with 422, as a server
