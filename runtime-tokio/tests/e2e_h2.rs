@@ -71,14 +71,14 @@ async fn watches_all_see_a_create(
     name: &str,
 ) -> u64 {
     let rv = warm(maps).await;
-    let before = server.connections_accepted();
+    let before = server.connections().accepted();
     let params = from(&rv);
     let watches = join_all((0..n).map(|_| maps.watch(&params))).await;
     let mut watches: Vec<_> = watches
         .into_iter()
         .map(|w| Box::pin(w.expect("every watch starts")))
         .collect();
-    let opened = server.connections_accepted() - before;
+    let opened = server.connections().accepted() - before;
     maps.create(&PostParams::default(), &config_map(name))
         .await
         .unwrap();
@@ -111,7 +111,7 @@ async fn e2e_tokio_h2_250_watches_spread_over_ceil_250_over_cap_connections() {
         // Default cap 90: ceil(250 / 90) = 3 shards.
         assert_eq!(opened, 3);
         assert_eq!(
-            server.http2_connections(),
+            server.connections().http2(),
             4,
             "the ordinary pool and 3 shards"
         );
@@ -170,7 +170,7 @@ async fn e2e_tokio_h2_switched_off_gives_each_watch_an_http1_connection() {
     within(60, async {
         let opened = watches_all_see_a_create(&server, &maps, 12, "seen-by-12").await;
         assert_eq!(opened, 12);
-        assert_eq!(server.http2_connections(), 1, "only the ordinary pool");
+        assert_eq!(server.connections().http2(), 1, "only the ordinary pool");
     })
     .await;
     server.shutdown().await;
@@ -183,7 +183,7 @@ async fn e2e_tokio_h2_cancelled_watch_leaves_its_siblings_running() {
     let maps: Api<ConfigMap> = Api::namespaced(client, "default").unwrap();
     within(60, async {
         let rv = warm(&maps).await;
-        let before = server.connections_accepted();
+        let before = server.connections().accepted();
         let params = from(&rv);
         let mut watches = Vec::new();
         for _ in 0..6 {
@@ -207,7 +207,7 @@ async fn e2e_tokio_h2_cancelled_watch_leaves_its_siblings_running() {
             }
         }
         assert_eq!(
-            server.connections_accepted() - before,
+            server.connections().accepted() - before,
             1,
             "one shard, never re-opened"
         );
@@ -275,7 +275,7 @@ async fn e2e_tokio_h2_killed_connection_reopens_and_its_watches_resume() {
         for _ in 0..WATCHERS {
             assert_eq!(seen.recv().await.unwrap(), "before-kill");
         }
-        let before = server.connections_accepted();
+        let before = server.connections().accepted();
         server.faults().kill_connections();
         // Every watcher notices and watches again, on a new shard.
         for _ in 0..WATCHERS {
@@ -288,7 +288,7 @@ async fn e2e_tokio_h2_killed_connection_reopens_and_its_watches_resume() {
             assert_eq!(seen.recv().await.unwrap(), "after-kill");
         }
         // One new shard for the 20 watches, one for the ordinary pool.
-        assert_eq!(server.connections_accepted() - before, 2);
+        assert_eq!(server.connections().accepted() - before, 2);
     })
     .await;
     server.shutdown().await;

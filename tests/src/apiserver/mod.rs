@@ -292,19 +292,11 @@ impl RunningServer {
         &self.kubeconfig
     }
 
-    /// Connections accepted since the start (TCP, before TLS).
-    pub fn connections_accepted(&self) -> u64 {
-        self.shared.connections.accepted.load(Ordering::Relaxed)
-    }
-
-    /// Connections open now.
-    pub fn connections_open(&self) -> u64 {
-        self.shared.connections.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections that negotiated HTTP/2 since the start.
-    pub fn http2_connections(&self) -> u64 {
-        self.shared.connections.http2.load(Ordering::Relaxed)
+    /// Counts of the connections it served (cheap to clone and keep).
+    pub fn connections(&self) -> ConnectionStats {
+        ConnectionStats {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The generated certificates and token (`None` over plain HTTP).
@@ -336,6 +328,39 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
+    }
+}
+
+/// How many connections a server accepted, holds open, and served over HTTP/2.
+#[derive(Clone)]
+pub struct ConnectionStats {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ConnectionStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionStats")
+            .field("accepted", &self.accepted())
+            .field("open", &self.open())
+            .field("http2", &self.http2())
+            .finish()
+    }
+}
+
+impl ConnectionStats {
+    /// Connections accepted since the start (TCP, before TLS).
+    pub fn accepted(&self) -> u64 {
+        self.shared.connections.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.shared.connections.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections that negotiated HTTP/2 (ALPN `h2`) since the start.
+    pub fn http2(&self) -> u64 {
+        self.shared.connections.http2.load(Ordering::Relaxed)
     }
 }
 
