@@ -11,8 +11,10 @@ use rustls::pki_types::ServerName;
 use windlass_proto::config::{AuthConfig, Config, Credentials, Impersonation, Secret};
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
+use windlass_proto::shards::ShardConfig;
 
 use crate::client::{Hook, Inner};
+use crate::shards::StreamShards;
 use crate::transport::Transport;
 use crate::{Client, Error, Spawner};
 
@@ -40,6 +42,8 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     max_body: usize,
     max_retries: u32,
+    http2_watches: bool,
+    watch_shards: ShardConfig,
 }
 
 impl ClientBuilder {
@@ -75,6 +79,8 @@ impl ClientBuilder {
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             max_retries: DEFAULT_MAX_RETRIES,
+            http2_watches: true,
+            watch_shards: ShardConfig::default(),
         }
     }
 
@@ -165,6 +171,24 @@ impl ClientBuilder {
         self
     }
 
+    /// How watches and followed logs travel. `true` (default): on HTTP/2
+    /// connections of their own, at most [`watch_shards`](Self::watch_shards)'
+    /// cap of streams each (kube-apiserver allows 100), when the server
+    /// negotiates `h2` — else, and with `false`, on one HTTP/1.1 connection
+    /// per stream. Ordinary requests are not affected.
+    pub fn http2_watches(mut self, enabled: bool) -> Self {
+        self.http2_watches = enabled;
+        self
+    }
+
+    /// How watches are sharded over HTTP/2 connections (default: 90 streams
+    /// per connection, lowered below the server's announced limit, at most
+    /// 64 connections).
+    pub fn watch_shards(mut self, config: ShardConfig) -> Self {
+        self.watch_shards = config;
+        self
+    }
+
     /// The client. Nothing is connected until the first request.
     pub fn build(self) -> Result<Client, Error> {
         let base: Uri = self.base.parse().map_err(|_| Error::BaseUrl {
@@ -198,10 +222,13 @@ impl ClientBuilder {
             url: base.to_string(),
             what: "the host is not a valid TLS server name",
         })?;
+        let shards = (self.http2_watches && base.scheme_str() == Some("https"))
+            .then(|| StreamShards::new(self.watch_shards));
         let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
+                shards,
                 base,
                 default_namespace: self.default_namespace,
                 credentials: Mutex::new(credentials),

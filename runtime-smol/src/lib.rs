@@ -42,6 +42,7 @@ mod builder;
 mod client;
 mod error;
 mod rt;
+mod shards;
 mod transport;
 
 pub use api::{Api, DynamicApi};
