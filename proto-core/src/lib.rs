@@ -48,4 +48,5 @@ pub mod request;
 pub mod resource;
 pub mod response;
 pub mod retry;
+pub mod shards;
 pub mod watch;

@@ -16,8 +16,10 @@ use windlass_proto::config::{
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
 use windlass_proto::proxy::{ProxyError, Route};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
+use windlass_proto::shards::ShardConfig;
 
 use crate::client::{Hook, Inner};
+use crate::shards::StreamShards;
 use crate::transport::Transport;
 use crate::{Client, Error, Spawner};
 
@@ -48,6 +50,8 @@ pub struct ClientBuilder {
     format: Format,
     proxy: Option<ProxyUrl>,
     proxy_env: ProxyEnv,
+    http2_watches: bool,
+    watch_shards: ShardConfig,
 }
 
 impl ClientBuilder {
@@ -86,6 +90,8 @@ impl ClientBuilder {
             format: Format::Json,
             proxy: None,
             proxy_env: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
+            http2_watches: true,
+            watch_shards: ShardConfig::default(),
         }
     }
 
@@ -192,6 +198,21 @@ impl ClientBuilder {
     /// falls back to JSON for the client's lifetime.
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+    /// How watches and followed logs travel. `true` (default): on HTTP/2
+    /// connections of their own, at most [`watch_shards`](Self::watch_shards)'
+    /// cap of streams each (kube-apiserver allows 100), when the server
+    /// negotiates `h2` — else, and with `false`, on one HTTP/1.1 connection
+    /// per stream. Ordinary requests are not affected.
+    pub fn http2_watches(mut self, enabled: bool) -> Self {
+        self.http2_watches = enabled;
+        self
+    }
+
+    /// How watches are sharded over HTTP/2 connections (default: 90 streams
+    /// per connection, lowered below the server's announced limit, at most
+    /// 64 connections).
+    pub fn watch_shards(mut self, config: ShardConfig) -> Self {
+        self.watch_shards = config;
         self
     }
 
@@ -232,10 +253,13 @@ impl ClientBuilder {
             url: base.to_string(),
             what: "the host is not a valid TLS server name",
         })?;
+        let shards = (self.http2_watches && base.scheme_str() == Some("https"))
+            .then(|| StreamShards::new(self.watch_shards));
         let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
+                shards,
                 base,
                 default_namespace: self.default_namespace,
                 credentials: Mutex::new(credentials),

@@ -27,6 +27,7 @@ use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
 use crate::rt::timeout;
+use crate::shards::{Dispatch, StreamShards};
 use crate::transport::{Transport, TransportError};
 use crate::{ClientBuilder, Error, Spawner};
 
@@ -87,6 +88,8 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) transport: Transport,
+    /// HTTP/2 connections for watches and followed logs (`None`: HTTP/1.1 only).
+    pub(crate) shards: Option<StreamShards>,
     pub(crate) base: Uri,
     pub(crate) default_namespace: String,
     pub(crate) credentials: Mutex<Credentials>,
@@ -246,11 +249,17 @@ impl Client {
         let stream = matches!(call.kind, RequestKind::Watch | RequestKind::Stream);
         let sent_uri = outgoing.uri().clone();
         let started = Instant::now();
-        let result = timeout(
-            self.inner.read_timeout,
-            self.inner.transport.send(outgoing, stream),
-        )
-        .await;
+        let transport = &self.inner.transport;
+        let sent = async {
+            if let (true, Some(shards)) = (stream, &self.inner.shards) {
+                return match shards.send(transport, outgoing).await? {
+                    Dispatch::Sent(response) => Ok(response),
+                    Dispatch::Http1(outgoing) => transport.send(outgoing, true).await,
+                };
+            }
+            transport.send(outgoing, stream).await
+        };
+        let result = timeout(self.inner.read_timeout, sent).await;
         let latency = started.elapsed();
         let status = result
             .as_ref()

@@ -48,6 +48,7 @@ pub mod election;
 mod error;
 pub mod informer;
 mod rt;
+mod shards;
 mod transport;
 
 pub use api::{Api, DynamicApi};

@@ -7,15 +7,16 @@
 //!   One connection is opened at a time, so a cold burst waits for the first
 //!   and then shares it (without that, a burst opens one connection per
 //!   request before any knows it will be HTTP/2; reference/sans-io.md §2).
-//! - Watches and followed logs each get an HTTP/1.1 connection of their own,
-//!   closed with the stream: the API server's 100-stream limit per HTTP/2
-//!   connection then never stalls a watch, and cancelling one never resets
-//!   its siblings.
 //! - Through a proxy, windlass-proto's [`Route`] decides: a tunnel (HTTP
 //!   `CONNECT` or SOCKS5, windlass-proto's [`Tunnel`] handshake driven over
 //!   the socket, TLS to the API server inside it), or forwarding (an http://
 //!   target through an http:// proxy: absolute-form requests with
 //!   `Proxy-Authorization`). The connect timeout covers the handshake.
+//! - Watches and followed logs go on HTTP/2 connections of their own,
+//!   sharded below the API server's 100-stream limit per connection (the
+//!   `shards` module opens them with [`Transport::connect_h2`]). When the
+//!   server does not speak HTTP/2, or sharding is off, each gets an HTTP/1.1
+//!   connection of its own, closed with the stream.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,8 @@ use smol::net::TcpStream;
 use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 
 use crate::rt::{Io, SmolTimer, Spawner, timeout};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body every request is sent with.
 pub(crate) type Body = Full<Bytes>;
@@ -209,6 +212,31 @@ impl Transport {
         idle.retain(|sender| !sender.is_closed());
         let ready = idle.iter().position(http1::SendRequest::is_ready)?;
         Some(Sender::Http1(idle.swap_remove(ready)))
+    }
+
+    /// The executor connections run on.
+    pub(crate) fn spawner(&self) -> &Spawner {
+        &self.spawner
+    }
+
+    /// The connect timeout.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// A new TLS connection offering ALPN `h2` (then `http/1.1`), for a
+    /// stream shard: `None` if the server picked HTTP/1.1 (or the base is
+    /// plain HTTP). Not bounded here: the caller times the whole handshake.
+    pub(crate) async fn connect_h2(
+        &self,
+    ) -> Result<Option<futures_rustls::client::TlsStream<TcpStream>>, BoxError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        // Through the proxy, as every other connection (`tcp`).
+        let tcp = self.tcp().await?;
+        let stream = tls.pooled.connect(tls.server_name.clone(), tcp).await?;
+        Ok((stream.get_ref().1.alpn_protocol() == Some(b"h2")).then_some(stream))
     }
 
     /// A new connection; `h2` offers HTTP/2 in ALPN.

@@ -1,7 +1,8 @@
 //! Building a [`Client`]: where the API server is, how to trust it, who to
 //! be, which proxy, and the transport's limits. The pools are made here: one
-//! connector, two pools (see the `client` module doc); the connector reaches
-//! the server as windlass-proto's proxy [`Route`] says (see `connect`).
+//! connector, two pools and the HTTP/2 stream shards (see the `client` module
+//! doc); the connector reaches the server as windlass-proto's proxy [`Route`]
+//! says (see `connect`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,9 +24,11 @@ use windlass_proto::endpoint::Endpoint;
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
 use windlass_proto::proxy::{ProxyError, Route};
 use windlass_proto::retry::DEFAULT_MAX_RETRIES;
+use windlass_proto::shards::ShardConfig;
 
 use crate::client::{Hook, Inner};
 use crate::connect::ProxyConnector;
+use crate::shards::StreamShards;
 use crate::{Client, Error};
 
 /// Default connect timeout.
@@ -54,6 +57,8 @@ pub struct ClientBuilder {
     format: Format,
     proxy: Option<ProxyUrl>,
     proxy_env: ProxyEnv,
+    http2_watches: bool,
+    watch_shards: ShardConfig,
 }
 
 impl ClientBuilder {
@@ -85,6 +90,8 @@ impl ClientBuilder {
             format: Format::Json,
             proxy: None,
             proxy_env: ProxyEnv::from_lookup(|name| std::env::var(name).ok()),
+            http2_watches: true,
+            watch_shards: ShardConfig::default(),
         }
     }
 
@@ -194,6 +201,24 @@ impl ClientBuilder {
         self
     }
 
+    /// How watches and followed logs travel. `true` (default): on HTTP/2
+    /// connections of their own, at most [`watch_shards`](Self::watch_shards)'
+    /// cap of streams each (kube-apiserver allows 100), when the server
+    /// negotiates `h2` — else, and with `false`, on one HTTP/1.1 connection
+    /// per stream. Ordinary requests are not affected.
+    pub fn http2_watches(mut self, enabled: bool) -> Self {
+        self.http2_watches = enabled;
+        self
+    }
+
+    /// How watches are sharded over HTTP/2 connections (default: 90 streams
+    /// per connection, lowered below the server's announced limit, at most
+    /// 64 connections).
+    pub fn watch_shards(mut self, config: ShardConfig) -> Self {
+        self.watch_shards = config;
+        self
+    }
+
     /// The client. Needs a tokio runtime.
     pub fn build(self) -> Result<Client, Error> {
         let base = Endpoint::parse(&self.base).map_err(|e| Error::BaseUrl {
@@ -239,12 +264,21 @@ impl ClientBuilder {
                 builder.wrap_connector(http.clone())
             }
         };
+        let shards = (self.http2_watches && base.is_https()).then(|| {
+            StreamShards::new(
+                connector(true),
+                base.uri().clone(),
+                self.connect_timeout,
+                self.watch_shards,
+            )
+        });
         let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
         Ok(Client {
             inner: Arc::new(Inner {
                 requests: HyperClient::builder(TokioExecutor::new()).build(connector(true)),
                 warm_up: tokio::sync::Mutex::new(false),
                 streams: HyperClient::builder(TokioExecutor::new()).build(connector(false)),
+                shards,
                 base,
                 default_namespace: self.default_namespace,
                 credentials: Mutex::new(credentials),

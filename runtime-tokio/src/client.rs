@@ -6,11 +6,14 @@
 //! attempts — wait for a limiter slot or a retry delay, run a credential
 //! action, send an attempt. It decides none of it.
 //!
-//! Two pools share one connector. Ordinary requests use HTTP/1.1 or HTTP/2,
-//! whichever ALPN picks. Watches and followed logs use their own HTTP/1.1
-//! pool: a long-lived stream then holds one connection, so the API server's
-//! 100-stream limit per HTTP/2 connection never stalls a watch, and
-//! cancelling one never resets its siblings (reference/sans-io.md §2).
+//! One connector serves every connection. Ordinary requests use HTTP/1.1 or
+//! HTTP/2, whichever ALPN picks, on hyper-util's pool. Watches and followed
+//! logs go on HTTP/2 connections of their own, sharded below the API
+//! server's 100-stream limit per connection (the `shards` module; hyper
+//! would otherwise queue the 101st stream forever, reference/sans-io.md §2);
+//! cancelling one resets only its own stream. When the server does not
+//! speak HTTP/2, or [`ClientBuilder::http2_watches`] is off, each gets an
+//! HTTP/1.1 connection of its own instead.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +33,7 @@ use windlass_proto::flowcontrol::RequestLimiter;
 use windlass_proto::retry::{Failure, RequestKind};
 
 use crate::connect::Connector;
+use crate::shards::{Dispatch, ShardError, StreamShards};
 use crate::{ClientBuilder, Error};
 
 /// Sees every attempt of every request: add headers, log, count (the use
@@ -94,6 +98,8 @@ pub(crate) struct Inner {
     /// burst would open one connection per request (4 to 20 measured).
     pub(crate) warm_up: tokio::sync::Mutex<bool>,
     pub(crate) streams: HyperClient<Connector, Full<Bytes>>,
+    /// HTTP/2 connections for watches and followed logs (`None`: HTTP/1.1 only).
+    pub(crate) shards: Option<StreamShards<Connector>>,
     pub(crate) base: Endpoint,
     pub(crate) default_namespace: String,
     pub(crate) credentials: Mutex<Credentials>,
@@ -252,7 +258,18 @@ impl Client {
         }
         let sent_uri = outgoing.uri().clone();
         let started = Instant::now();
-        let result = tokio::time::timeout(self.inner.read_timeout, pool.request(outgoing)).await;
+        let sent = async {
+            if let (false, Some(shards)) = (pool_is_requests, &self.inner.shards) {
+                match shards.send(outgoing).await.map_err(SendError::Shard)? {
+                    Dispatch::Sent(response) => return Ok(response),
+                    Dispatch::Http1(outgoing) => {
+                        return pool.request(outgoing).await.map_err(SendError::Pool);
+                    }
+                }
+            }
+            pool.request(outgoing).await.map_err(SendError::Pool)
+        };
+        let result = tokio::time::timeout(self.inner.read_timeout, sent).await;
         if let (Some(mut warmed), Ok(Ok(_))) = (cold, &result) {
             *warmed = true;
         }
@@ -280,8 +297,19 @@ impl Client {
                 };
                 return Outcome::Failed(error, Failure::Timeout);
             }
-            Ok(Err(source)) => {
+            Ok(Err(SendError::Pool(source))) => {
                 let failure = transport_failure(&source);
+                let error = Error::Transport {
+                    method,
+                    uri: uri.to_owned(),
+                    source: source.into(),
+                };
+                return Outcome::Failed(error, failure);
+            }
+            Ok(Err(SendError::Shard(source))) => {
+                // Every shard full (`Exhausted`): retried like a refused
+                // connection, with backoff, as slots free up.
+                let failure = source.failure().unwrap_or(Failure::Connect);
                 let error = Error::Transport {
                     method,
                     uri: uri.to_owned(),
@@ -384,6 +412,12 @@ async fn run_exec(request: ExecRequest) -> ExecOutcome {
     command.stderr(std::process::Stdio::inherit());
     let output = command.output().await.map(|o| (o.status.code(), o.stdout));
     ExecOutcome::from_output(output)
+}
+
+/// Why an attempt got no response head: from hyper-util's pool or a stream shard.
+enum SendError {
+    Pool(hyper_util::client::legacy::Error),
+    Shard(ShardError),
 }
 
 /// What a transport error was, in the retry policy's words.

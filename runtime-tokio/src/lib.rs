@@ -39,6 +39,7 @@ mod discovery;
 pub mod election;
 mod error;
 pub mod informer;
+mod shards;
 
 pub use api::{Api, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};

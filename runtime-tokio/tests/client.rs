@@ -409,7 +409,7 @@ async fn stall_watch_that_goes_silent_ends_in_a_timeout_error() {
 }
 
 #[tokio::test]
-async fn client_tls_server_name_overrides_the_url_host_and_watches_use_http1() {
+async fn client_tls_server_name_overrides_the_url_host_and_watches_use_http2_shards() {
     let pki = support::Pki::new();
     let pod: &'static str = Box::leak(pod_json("web-0").into_boxed_str());
     let handler: support::Handler = Arc::new(move |seen: &Seen| {
@@ -445,8 +445,9 @@ async fn client_tls_server_name_overrides_the_url_host_and_watches_use_http1() {
     .unwrap();
     assert!(events.is_empty());
     let versions: Vec<_> = server.seen().iter().map(|s| s.version).collect();
-    // Ordinary requests take HTTP/2 by ALPN; a watch holds an HTTP/1.1 connection of its own.
-    assert_eq!(versions, [http::Version::HTTP_2, http::Version::HTTP_11]);
+    // Ordinary requests take HTTP/2 by ALPN; a watch goes on an HTTP/2 shard
+    // of its own, connected by the same connector (so the same server name).
+    assert_eq!(versions, [http::Version::HTTP_2, http::Version::HTTP_2]);
 
     let pods: Api<Pod> = Api::namespaced(build("elsewhere.example"), "default").unwrap();
     let err = within(10, pods.get("web-0")).await.unwrap_err();

@@ -33,6 +33,7 @@ mod tls;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +55,10 @@ use crate::model;
 
 /// The request body limit, as kube-apiserver's (3 MiB).
 pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
+
+/// Concurrent streams per HTTP/2 connection, as kube-apiserver allows since
+/// its CVE-2023-44487 fix (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,7 @@ impl ApiServer {
             bookmark_interval: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
             model_config: None,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -127,6 +133,7 @@ pub struct ApiServerBuilder {
     bookmark_interval: Duration,
     header_timeout: Duration,
     model_config: Option<model::Config>,
+    max_concurrent_streams: u32,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -167,6 +174,14 @@ impl ApiServerBuilder {
     /// How long a connection may take to send a request head (default 30 s).
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
+        self
+    }
+
+    /// Most concurrent streams per HTTP/2 connection (default
+    /// [`MAX_CONCURRENT_STREAMS`], as kube-apiserver): announced in SETTINGS
+    /// and enforced (a stream past it is refused).
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
         self
     }
 
@@ -222,6 +237,8 @@ impl ApiServerBuilder {
             log: self.log,
             bookmark_interval: self.bookmark_interval,
             header_timeout: self.header_timeout,
+            max_concurrent_streams: self.max_concurrent_streams,
+            connections: Connections::default(),
         });
         let kubeconfig = kubeconfig::render(addr, credentials.as_ref());
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared)));
@@ -275,6 +292,13 @@ impl RunningServer {
         &self.kubeconfig
     }
 
+    /// Counts of the connections it served (cheap to clone and keep).
+    pub fn connections(&self) -> ConnectionStats {
+        ConnectionStats {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The generated certificates and token (`None` over plain HTTP).
     pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
@@ -304,6 +328,39 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
+    }
+}
+
+/// How many connections a server accepted, holds open, and served over HTTP/2.
+#[derive(Clone)]
+pub struct ConnectionStats {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ConnectionStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionStats")
+            .field("accepted", &self.accepted())
+            .field("open", &self.open())
+            .field("http2", &self.http2())
+            .finish()
+    }
+}
+
+impl ConnectionStats {
+    /// Connections accepted since the start (TCP, before TLS).
+    pub fn accepted(&self) -> u64 {
+        self.shared.connections.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.shared.connections.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections that negotiated HTTP/2 (ALPN `h2`) since the start.
+    pub fn http2(&self) -> u64 {
+        self.shared.connections.http2.load(Ordering::Relaxed)
     }
 }
 
@@ -386,6 +443,16 @@ impl Faults {
         self.shared.mutate(model::ApiServer::restart);
     }
 
+    /// Drops every open connection at once, as a dying load balancer or a
+    /// killed server process does: no GOAWAY, no final chunk, every stream
+    /// on them cut. The server keeps accepting new connections.
+    pub fn kill_connections(&self) {
+        self.shared
+            .connections
+            .kill
+            .send_modify(|generation| *generation += 1);
+    }
+
     /// Refuses watch-list (`sendInitialEvents`) with 422, as a server
     /// without the `WatchList` feature does; `false` serves it again.
     pub fn refuse_watch_list(&self, refuse: bool) {
@@ -442,6 +509,44 @@ struct Shared {
     log: Option<RequestLog>,
     bookmark_interval: Duration,
     header_timeout: Duration,
+    max_concurrent_streams: u32,
+    connections: Connections,
+}
+
+/// Connection counts, and the signal that kills them all.
+struct Connections {
+    accepted: AtomicU64,
+    open: AtomicU64,
+    http2: AtomicU64,
+    /// Bumped by [`Faults::kill_connections`].
+    kill: signal::Sender<u64>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            accepted: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            http2: AtomicU64::new(0),
+            kill: signal::channel(0).0,
+        }
+    }
+}
+
+/// Counts a connection open while it lives.
+struct OpenConnection(Arc<Shared>);
+
+impl OpenConnection {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.connections.open.fetch_add(1, Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -483,6 +588,7 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
             _ = shutdown.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    shared.connections.accepted.fetch_add(1, Ordering::Relaxed);
                     connections.spawn(serve_connection(stream, acceptor.clone(), Arc::clone(&shared)));
                     false
                 }
@@ -501,7 +607,10 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
 }
 
 async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
+    let _open = OpenConnection::new(Arc::clone(&shared));
     let mut shutdown = shared.shutdown.subscribe();
+    let mut kill = shared.connections.kill.subscribe();
+    kill.borrow_and_update();
     let _ = stream.set_nodelay(true);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its request head is dropped, not waited on forever.
@@ -509,6 +618,10 @@ async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shar
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(shared.max_concurrent_streams);
     match acceptor {
         None => {
             let service = service(Arc::clone(&shared), Auth::NotRequired);
@@ -516,6 +629,7 @@ async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shar
             tokio::select! {
                 _ = conn => {}
                 _ = shutdown.wait_for(|s| *s) => {}
+                _ = kill.changed() => {}
             }
         }
         Some(acceptor) => {
@@ -524,6 +638,9 @@ async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shar
                 tls = handshake => match tls { Ok(Ok(tls)) => tls, _ => return },
                 _ = shutdown.wait_for(|s| *s) => return,
             };
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                shared.connections.http2.fetch_add(1, Ordering::Relaxed);
+            }
             // The verifier only lets through certificates the CA signed.
             let auth = if tls
                 .get_ref()
@@ -539,6 +656,7 @@ async fn serve_connection(stream: TcpStream, acceptor: Option<TlsAcceptor>, shar
             tokio::select! {
                 _ = conn => {}
                 _ = shutdown.wait_for(|s| *s) => {}
+                _ = kill.changed() => {}
             }
         }
     }
@@ -712,6 +830,8 @@ mod tests {
             log: None,
             bookmark_interval: Duration::from_secs(5),
             header_timeout: Duration::from_secs(5),
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            connections: Connections::default(),
         })
     }
 
