@@ -198,6 +198,9 @@ impl ClientBuilder {
     /// falls back to JSON for the client's lifetime.
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
     /// How watches and followed logs travel. `true` (default): on HTTP/2
     /// connections of their own, at most [`watch_shards`](Self::watch_shards)'
     /// cap of streams each (kube-apiserver allows 100), when the server

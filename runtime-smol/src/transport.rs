@@ -214,11 +214,6 @@ impl Transport {
         Some(Sender::Http1(idle.swap_remove(ready)))
     }
 
-    /// The executor connections run on.
-    pub(crate) fn spawner(&self) -> &Spawner {
-        &self.spawner
-    }
-
     /// The connect timeout.
     pub(crate) fn connect_timeout(&self) -> Duration {
         self.connect_timeout

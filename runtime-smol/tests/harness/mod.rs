@@ -1,19 +1,16 @@
-//! What the runner and discovery end-to-end files share: windlass-apiserver
+//! What `e2e_runners.rs` uses: windlass-apiserver
 //! on its own tokio runtime (a dev-dependency only), each scenario run on a
 //! smol `Executor` (`e2e_smol_*`) or on async-std's executor
 //! (`e2e_async_std_*`) on an 8 MiB stack thread, the client's background
 //! work spawned on that executor, every scenario under a deadline.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use windlass_proto::config::{ContextOptions, Kubeconfig};
-use windlass_proto::request::PostParams;
-use windlass_smol::{Api, Client, ClientBuilder, Spawner};
+use windlass_smol::{Client, ClientBuilder, Spawner};
 use windlass_testkit::apiserver::{ApiServerBuilder, RunningServer};
 
 /// What a scenario gets: the server (kubeconfig, faults, model) and the
