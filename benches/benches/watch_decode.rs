@@ -22,11 +22,17 @@
 //! (managedFields included, about 9 KB). Throughput is in bytes of each
 //! arm's own encoding; events per second are the printed event count over
 //! the time per iteration.
+//!
+//! Instruction counts: with `WATCH_DECODE_ARM=<group>/<arm>` set (e.g.
+//! `pod-2k/windlass-protobuf`, `pod-2k/encode-json`), the binary builds
+//! that group's inputs, runs that one arm once inside [`measured`] and
+//! exits, without criterion, for `valgrind --tool=callgrind
+//! --toggle-collect='*measured*'`; `WATCH_DECODE_ARM=list` names the arms.
 
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::IgnoredAny;
 use tokio_util::codec::{Decoder, LinesCodec};
@@ -92,12 +98,85 @@ fn floor(body: &[u8]) -> usize {
     events
 }
 
+/// The group names and the number of events each holds.
+const GROUPS: [(&str, bool, usize); 2] = [
+    ("watch_decode/pod-2k", true, 1000),
+    ("watch_decode/pod-recorded", false, 250),
+];
+
+/// The arms [`measured`] runs.
+const ARMS: [&str; 9] = [
+    "kube-rs",
+    "windlass-json",
+    "windlass-protobuf",
+    "windlass-cbor",
+    "floor-ignored-any",
+    "floor-clone",
+    "encode-json",
+    "encode-protobuf",
+    "encode-cbor",
+];
+
+/// One arm over one group's inputs, the only code an instruction count
+/// collects (`--toggle-collect='*measured*'`).
+#[inline(never)]
+fn measured(arm: &str, events: &[Event], json: &[u8], protobuf: &[u8], cbor_body: &[u8]) -> usize {
+    let pods = || {
+        events.iter().filter_map(|e| match e {
+            Event::Object(_, pod) => Some(pod.as_ref()),
+            Event::Bookmark(_) => None,
+        })
+    };
+    match arm {
+        "kube-rs" => kube_rs(json),
+        "windlass-json" => windlass(Framing::JsonStream, json),
+        "windlass-protobuf" => windlass(Framing::LengthPrefixed, protobuf),
+        "windlass-cbor" => windlass(Framing::CborSequence, cbor_body),
+        "floor-ignored-any" => floor(json),
+        "floor-clone" => floor_clone(events),
+        "encode-json" => pods()
+            .map(|pod| black_box(json_codec::encode(pod).expect("JSON")).len())
+            .sum(),
+        "encode-protobuf" => pods()
+            .map(|pod| black_box(protobuf_codec::encode(pod).expect("protobuf")).len())
+            .sum(),
+        "encode-cbor" => pods()
+            .map(|pod| black_box(cbor::encode(pod).expect("CBOR")).len())
+            .sum(),
+        other => panic!("no arm {other:?}; arms: {ARMS:?}"),
+    }
+}
+
+/// `WATCH_DECODE_ARM=<group>/<arm>`: run one arm once, for an instruction count.
+fn run_one_arm(spec: &str) {
+    if spec == "list" {
+        for (group, _, _) in GROUPS {
+            for arm in ARMS {
+                println!("{}/{arm}", group.trim_start_matches("watch_decode/"));
+            }
+        }
+        return;
+    }
+    let Some(dir) = fixtures_dir() else { return };
+    let (group, arm) = spec
+        .split_once('/')
+        .expect("WATCH_DECODE_ARM=<group>/<arm>");
+    let (_, trimmed, count) = GROUPS
+        .into_iter()
+        .find(|(g, _, _)| g.trim_start_matches("watch_decode/") == group)
+        .expect("group pod-2k or pod-recorded");
+    let generator = Generator::pods(&dir, trimmed).expect("the recorded Pods");
+    let events = pod_events(&generator, count);
+    let json = json_stream(&events);
+    let protobuf = protobuf_stream(&events);
+    let cbor_body = cbor_stream(&events);
+    let out = measured(arm, &events, &json, &protobuf, &cbor_body);
+    println!("{group}/{arm}: {count} events, result {out}");
+}
+
 fn watch_decode(c: &mut Criterion) {
     let Some(dir) = fixtures_dir() else { return };
-    for (group_name, trimmed, count) in [
-        ("watch_decode/pod-2k", true, 1000),
-        ("watch_decode/pod-recorded", false, 250),
-    ] {
+    for (group_name, trimmed, count) in GROUPS {
         let generator = match Generator::pods(&dir, trimmed) {
             Ok(g) => g,
             Err(e) => {
@@ -184,4 +263,12 @@ fn watch_decode(c: &mut Criterion) {
 }
 
 criterion_group!(benches, watch_decode);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("WATCH_DECODE_ARM") {
+        run_one_arm(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -15,24 +15,73 @@ use super::Error;
 /// The decoder's error: boxed, so that every `Result` on the hot path stays
 /// one word wide (as serde_json's does).
 #[derive(Debug)]
-pub(crate) struct DeError(pub Box<Error>);
+pub(crate) enum DeError {
+    Failed(Box<Error>),
+    /// A repeated or map field occurs in more than one run in a message
+    /// decoded on the assumption that each sits in one run (as Go writes
+    /// them): decode again with [`Depth::top`]`(true)`.
+    Scattered,
+}
+
+impl DeError {
+    /// The error, once a decode with `Depth::top(true)` has failed.
+    pub fn into_error(self) -> Error {
+        match self {
+            DeError::Failed(e) => *e,
+            DeError::Scattered => {
+                Error::Custom("a repeated field occurs in more than one run".into())
+            }
+        }
+    }
+}
 
 impl From<Error> for DeError {
     fn from(e: Error) -> Self {
-        DeError(Box::new(e))
+        DeError::Failed(Box::new(e))
     }
 }
 
 impl std::fmt::Display for DeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        match self {
+            DeError::Failed(e) => e.fmt(f),
+            DeError::Scattered => f.write_str("a repeated field occurs in more than one run"),
+        }
     }
 }
 
 impl std::error::Error for DeError {}
 
+/// How deep a message sits, and how its repeated and map fields are read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Depth {
+    level: usize,
+    /// `false`: each repeated or map field is taken to sit in one run and is
+    /// read in one pass; meeting one again fails with [`DeError::Scattered`].
+    /// `true`: each message with such fields is checked first, and a field
+    /// in several runs is gathered from the whole message.
+    scattered: bool,
+}
+
+impl Depth {
+    /// A top-level message.
+    pub fn top(scattered: bool) -> Self {
+        Self {
+            level: 0,
+            scattered,
+        }
+    }
+
+    fn deeper(self) -> Self {
+        Self {
+            level: self.level + 1,
+            ..self
+        }
+    }
+}
+
 use super::json_text::{base64_encode, format_time};
-use super::table::{self, Field, Message, Shape, Type};
+use super::table::{self, Field, Index, Message, Shape, Type};
 use super::wire::{Raw, Reader, WireError};
 
 /// The deepest nesting of messages decoded; deeper input is an error.
@@ -59,9 +108,11 @@ fn malformed(message: &'static Message, field: &'static str, what: impl Into<Str
 /// Give an error from a field's value the message and field it came from,
 /// unless it already names a deeper one.
 fn in_field(mut e: DeError, message: &'static Message, field: &'static str) -> DeError {
-    if let Error::Custom(what) = &mut *e.0 {
+    if let DeError::Failed(e) = &mut e
+        && let Error::Custom(what) = &mut **e
+    {
         let what = std::mem::take(what);
-        *e.0 = Error::Malformed {
+        **e = Error::Malformed {
             message: message.name,
             field,
             what,
@@ -74,13 +125,13 @@ fn in_field(mut e: DeError, message: &'static Message, field: &'static str) -> D
 pub(crate) struct MessageDe<'de> {
     pub bytes: &'de [u8],
     pub message: &'static Message,
-    pub depth: usize,
+    pub depth: Depth,
     /// `apiVersion` and `kind` to present first (from the envelope).
     pub type_meta: Option<(&'de str, &'de str)>,
 }
 
 impl<'de> MessageDe<'de> {
-    pub fn new(bytes: &'de [u8], message: &'static Message, depth: usize) -> Self {
+    pub fn new(bytes: &'de [u8], message: &'static Message, depth: Depth) -> Self {
         Self {
             bytes,
             message,
@@ -151,7 +202,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.depth > MAX_DEPTH {
+        if self.depth.level > MAX_DEPTH {
             return Err(Error::TooDeep {
                 message: self.message.name,
                 limit: MAX_DEPTH,
@@ -196,7 +247,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                 }
                 if bytes.starts_with(super::MAGIC) {
                     let (envelope, message) = super::open_envelope(bytes).map_err(DeError::from)?;
-                    let mut inner = MessageDe::new(envelope.raw, message, self.depth + 1);
+                    let mut inner = MessageDe::new(envelope.raw, message, self.depth.deeper());
                     inner.type_meta = Some((envelope.api_version, envelope.kind));
                     return de::Deserializer::deserialize_any(inner, visitor);
                 }
@@ -210,7 +261,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                 let [allows, schema] = self.scalars([1, 2])?;
                 match (schema, allows) {
                     (Some(Raw::Len(b)), _) => de::Deserializer::deserialize_any(
-                        MessageDe::new(b, self.child(2)?, self.depth + 1),
+                        MessageDe::new(b, self.child(2)?, self.depth.deeper()),
                         visitor,
                     ),
                     (None, Some(Raw::Varint(v))) => visitor.visit_bool(v != 0),
@@ -223,7 +274,14 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     .message
                     .field_by_tag(1)
                     .ok_or_else(|| malformed(self.message, "", "schema has no field 1"))?;
-                visitor.visit_seq(SeqDe::new(self.bytes, self.message, items, self.depth))
+                let mut reader = Reader::new(self.bytes);
+                visitor.visit_seq(SeqDe::new(
+                    &mut reader,
+                    false,
+                    self.message,
+                    items,
+                    self.depth,
+                ))
             }
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => {
                 let (_, items) = self
@@ -239,8 +297,10 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     has_items |= tag == 2;
                 }
                 if has_items {
+                    let mut reader = Reader::new(self.bytes);
                     return visitor.visit_seq(SeqDe::new(
-                        self.bytes,
+                        &mut reader,
+                        false,
                         self.message,
                         items,
                         self.depth,
@@ -248,7 +308,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                 }
                 match self.scalars([1])? {
                     [Some(Raw::Len(b))] => de::Deserializer::deserialize_any(
-                        MessageDe::new(b, self.child(1)?, self.depth + 1),
+                        MessageDe::new(b, self.child(1)?, self.depth.deeper()),
                         visitor,
                     ),
                     [None] => visitor.visit_unit(),
@@ -284,26 +344,34 @@ struct FieldsAccess<'de> {
     /// `json:",inline"`, such as Volume's VolumeSource) being read in place.
     inline: Option<Box<FieldsAccess<'de>>>,
     message: &'static Message,
-    depth: usize,
+    index: &'static Index,
+    depth: Depth,
     type_meta: Option<(&'de str, &'de str)>,
     type_meta_done: u8,
-    /// Repeated and map fields already handed over, by index in the message.
-    seen: [u64; 4],
-    /// Every repeated and map field sits in one contiguous run (as Go writes
-    /// them), so gathering one stops at the end of its run.
-    contiguous: bool,
-    pending: Option<Pending<'de>>,
+    /// Repeated and map fields already handed over, one bit per field index.
+    seen: u64,
+    /// Whether, from the first repeated or map field on, each such field
+    /// sits in one contiguous run (as Go writes them), so gathering one
+    /// reads just its run and the message goes on after it. `None` until the
+    /// first such field is met (a message without any is never checked).
+    contiguous: Option<bool>,
+    pending: Pending<'de>,
 }
 
+/// The value of the key just handed over.
 enum Pending<'de> {
+    None,
+    /// `apiVersion` or `kind` from the envelope.
     Str(&'de str),
     Field {
-        message: &'static Message,
         field: &'static Field,
         raw: Raw<'de>,
-        /// The message bytes from this field's key on, for gathering a repeated field.
-        from: &'de [u8],
+        /// The message bytes from this field's key on, for gathering a
+        /// repeated or map field.
+        from: Reader<'de>,
     },
+    /// The inline message's pending value.
+    Inline,
 }
 
 impl<'de> FieldsAccess<'de> {
@@ -312,24 +380,23 @@ impl<'de> FieldsAccess<'de> {
             reader: Reader::new(de.bytes),
             inline: None,
             message: de.message,
+            index: de.message.index(),
             depth: de.depth,
             type_meta: de.type_meta.filter(|(a, k)| !a.is_empty() || !k.is_empty()),
             type_meta_done: 0,
-            seen: [0; 4],
-            contiguous: runs_are_contiguous(de.bytes, de.message),
-            pending: None,
+            seen: 0,
+            contiguous: if de.depth.scattered { None } else { Some(true) },
+            pending: Pending::None,
         }
     }
-}
 
-impl<'de> FieldsAccess<'de> {
     /// Move to the next field to hand over (skipping unknown fields and
     /// later occurrences of gathered ones, stepping into inline messages);
     /// leave it in `pending` and return its JSON name.
     fn advance(&mut self) -> Result<Option<&'static str>, DeError> {
         if let Some(inline) = self.inline.as_mut() {
             if let Some(json) = inline.advance()? {
-                self.pending = inline.pending.take();
+                self.pending = Pending::Inline;
                 return Ok(Some(json));
             }
             self.inline = None;
@@ -343,11 +410,12 @@ impl<'de> FieldsAccess<'de> {
             else {
                 return Ok(None);
             };
-            let Some((index, field)) = self.message.field_by_tag(tag) else {
+            let Some(i) = self.index.field(tag) else {
                 continue;
             };
+            let field = &self.message.fields[i];
             if field.json.is_empty() {
-                let (Type::Message(i), Raw::Len(bytes)) = (field.ty, raw) else {
+                let (Type::Message(m), Raw::Len(bytes)) = (field.ty, raw) else {
                     return Err(malformed(
                         self.message,
                         "",
@@ -356,68 +424,56 @@ impl<'de> FieldsAccess<'de> {
                 };
                 self.inline = Some(Box::new(FieldsAccess::new(MessageDe::new(
                     bytes,
-                    table::message(i),
-                    self.depth + 1,
+                    table::message(m),
+                    self.depth.deeper(),
                 ))));
                 return self.advance();
             }
-            if is_gathered(field) && index < 256 {
-                let (word, bit) = (index / 64, 1u64 << (index % 64));
-                if self.seen[word] & bit != 0 {
+            if self.index.is_gathered(i) {
+                let bit = 1u64 << i;
+                if self.seen & bit != 0 {
+                    if !self.depth.scattered {
+                        return Err(DeError::Scattered);
+                    }
                     continue;
                 }
-                self.seen[word] |= bit;
+                self.seen |= bit;
+                if self.contiguous.is_none() {
+                    self.contiguous = Some(runs_are_contiguous(from, self.index));
+                }
             }
-            self.pending = Some(Pending::Field {
-                message: self.message,
-                field,
-                raw,
-                from: from.rest(),
-            });
+            self.pending = Pending::Field { field, raw, from };
             return Ok(Some(field.json));
         }
     }
 }
 
-/// Whether each repeated or map field of `message` occurs in one run. One
-/// pass over the keys, made only for messages that have such fields; a
-/// malformed message answers `false` (the full scan reports the error).
-fn runs_are_contiguous(bytes: &[u8], message: &'static Message) -> bool {
-    if !message.fields.iter().any(is_gathered) {
-        return true;
-    }
-    let mut ended = [0u64; 4];
+/// Whether each repeated or map field occurs in one run in the bytes
+/// `reader` holds. One pass over the keys; malformed bytes answer `false`
+/// (the full read reports the error).
+fn runs_are_contiguous(mut reader: Reader<'_>, index: &Index) -> bool {
+    let mut ended = 0u64;
     let mut last: Option<usize> = None;
-    let mut reader = Reader::new(bytes);
     loop {
         let tag = match reader.field() {
             Ok(Some((tag, _))) => tag,
             Ok(None) => return true,
             Err(_) => return false,
         };
-        let index = message.field_by_tag(tag).map(|(i, _)| i);
-        if index == last {
+        let field = index.field(tag);
+        if field == last {
             continue;
         }
-        if let Some(prev) = last.filter(|&i| i < 256) {
-            ended[prev / 64] |= 1 << (prev % 64);
+        if let Some(prev) = last {
+            ended |= 1 << prev;
         }
-        let reopened = index.filter(|&i| i < 256).is_some_and(|i| {
-            ended[i / 64] & (1 << (i % 64)) != 0 && is_gathered(&message.fields[i])
-        });
-        if reopened {
+        if let Some(i) = field
+            && ended & (1 << i) & index.gathered != 0
+        {
             return false;
         }
-        last = index;
+        last = field;
     }
-}
-
-fn is_gathered(field: &Field) -> bool {
-    field.repeated
-        || matches!(
-            field.ty,
-            Type::MapString | Type::MapBytes | Type::MapMessage(_)
-        )
 }
 
 impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
@@ -427,19 +483,19 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        if let Some((api_version, kind)) = self.type_meta {
-            let (key, value) = match self.type_meta_done {
-                0 => ("apiVersion", api_version),
-                1 => ("kind", kind),
-                _ => ("", ""),
+        if let Some((api_version, kind)) = self.type_meta
+            && self.type_meta_done < 2
+        {
+            let (key, value) = if self.type_meta_done == 0 {
+                ("apiVersion", api_version)
+            } else {
+                ("kind", kind)
             };
-            if !key.is_empty() {
-                self.type_meta_done += 1;
-                self.pending = Some(Pending::Str(value));
-                return seed
-                    .deserialize(BorrowedStrDeserializer::new(key))
-                    .map(Some);
-            }
+            self.type_meta_done += 1;
+            self.pending = Pending::Str(value);
+            return seed
+                .deserialize(BorrowedStrDeserializer::new(key))
+                .map(Some);
         }
         match self.advance()? {
             None => Ok(None),
@@ -450,39 +506,53 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (message, field, raw, from) = match self.pending.take() {
-            Some(Pending::Str(s)) => return seed.deserialize(TypeMetaStr(s)),
-            Some(Pending::Field {
-                message,
-                field,
-                raw,
-                from,
-            }) => (message, field, raw, from),
-            None => return Err(Error::Custom("value requested before key".into()).into()),
+        let (field, raw, from) = match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::Field { field, raw, from } => (field, raw, from),
+            Pending::Str(s) => return seed.deserialize(TypeMetaStr(s)),
+            Pending::Inline => {
+                return match self.inline.as_mut() {
+                    Some(inline) => inline.next_value_seed(seed),
+                    None => Err(Error::Custom("value requested before key".into()).into()),
+                };
+            }
+            Pending::None => return Err(Error::Custom("value requested before key".into()).into()),
         };
-        let result = if matches!(
+        let (message, depth) = (self.message, self.depth);
+        let gathered = matches!(
             field.ty,
             Type::MapString | Type::MapBytes | Type::MapMessage(_)
-        ) {
+        ) || field.repeated;
+        if !gathered {
+            return seed
+                .deserialize(ValueDe {
+                    raw,
+                    ty: field.ty,
+                    parent: message,
+                    field: field.json,
+                    depth,
+                })
+                .map_err(|e| in_field(e, message, field.json));
+        }
+        // A contiguous run is read from the message's own reader, which then
+        // goes on after it; otherwise the rest of the message is searched.
+        let contiguous = self.contiguous == Some(true);
+        let mut scattered = from;
+        let reader = if contiguous {
+            self.reader = from;
+            &mut self.reader
+        } else {
+            &mut scattered
+        };
+        let result = if field.repeated {
+            seed.deserialize(SeqDe::new(reader, contiguous, message, field, depth))
+        } else {
             seed.deserialize(MapDe {
-                reader: Reader::new(from),
+                reader,
+                contiguous,
                 parent: message,
                 field,
-                depth: self.depth,
+                depth,
                 value: None,
-                contiguous: self.contiguous,
-            })
-        } else if field.repeated {
-            let mut seq = SeqDe::new(from, message, field, self.depth);
-            seq.contiguous = self.contiguous;
-            seed.deserialize(seq)
-        } else {
-            seed.deserialize(ValueDe {
-                raw,
-                ty: field.ty,
-                parent: message,
-                field: field.json,
-                depth: self.depth,
             })
         };
         result.map_err(|e| in_field(e, message, field.json))
@@ -495,7 +565,7 @@ struct ValueDe<'de> {
     ty: Type,
     parent: &'static Message,
     field: &'static str,
-    depth: usize,
+    depth: Depth,
 }
 
 impl<'de> ValueDe<'de> {
@@ -530,7 +600,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
             (Type::Double, Raw::Fixed64(v)) => visitor.visit_f64(f64::from_bits(v)),
             (Type::Float, Raw::Fixed32(v)) => visitor.visit_f32(f32::from_bits(v)),
             (Type::Message(i), Raw::Len(b)) => de::Deserializer::deserialize_any(
-                MessageDe::new(b, table::message(i), self.depth + 1),
+                MessageDe::new(b, table::message(i), self.depth.deeper()),
                 visitor,
             ),
             _ => Err(self.wrong()),
@@ -547,8 +617,10 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match (self.ty, self.raw) {
-            (Type::Message(i), Raw::Len(b)) => MessageDe::new(b, table::message(i), self.depth + 1)
-                .deserialize_newtype_struct(name, visitor),
+            (Type::Message(i), Raw::Len(b)) => {
+                MessageDe::new(b, table::message(i), self.depth.deeper())
+                    .deserialize_newtype_struct(name, visitor)
+            }
             _ => visitor.visit_newtype_struct(self),
         }
     }
@@ -560,24 +632,52 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
     }
 }
 
+/// Whether a repeated field of this type may be packed on the wire.
+fn is_packable(ty: Type) -> bool {
+    !matches!(
+        ty,
+        Type::String
+            | Type::Bytes
+            | Type::Message(_)
+            | Type::MapString
+            | Type::MapBytes
+            | Type::MapMessage(_)
+    )
+}
+
 /// A repeated field, gathered from the message bytes at and after its first
 /// occurrence; packed and unpacked scalars alike.
-struct SeqDe<'de> {
-    reader: Reader<'de>,
+struct SeqDe<'a, 'de> {
+    reader: &'a mut Reader<'de>,
     packed: Reader<'de>,
     /// Stop at the first other field: the message holds one run of this one.
     contiguous: bool,
+    /// The elements not handed over yet, when known (a contiguous run is
+    /// counted first, so the target `Vec` is allocated once, at its length).
+    remaining: Option<usize>,
     parent: &'static Message,
     field: &'static Field,
-    depth: usize,
+    depth: Depth,
 }
 
-impl<'de> SeqDe<'de> {
-    fn new(from: &'de [u8], parent: &'static Message, field: &'static Field, depth: usize) -> Self {
+impl<'a, 'de> SeqDe<'a, 'de> {
+    fn new(
+        reader: &'a mut Reader<'de>,
+        contiguous: bool,
+        parent: &'static Message,
+        field: &'static Field,
+        depth: Depth,
+    ) -> Self {
+        let remaining = if contiguous {
+            count_run(*reader, field)
+        } else {
+            None
+        };
         Self {
-            reader: Reader::new(from),
+            reader,
             packed: Reader::new(&[]),
-            contiguous: false,
+            contiguous,
+            remaining,
             parent,
             field,
             depth,
@@ -595,7 +695,63 @@ impl<'de> SeqDe<'de> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for SeqDe<'de> {
+impl<'de> SeqDe<'_, 'de> {
+    /// The next element's value on the wire.
+    fn next_raw(&mut self) -> Result<Option<Raw<'de>>, DeError> {
+        let wire = |e| wire_error(self.parent, self.field.json, e);
+        loop {
+            if !self.packed.is_empty() {
+                let raw = match self.field.ty {
+                    Type::Double => self.packed.fixed64().map(Raw::Fixed64),
+                    Type::Float => self.packed.fixed32().map(Raw::Fixed32),
+                    _ => self.packed.varint().map(Raw::Varint),
+                };
+                return raw.map(Some).map_err(wire);
+            }
+            let mut ahead = *self.reader;
+            let Some((tag, raw)) = ahead.field().map_err(wire)? else {
+                return Ok(None);
+            };
+            if tag != self.field.tag && self.contiguous {
+                // The run ends here; the message goes on from this field.
+                return Ok(None);
+            }
+            *self.reader = ahead;
+            if tag != self.field.tag {
+                continue;
+            }
+            match raw {
+                Raw::Len(b) if is_packable(self.field.ty) => self.packed = Reader::new(b),
+                raw => return Ok(Some(raw)),
+            }
+        }
+    }
+}
+
+/// The number of elements in the run of `field` that `reader` starts at;
+/// `None` when the bytes are malformed (reading them reports it).
+fn count_run(mut reader: Reader<'_>, field: &Field) -> Option<usize> {
+    let packable = is_packable(field.ty);
+    let mut count = 0usize;
+    loop {
+        match reader.field() {
+            Ok(Some((tag, raw))) if tag == field.tag => {
+                count += match (packable, raw) {
+                    (true, Raw::Len(b)) => match field.ty {
+                        Type::Double => b.len() / 8,
+                        Type::Float => b.len() / 4,
+                        _ => b.iter().filter(|&&byte| byte < 0x80).count(),
+                    },
+                    _ => 1,
+                }
+            }
+            Ok(_) => return Some(count),
+            Err(_) => return None,
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for SeqDe<'_, 'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -613,62 +769,39 @@ impl<'de> de::Deserializer<'de> for SeqDe<'de> {
     }
 }
 
-impl<'de> de::SeqAccess<'de> for SeqDe<'de> {
+impl<'de> de::SeqAccess<'de> for SeqDe<'_, 'de> {
     type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
-        let packable = !matches!(self.field.ty, Type::String | Type::Bytes | Type::Message(_));
-        if !self.packed.is_empty() {
-            let raw = match self.field.ty {
-                Type::Double => self.packed.fixed64().map(Raw::Fixed64),
-                Type::Float => self.packed.fixed32().map(Raw::Fixed32),
-                _ => self.packed.varint().map(Raw::Varint),
-            }
-            .map_err(|e| wire_error(self.parent, self.field.json, e))?;
-            return seed.deserialize(self.value(raw)).map(Some);
+        let Some(raw) = self.next_raw()? else {
+            return Ok(None);
+        };
+        if let Some(n) = self.remaining.as_mut() {
+            *n = n.saturating_sub(1);
         }
-        loop {
-            let Some((tag, raw)) = self
-                .reader
-                .field()
-                .map_err(|e| wire_error(self.parent, self.field.json, e))?
-            else {
-                return Ok(None);
-            };
-            if tag != self.field.tag {
-                if self.contiguous {
-                    self.reader = Reader::new(&[]);
-                    return Ok(None);
-                }
-                continue;
-            }
-            if let (true, Raw::Len(b)) = (packable, raw) {
-                self.packed = Reader::new(b);
-                if b.is_empty() {
-                    continue;
-                }
-                return self.next_element_seed(seed);
-            }
-            return seed.deserialize(self.value(raw)).map(Some);
-        }
+        seed.deserialize(self.value(raw)).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.remaining
     }
 }
 
 /// A proto map (`repeated Entry {1: key, 2: value}`) as a JSON object.
-struct MapDe<'de> {
-    reader: Reader<'de>,
-    parent: &'static Message,
-    field: &'static Field,
-    depth: usize,
-    value: Option<Option<Raw<'de>>>,
+struct MapDe<'a, 'de> {
+    reader: &'a mut Reader<'de>,
     /// Stop at the first other field: the message holds one run of entries.
     contiguous: bool,
+    parent: &'static Message,
+    field: &'static Field,
+    depth: Depth,
+    value: Option<Option<Raw<'de>>>,
 }
 
-impl<'de> de::Deserializer<'de> for MapDe<'de> {
+impl<'de> de::Deserializer<'de> for MapDe<'_, 'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -686,7 +819,7 @@ impl<'de> de::Deserializer<'de> for MapDe<'de> {
     }
 }
 
-impl<'de> de::MapAccess<'de> for MapDe<'de> {
+impl<'de> de::MapAccess<'de> for MapDe<'_, 'de> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -695,8 +828,8 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
     ) -> Result<Option<K::Value>, DeError> {
         let json = self.field.json;
         loop {
-            let Some((tag, raw)) = self
-                .reader
+            let mut ahead = *self.reader;
+            let Some((tag, raw)) = ahead
                 .field()
                 .map_err(|e| wire_error(self.parent, json, e))?
             else {
@@ -704,11 +837,12 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
             };
             if tag != self.field.tag {
                 if self.contiguous {
-                    self.reader = Reader::new(&[]);
                     return Ok(None);
                 }
+                *self.reader = ahead;
                 continue;
             }
+            *self.reader = ahead;
             let Raw::Len(entry) = raw else {
                 return Err(malformed(
                     self.parent,

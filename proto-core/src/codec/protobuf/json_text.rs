@@ -72,10 +72,14 @@ impl TimeText {
         self.len += 1;
     }
 
-    fn digits(&mut self, value: u32, width: u32) {
-        for i in (0..width).rev() {
-            self.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+    /// `value`'s last `width` decimal digits, zero-padded.
+    fn digits(&mut self, mut value: u32, width: usize) {
+        let end = self.len + width;
+        for at in (self.len..end).rev() {
+            self.bytes[at] = b'0' + (value % 10) as u8;
+            value /= 10;
         }
+        self.len = end;
     }
 }
 
@@ -120,6 +124,9 @@ pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<TimeT
 /// Parse RFC 3339 (`2006-01-02T15:04:05[.frac](Z|±hh:mm)`) into seconds and
 /// nanoseconds since the Unix epoch.
 pub(crate) fn parse_time(text: &str) -> Result<(i64, i32), String> {
+    if let Some(seconds) = parse_plain_time(text.as_bytes()) {
+        return Ok((seconds, 0));
+    }
     let bad = || format!("invalid RFC 3339 time {text:?}");
     let b = text.as_bytes();
     if b.len() < 20
@@ -183,6 +190,51 @@ pub(crate) fn parse_time(text: &str) -> Result<(i64, i32), String> {
     let days = days_from_civil(y, mo as u32, d as u32);
     let seconds = days * 86_400 + h * 3600 + mi * 60 + s - offset;
     Ok((seconds, nanos as i32))
+}
+
+/// The form Kubernetes writes every `Time` in, `2006-01-02T15:04:05Z`,
+/// read without the general parser's steps; `None` for any other text.
+fn parse_plain_time(b: &[u8]) -> Option<i64> {
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        mo0,
+        mo1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        mi0,
+        mi1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = *b
+    else {
+        return None;
+    };
+    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+    let pair = |a: u8, b: u8| Some(digit(a)? * 10 + digit(b)?);
+    let year = pair(y0, y1)? * 100 + pair(y2, y3)?;
+    let (month, day) = (pair(mo0, mo1)?, pair(d0, d1)?);
+    let (hour, minute, second) = (pair(h0, h1)?, pair(mi0, mi1)?, pair(s0, s1)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 // Howard Hinnant's civil-calendar algorithms.
@@ -256,6 +308,16 @@ mod tests {
             (1_700_000_000, 500_000_000)
         );
         assert!(parse_time("2023-11-14").is_err());
+        assert!(parse_time("2023-13-14T22:13:20Z").is_err());
+        assert!(parse_time("2023-11-14T22:1a:20Z").is_err());
+        assert_eq!(
+            parse_time("0000-01-01T00:00:00Z").unwrap().0,
+            -62_167_219_200
+        );
+        assert_eq!(
+            parse_time("9999-12-31T23:59:59Z").unwrap().0,
+            253_402_300_799
+        );
         assert!(format_time(i64::MAX, 0, false).is_err());
     }
 }

@@ -117,9 +117,11 @@ pub enum Error {
 /// type (`Pod`, `List<Pod>`, `Status`) or a dynamic one (`serde_json::Value`).
 pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
     let (envelope, message) = open_envelope(body)?;
-    let mut de = de::MessageDe::new(envelope.raw, message, 0);
-    de.type_meta = Some((envelope.api_version, envelope.kind));
-    K::deserialize(de).map_err(|e| in_message(*e.0, message.name))
+    deserialize(
+        envelope.raw,
+        message,
+        Some((envelope.api_version, envelope.kind)),
+    )
 }
 
 /// Decode a bare message (no envelope), named by its full proto name such as
@@ -127,7 +129,28 @@ pub fn decode<K: DeserializeOwned>(body: &[u8]) -> Result<K, Error> {
 pub fn decode_message<K: DeserializeOwned>(message_name: &str, raw: &[u8]) -> Result<K, Error> {
     let message = table::message_by_name(message_name)
         .ok_or_else(|| Error::UnknownMessage(message_name.to_owned()))?;
-    K::deserialize(de::MessageDe::new(raw, message, 0)).map_err(|e| in_message(*e.0, message.name))
+    deserialize(raw, message, None)
+}
+
+/// `raw` as `K`, read first on the assumption that every repeated and map
+/// field sits in one run, as Go writes them (each read in one pass, without
+/// looking at the rest of its message first), and read again gathering
+/// each from wherever it occurs if one does not.
+fn deserialize<'de, K: serde::Deserialize<'de>>(
+    raw: &'de [u8],
+    message: &'static table::Message,
+    type_meta: Option<(&'de str, &'de str)>,
+) -> Result<K, Error> {
+    let mut scattered = false;
+    loop {
+        let mut de = de::MessageDe::new(raw, message, de::Depth::top(scattered));
+        de.type_meta = type_meta;
+        match K::deserialize(de) {
+            Ok(value) => return Ok(value),
+            Err(de::DeError::Scattered) if !scattered => scattered = true,
+            Err(e) => return Err(in_message(e.into_error(), message.name)),
+        }
+    }
 }
 
 /// The message name of a watch event frame (`meta.v1.WatchEvent`).
@@ -276,14 +299,17 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
         api_version: api_version.to_owned(),
         kind: kind.to_owned(),
     })?;
-    let raw = encode_message_bytes(object, message)?;
-    let mut type_meta = Vec::with_capacity(api_version.len() + kind.len() + 4);
-    wire::put_bytes(&mut type_meta, 1, api_version.as_bytes());
-    wire::put_bytes(&mut type_meta, 2, kind.as_bytes());
-    let mut body = Vec::with_capacity(raw.len() + type_meta.len() + 20);
+    // One buffer: the envelope, then the message written in place as its
+    // `raw` field (the length widened once at the end if it needs to be).
+    let mut body = Vec::with_capacity(512);
     body.extend_from_slice(MAGIC);
-    wire::put_bytes(&mut body, 1, &type_meta);
-    wire::put_bytes(&mut body, 2, &raw);
+    let type_meta = wire::open_len(&mut body, 1);
+    wire::put_bytes(&mut body, 1, api_version.as_bytes());
+    wire::put_bytes(&mut body, 2, kind.as_bytes());
+    wire::close_len(&mut body, type_meta);
+    let raw = wire::open_len(&mut body, 2);
+    serialize_message(object, message, &mut body)?;
+    wire::close_len(&mut body, raw);
     wire::put_bytes(&mut body, 3, b"");
     wire::put_bytes(&mut body, 4, b"");
     Ok(body)
@@ -304,15 +330,24 @@ fn encode_message_bytes<T: serde::Serialize + ?Sized>(
     value: &T,
     message: &'static table::Message,
 ) -> Result<Vec<u8>, Error> {
-    let mut raw = Vec::new();
+    let mut raw = Vec::with_capacity(256);
+    serialize_message(value, message, &mut raw)?;
+    Ok(raw)
+}
+
+/// Append `value` to `out` as a bare `message`.
+fn serialize_message<T: serde::Serialize + ?Sized>(
+    value: &T,
+    message: &'static table::Message,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     value
         .serialize(ser::MessageSer {
-            sink: ser::Sink::Bare(&mut raw),
+            sink: ser::Sink::Bare(out),
             message,
             depth: 0,
         })
-        .map_err(|e| in_message(e, message.name))?;
-    Ok(raw)
+        .map_err(|e| in_message(e, message.name))
 }
 
 #[cfg(test)]

@@ -615,7 +615,7 @@ impl<'o> ser::Serializer for FieldSer<'o> {
             json: self.json,
             parent: self.parent,
             depth: self.depth,
-            key: None,
+            entry: None,
         }))
     }
 
@@ -719,18 +719,6 @@ impl StructSer<'_> {
     }
 }
 
-/// Whether `message`, or an inline message in it, has a field named `key`.
-fn has_field(message: &'static Message, key: &str) -> bool {
-    message.field_by_json(key).is_some()
-        || message
-            .fields
-            .iter()
-            .any(|f| match (f.json.is_empty(), f.ty) {
-                (true, Type::Message(i)) => has_field(table::message(i), key),
-                _ => false,
-            })
-}
-
 /// Write field `key` of `message` into `buf`, or into the inline message
 /// that holds it. `false` when neither has it.
 fn write_field<T: ?Sized + Serialize>(
@@ -741,7 +729,11 @@ fn write_field<T: ?Sized + Serialize>(
     value: &T,
     depth: usize,
 ) -> Result<bool, Error> {
-    if let Some(field) = message.field_by_json(key) {
+    let Some((i, direct)) = message.index().by_json(key) else {
+        return Ok(false);
+    };
+    let field = &message.fields[i];
+    if direct {
         value.serialize(FieldSer {
             out: buf,
             tag: field.tag,
@@ -753,41 +745,37 @@ fn write_field<T: ?Sized + Serialize>(
         })?;
         return Ok(true);
     }
-    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
-        let Type::Message(i) = field.ty else { continue };
-        let sub = table::message(i);
-        if !has_field(sub, key) {
-            continue;
+    let Type::Message(m) = field.ty else {
+        return Ok(false);
+    };
+    let at = match inline.iter().position(|b| b.tag == field.tag) {
+        Some(at) => at,
+        None => {
+            inline.push(InlineBuf {
+                tag: field.tag,
+                message: table::message(m),
+                buf: Vec::new(),
+                inline: Vec::new(),
+            });
+            inline.len() - 1
         }
-        let at = match inline.iter().position(|b| b.tag == field.tag) {
-            Some(at) => at,
-            None => {
-                inline.push(InlineBuf {
-                    tag: field.tag,
-                    message: sub,
-                    buf: Vec::new(),
-                    inline: Vec::new(),
-                });
-                inline.len() - 1
-            }
-        };
-        let entry = &mut inline[at];
-        return write_field(
-            entry.message,
-            &mut entry.buf,
-            &mut entry.inline,
-            key,
-            value,
-            depth + 1,
-        );
-    }
-    Ok(false)
+    };
+    let entry = &mut inline[at];
+    write_field(
+        entry.message,
+        &mut entry.buf,
+        &mut entry.inline,
+        key,
+        value,
+        depth + 1,
+    )
 }
 
 /// Append `message`'s inline fields to `buf`. Go writes an embedded struct
 /// even when it is empty.
 fn flush_inline(message: &'static Message, buf: &mut Vec<u8>, mut inline: Vec<InlineBuf>) {
-    for field in message.fields.iter().filter(|f| f.json.is_empty()) {
+    for &i in message.index().inline.iter() {
+        let field = &message.fields[usize::from(i)];
         match inline.iter().position(|b| b.tag == field.tag) {
             Some(at) => {
                 let mut entry = inline.swap_remove(at);
@@ -822,7 +810,185 @@ pub(crate) struct MapSer<'o> {
     json: &'static str,
     parent: &'static Message,
     depth: usize,
-    key: Option<String>,
+    /// Where the bytes of the entry whose key is written start.
+    entry: Option<usize>,
+}
+
+impl MapSer<'_> {
+    /// Open an entry and write its key (field 1) in place.
+    fn key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
+        let start = open_len(self.out, self.tag);
+        key.serialize(MapKeySer {
+            out: self.out,
+            parent: self.parent,
+            json: self.json,
+        })?;
+        self.entry = Some(start);
+        Ok(())
+    }
+
+    /// Write the value of the open entry (field 2) and close it.
+    fn value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        let Some(start) = self.entry.take() else {
+            return Err(Error::Custom("map value before its key".into()));
+        };
+        value.serialize(FieldSer {
+            out: self.out,
+            tag: 2,
+            ty: self.value,
+            json: self.json,
+            repeated: false,
+            parent: self.parent,
+            depth: self.depth,
+        })?;
+        close_len(self.out, start);
+        Ok(())
+    }
+}
+
+/// A proto map's key, written as field 1 of its entry: a string (or
+/// anything serde writes as one, such as a unit enum variant).
+struct MapKeySer<'o> {
+    out: &'o mut Vec<u8>,
+    parent: &'static Message,
+    json: &'static str,
+}
+
+impl MapKeySer<'_> {
+    fn not_a_string(&self) -> Error {
+        unsupported(self.parent, self.json, "a map key that is not a string")
+    }
+}
+
+macro_rules! key_not_string {
+    ($($name:ident($ty:ty)),*) => {
+        $(fn $name(self, _: $ty) -> Result<(), Error> {
+            Err(self.not_a_string())
+        })*
+    };
+}
+
+impl ser::Serializer for MapKeySer<'_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Impossible<(), Error>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Impossible<(), Error>;
+    type SerializeStruct = Impossible<(), Error>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        put_bytes(self.out, 1, v.as_bytes());
+        Ok(())
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    key_not_string!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_bytes(&[u8])
+    );
+
+    fn serialize_none(self) -> Result<(), Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Error> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        Err(self.not_a_string())
+    }
 }
 
 fn key_string<T: ?Sized + Serialize>(
@@ -852,8 +1018,8 @@ impl ser::SerializeStruct for Compound<'_> {
         match self {
             Compound::Struct(s) => s.field(key, value),
             Compound::Map(m) => {
-                m.key = Some(key.to_owned());
-                ser::SerializeMap::serialize_value(self, value)
+                m.key(key)?;
+                m.value(value)
             }
             Compound::JsonMap(_, m, _) => ser::SerializeStruct::serialize_field(m, key, value)
                 .map_err(|e| Error::Custom(e.to_string())),
@@ -874,7 +1040,7 @@ impl ser::SerializeMap for Compound<'_> {
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
         match self {
             Compound::Struct(s) => s.key = Some(key_string(key, s.message, "")?),
-            Compound::Map(m) => m.key = Some(key_string(key, m.parent, m.json)?),
+            Compound::Map(m) => m.key(key)?,
             Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_key(m, key)
                 .map_err(|e| Error::Custom(e.to_string()))?,
             Compound::Seq(s) => return Err(unsupported(s.parent, s.json, "an object")),
@@ -889,22 +1055,7 @@ impl ser::SerializeMap for Compound<'_> {
                 let key = s.key.take().unwrap_or_default();
                 s.field(&key, value)
             }
-            Compound::Map(m) => {
-                let key = m.key.take().unwrap_or_default();
-                let start = open_len(m.out, m.tag);
-                put_bytes(m.out, 1, key.as_bytes());
-                value.serialize(FieldSer {
-                    out: m.out,
-                    tag: 2,
-                    ty: m.value,
-                    json: m.json,
-                    repeated: false,
-                    parent: m.parent,
-                    depth: m.depth,
-                })?;
-                close_len(m.out, start);
-                Ok(())
-            }
+            Compound::Map(m) => m.value(value),
             Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_value(m, value)
                 .map_err(|e| Error::Custom(e.to_string())),
             Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),

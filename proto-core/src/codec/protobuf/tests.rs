@@ -146,6 +146,51 @@ fn protobuf_repeated_fields_gather_when_not_contiguous() {
 }
 
 #[test]
+fn protobuf_map_entries_gather_when_not_contiguous() {
+    // ObjectMeta.labels (11) split around name (1), inside a Pod whose
+    // other messages are contiguous: the whole object is read again.
+    let entry = |k: &[u8], v: &[u8]| {
+        let mut e = Vec::new();
+        wire::put_bytes(&mut e, 1, k);
+        wire::put_bytes(&mut e, 2, v);
+        e
+    };
+    let mut meta = Vec::new();
+    wire::put_bytes(&mut meta, 11, &entry(b"a", b"1"));
+    wire::put_bytes(&mut meta, 1, b"n");
+    wire::put_bytes(&mut meta, 11, &entry(b"b", b"2"));
+    let mut spec = Vec::new();
+    wire::put_bytes(&mut spec, 10, b"node-1");
+    let mut pod = Vec::new();
+    wire::put_bytes(&mut pod, 1, &meta);
+    wire::put_bytes(&mut pod, 2, &spec);
+    let decoded: Pod = decode(&pod_body(&pod)).unwrap();
+    let labels = decoded.metadata.labels.unwrap();
+    assert_eq!(labels.len(), 2);
+    assert_eq!(labels["a"], "1");
+    assert_eq!(labels["b"], "2");
+    assert_eq!(decoded.metadata.name.as_deref(), Some("n"));
+    assert_eq!(decoded.spec.unwrap().node_name.as_deref(), Some("node-1"));
+}
+
+#[test]
+fn protobuf_repeated_fields_decode_at_exact_capacity() {
+    // ObjectMeta.finalizers (14): five, then a field after the run. A Vec
+    // grown element by element would hold 8.
+    let mut meta = Vec::new();
+    for f in ["a", "b", "c", "d", "e"] {
+        wire::put_bytes(&mut meta, 14, f.as_bytes());
+    }
+    wire::put_bytes(&mut meta, 15, b"cluster");
+    let mut pod = Vec::new();
+    wire::put_bytes(&mut pod, 1, &meta);
+    let decoded: Pod = decode(&pod_body(&pod)).unwrap();
+    let finalizers = decoded.metadata.finalizers.unwrap();
+    assert_eq!(finalizers, ["a", "b", "c", "d", "e"]);
+    assert_eq!(finalizers.capacity(), 5);
+}
+
+#[test]
 fn protobuf_packed_and_unpacked_repeated_scalars_decode_alike() {
     // PodSecurityContext.supplementalGroups (4, int64), in PodSpec.securityContext (14).
     let unpacked = {
@@ -165,7 +210,17 @@ fn protobuf_packed_and_unpacked_repeated_scalars_decode_alike() {
         wire::put_bytes(&mut sc, 4, &run);
         sc
     };
-    for sc in [unpacked, packed] {
+    let mixed = {
+        let mut run = Vec::new();
+        wire::put_varint(&mut run, 1);
+        wire::put_varint(&mut run, 2);
+        let mut sc = Vec::new();
+        wire::put_bytes(&mut sc, 4, &run);
+        wire::put_key(&mut sc, 4, wire::WireType::Varint);
+        wire::put_varint(&mut sc, 300);
+        sc
+    };
+    for sc in [unpacked, packed, mixed] {
         let mut spec = Vec::new();
         wire::put_bytes(&mut spec, 14, &sc);
         let mut pod = Vec::new();
@@ -178,6 +233,7 @@ fn protobuf_packed_and_unpacked_repeated_scalars_decode_alike() {
             .unwrap()
             .supplemental_groups;
         assert_eq!(groups, Some(vec![1, 2, 300]));
+        assert_eq!(groups.unwrap().capacity(), 3);
     }
 }
 

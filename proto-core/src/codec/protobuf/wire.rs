@@ -69,7 +69,25 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    /// One varint. One- and two-byte varints (every key and most lengths)
+    /// take the short path.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, WireError> {
+        match *self.buf {
+            [b0, ref rest @ ..] if b0 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * i);
@@ -83,11 +101,6 @@ impl<'a> Reader<'a> {
         } else {
             Err(WireError::Truncated)
         }
-    }
-
-    /// The bytes not read yet.
-    pub fn rest(&self) -> &'a [u8] {
-        self.buf
     }
 
     pub fn fixed64(&mut self) -> Result<u64, WireError> {
@@ -112,6 +125,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field: its number and value. `None` at the end of the message.
+    #[inline]
     pub fn field(&mut self) -> Result<Option<(u32, Raw<'a>)>, WireError> {
         if self.buf.is_empty() {
             return Ok(None);
@@ -123,11 +137,16 @@ impl<'a> Reader<'a> {
         }
         let raw = match key & 7 {
             0 => Raw::Varint(self.varint()?),
-            1 => Raw::Fixed64(self.fixed64()?),
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| WireError::Truncated)?;
-                Raw::Len(self.take(len)?)
+                let len = self.varint()?;
+                if len > self.buf.len() as u64 {
+                    return Err(WireError::Truncated);
+                }
+                let (head, tail) = self.buf.split_at(len as usize);
+                self.buf = tail;
+                Raw::Len(head)
             }
+            1 => Raw::Fixed64(self.fixed64()?),
             5 => Raw::Fixed32(self.fixed32()?),
             t => return Err(WireError::BadWireType(t as u8)),
         };
@@ -136,7 +155,12 @@ impl<'a> Reader<'a> {
 }
 
 /// Append a varint.
+#[inline]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    if value < 0x80 {
+        out.push(value as u8);
+        return;
+    }
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -145,6 +169,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Append a field key.
+#[inline]
 pub(crate) fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
     let wt = match wire_type {
         WireType::Varint => 0,
@@ -158,6 +183,7 @@ pub(crate) fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
 /// Start a length-delimited field written in place: its key and a one-byte
 /// length placeholder. Returns where the field's bytes start, for
 /// [`close_len`].
+#[inline]
 pub(crate) fn open_len(out: &mut Vec<u8>, tag: u32) -> usize {
     put_key(out, tag, WireType::Len);
     out.push(0);
@@ -189,7 +215,9 @@ pub(crate) fn close_len(out: &mut Vec<u8>, start: usize) {
 }
 
 /// Append a length-delimited field.
+#[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    out.reserve(bytes.len() + 8);
     put_key(out, tag, WireType::Len);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
