@@ -495,3 +495,24 @@ fn protobuf_time_nanos_are_dropped_as_go_drops_them() {
         decode_message("k8s.io.apimachinery.pkg.apis.meta.v1.Time", &time(10_043)).unwrap();
     assert_eq!(plain, "2006-01-01T01:01:01Z");
 }
+
+#[test]
+fn protobuf_every_message_of_the_schema_fits_its_lookup_index() {
+    // The index's bit sets hold 63 fields; building it checks every message
+    // (it is built for all at once, on first use).
+    for message in schema::MESSAGES {
+        let index = message.index();
+        for field in message.fields {
+            assert!(
+                message.field_by_tag(field.tag).is_some(),
+                "{}: tag {} not indexed",
+                message.name,
+                field.tag
+            );
+            if !field.json.is_empty() {
+                assert!(message.field_by_json(field.json).is_some());
+            }
+        }
+        let _ = index;
+    }
+}
