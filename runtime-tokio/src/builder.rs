@@ -27,7 +27,7 @@ use windlass_proto::retry::DEFAULT_MAX_RETRIES;
 use windlass_proto::shards::ShardConfig;
 
 use crate::client::{Hook, Inner};
-use crate::connect::ProxyConnector;
+use crate::connect::{Bounded, ProxyConnector};
 use crate::shards::StreamShards;
 use crate::{Client, Error};
 
@@ -258,11 +258,12 @@ impl ClientBuilder {
                     builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()));
             }
             let builder = builder.enable_http1();
-            if http2 {
+            let https = if http2 {
                 builder.enable_http2().wrap_connector(http.clone())
             } else {
                 builder.wrap_connector(http.clone())
-            }
+            };
+            Bounded::new(https, self.connect_timeout)
         };
         let shards = (self.http2_watches && base.is_https()).then(|| {
             StreamShards::new(

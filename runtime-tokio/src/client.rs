@@ -298,6 +298,15 @@ impl Client {
                 return Outcome::Failed(error, Failure::Timeout);
             }
             Ok(Err(SendError::Pool(source))) => {
+                if let Some(timed_out) = connect_timed_out(&source) {
+                    let error = Error::Timeout {
+                        method,
+                        uri: uri.to_owned(),
+                        waiting_for: "connection",
+                        after: timed_out.0,
+                    };
+                    return Outcome::Failed(error, Failure::Connect);
+                }
                 let failure = transport_failure(&source);
                 let error = Error::Transport {
                     method,
@@ -418,6 +427,20 @@ async fn run_exec(request: ExecRequest) -> ExecOutcome {
 enum SendError {
     Pool(hyper_util::client::legacy::Error),
     Shard(ShardError),
+}
+
+/// The connect timeout, if that is what failed `error`.
+fn connect_timed_out(
+    error: &hyper_util::client::legacy::Error,
+) -> Option<&crate::connect::ConnectTimedOut> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(timed_out) = e.downcast_ref::<crate::connect::ConnectTimedOut>() {
+            return Some(timed_out);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// What a transport error was, in the retry policy's words.

@@ -25,7 +25,48 @@ use tower_service::Service;
 use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 
 /// What both pools connect with.
-pub(crate) type Connector = HttpsConnector<ProxyConnector>;
+pub(crate) type Connector = Bounded;
+
+/// hyper-rustls over [`ProxyConnector`], the whole connection — TCP, the
+/// tunnel, the TLS handshake — within the connect timeout (hyper-rustls'
+/// handshake is otherwise bounded by nothing but the read timeout).
+#[derive(Clone)]
+pub(crate) struct Bounded {
+    inner: HttpsConnector<ProxyConnector>,
+    timeout: Duration,
+}
+
+impl Bounded {
+    pub(crate) fn new(inner: HttpsConnector<ProxyConnector>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+/// No connection (TCP, tunnel and TLS) within the connect timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection within {0:?}")]
+pub(crate) struct ConnectTimedOut(pub(crate) Duration);
+
+impl Service<Uri> for Bounded {
+    type Response = <HttpsConnector<ProxyConnector> as Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, target: Uri) -> Self::Future {
+        let connecting = self.inner.call(target);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(result) => result,
+                Err(_) => Err(Box::new(ConnectTimedOut(timeout)) as BoxError),
+            }
+        })
+    }
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

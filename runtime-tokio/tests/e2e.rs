@@ -74,7 +74,7 @@ fn failure(e: Error) -> Failure {
 
 impl Runtime for Tokio {
     const NAME: &'static str = "tokio";
-    const TLS_HANDSHAKE_STALL: &'static str = "response head";
+    const TLS_HANDSHAKE_STALL: &'static str = "connection";
     type Client = Client;
     type Api<K: Kind> = Api<K>;
     type Watch<K: Kind> = Pin<Box<dyn Stream<Item = Result<WatchEvent<K>, Error>>>>;

@@ -291,10 +291,9 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     /// The runtime's name in test names (`tokio`, `smol`, `async_std`, `blocking`).
     const NAME: &'static str;
     /// What the runtime's timeout error says it waited for when a TLS
-    /// handshake stalls past the connect timeout: `"connection"`, or
-    /// `"response head"` where the handshake runs under the read timeout
-    /// instead (windlass-tokio today: hyper-rustls handshakes outside the
-    /// connector's connect timeout).
+    /// handshake stalls past the connect timeout: `"connection"` in every
+    /// runtime today (windlass-tokio bounds hyper-rustls' handshake with
+    /// its `connect::Bounded` connector since session 3).
     const TLS_HANDSHAKE_STALL: &'static str;
     /// The runtime's `Client`.
     type Client: Clone + Send + Sync + 'static;
