@@ -1071,3 +1071,37 @@ async fn apiserver_writes_record_update_managers_that_apply_conflicts_with() {
     );
     server.shutdown().await;
 }
+
+/// An early answer (an injected fault here; a 401 takes the same path) comes
+/// only once the request body has been read, as from Go's net/http: a server
+/// that answers mid-body and closes makes the client see a reset connection
+/// instead of the 415, depending on timing.
+#[tokio::test]
+async fn apiserver_injected_fault_is_answered_after_the_whole_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (server, _client) = plain().await;
+    server.faults().fail_requests(1, 415, 0);
+    let body = configmap("slow").to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(first).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut answer)).await;
+    assert!(
+        early.is_err(),
+        "the server answered before the body was complete: {early:?}"
+    );
+    tcp.write_all(rest).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .expect("no answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 415"), "{text}");
+}

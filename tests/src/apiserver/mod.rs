@@ -706,17 +706,19 @@ fn service(
 }
 
 async fn serve(shared: &Arc<Shared>, auth: Auth, request: Request<Incoming>) -> Response<Body> {
-    if auth == Auth::TokenRequired && !has_token(shared, &request) {
-        return response::error_response(&response::status_error(
+    // An early answer (401, an injected fault) still reads the body first,
+    // as Go's net/http does: answering before the client has finished
+    // writing it makes the client see a reset connection instead of the
+    // answer, depending on timing.
+    let early = if auth == Auth::TokenRequired && !has_token(shared, &request) {
+        Some(response::error_response(&response::status_error(
             401,
             "Unauthorized",
             "Unauthorized".to_owned(),
-        ));
-    }
-    let fault = take(&mut shared.faults().fail, |f| &mut f.remaining);
-    if let Some(fault) = fault {
-        return injected_failure(fault);
-    }
+        )))
+    } else {
+        take(&mut shared.faults().fail, |f| &mut f.remaining).map(injected_failure)
+    };
     let (parts, body) = request.into_parts();
     let too_large = || {
         response::error_response(&response::status_error(
@@ -733,13 +735,16 @@ async fn serve(shared: &Arc<Shared>, auth: Auth, request: Request<Incoming>) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
-        return too_large();
+        return early.unwrap_or_else(too_large);
     }
     let read = tokio::time::timeout(
         Duration::from_secs(60),
         Limited::new(body, MAX_REQUEST_BODY).collect(),
     )
     .await;
+    if let Some(early) = early {
+        return early;
+    }
     let body: Bytes = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
