@@ -121,6 +121,10 @@ pub const SCENARIOS: &[(Group, &str)] = &[
     ),
     (
         Group::Runners,
+        "informer_syncs_on_an_empty_list_then_sees_the_first_add",
+    ),
+    (
+        Group::Runners,
         "controller_requeues_failures_with_growing_backoff_then_succeeds",
     ),
     (
@@ -769,6 +773,7 @@ macro_rules! e2e_suite {
             informer_syncs_10000_objects_handlers_see_every_add_lister_agrees {240, default},
             informer_watch_across_drops_and_410s_loses_and_duplicates_nothing {150, bookmarks},
             informer_wait_for_sync_times_out_against_a_silent_server {60, default},
+            informer_syncs_on_an_empty_list_then_sees_the_first_add {60, default},
             controller_requeues_failures_with_growing_backoff_then_succeeds {60, default},
             controller_graceful_shutdown_drains_queued_and_running_reconciles {60, default},
             leader_election_hands_over_when_the_leader_releases {60, default}

@@ -267,6 +267,56 @@ pub async fn informer_wait_for_sync_times_out_against_a_silent_server<R: Runners
     R::join(running).await.unwrap();
 }
 
+/// An informer over an empty collection syncs at once (an empty first
+/// list is a complete list), its lister is empty, and the first object
+/// created afterwards reaches its handler as a live add.
+pub async fn informer_syncs_on_an_empty_list_then_sees_the_first_add<R: Runners>(ctx: Ctx<R>) {
+    let client = ctx.client();
+    namespace::<R>(&client, "empty").await;
+    let maps = R::namespaced::<ConfigMap>(&client, "empty");
+    let informer = R::informer(&maps);
+    let adds = Arc::new(Mutex::new(Vec::new()));
+    let seen = adds.clone();
+    R::add_handler(&informer, move |n| {
+        if let Notification::Add {
+            object,
+            is_in_initial_list,
+        } = n
+        {
+            seen.lock()
+                .unwrap()
+                .push((object.key().to_string(), is_in_initial_list));
+        }
+    });
+    let running = ctx.rt.start(&informer);
+    let started = Instant::now();
+    R::wait_for_sync(&informer, Duration::from_secs(10))
+        .await
+        .expect("an empty list is a complete list: the informer syncs");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "synced only after {:?}",
+        started.elapsed()
+    );
+    assert!(R::lister_list(&informer).is_empty());
+    assert!(adds.lock().unwrap().is_empty());
+    R::create(&maps, &config_map("first", &[("v", "1")]))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while adds.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the first add never arrived");
+        R::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        adds.lock().unwrap().as_slice(),
+        [("empty/first".to_owned(), false)]
+    );
+    assert!(R::lister_get(&informer, &ObjectKey::namespaced("empty", "first")).is_some());
+    R::stop(&informer);
+    R::join(running).await.unwrap();
+}
+
 /// A reconcile failing three times is retried after 100, 200, 400 ms (the
 /// limiter's growing backoff), then succeeds; the counters agree.
 pub async fn controller_requeues_failures_with_growing_backoff_then_succeeds<R: Runners>(
