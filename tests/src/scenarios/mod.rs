@@ -133,6 +133,10 @@ pub const SCENARIOS: &[(Group, &str)] = &[
     ),
     (
         Group::Runners,
+        "controller_on_an_empty_collection_syncs_and_runs_its_workers",
+    ),
+    (
+        Group::Runners,
         "leader_election_hands_over_when_the_leader_releases",
     ),
 ];
@@ -776,6 +780,7 @@ macro_rules! e2e_suite {
             informer_syncs_on_an_empty_list_then_sees_the_first_add {60, default},
             controller_requeues_failures_with_growing_backoff_then_succeeds {60, default},
             controller_graceful_shutdown_drains_queued_and_running_reconciles {60, default},
+            controller_on_an_empty_collection_syncs_and_runs_its_workers {60, default},
             leader_election_hands_over_when_the_leader_releases {60, default}
         ]);
     };

@@ -425,6 +425,47 @@ pub async fn controller_graceful_shutdown_drains_queued_and_running_reconciles<R
     );
 }
 
+/// A controller over an empty collection gets past its wait for sync (an
+/// empty first list is a complete list: nothing to hand its workers) and
+/// its workers take a key enqueued afterwards by hand. No object ever
+/// exists, so no notification can wake whatever waits for the sync.
+pub async fn controller_on_an_empty_collection_syncs_and_runs_its_workers<R: Runners>(ctx: Ctx<R>) {
+    let client = ctx.client();
+    namespace::<R>(&client, "quiet").await;
+    let maps = R::namespaced::<ConfigMap>(&client, "quiet");
+    let informer = R::informer(&maps);
+    let controller =
+        R::controller::<_, ItemExponentialFailure<ObjectKey>>(informer.clone(), 2, None);
+    let handle = R::controller_handle(&controller);
+    // The first list is answered late (a 503 with Retry-After: 1), so the
+    // controller is surely waiting before the informer syncs; the key comes
+    // three seconds in, well after.
+    ctx.server.faults().fail_requests(1, 503, 1);
+    let enqueuer = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            R::enqueue(&handle, ObjectKey::namespaced("quiet", "by-hand"));
+        })
+    };
+    let reconciled = Arc::new(Mutex::new(Vec::new()));
+    let (log, h) = (reconciled.clone(), handle.clone());
+    let counters = R::run_controller(controller, move |key| {
+        log.lock().unwrap().push(key.to_string());
+        R::shut_down(&h);
+        Box::pin(async { Ok(Outcome::Success) })
+    })
+    .await
+    .unwrap();
+    enqueuer.join().unwrap();
+    assert_eq!(
+        reconciled.lock().unwrap().as_slice(),
+        ["quiet/by-hand".to_owned()]
+    );
+    assert_eq!(counters.reconciles, 1);
+    assert!(R::lister_list(&informer).is_empty());
+}
+
 fn election(identity: &str) -> ElectionConfig {
     ElectionConfig {
         lease_duration: Duration::from_secs(2),
