@@ -32,6 +32,26 @@ pub fn fixtures_dir() -> Option<PathBuf> {
     }
 }
 
+/// User + system CPU time of a process (all its threads, live or ended),
+/// in ms, from its `/proc/<pid>/stat` (Linux; the kernel reports it in
+/// `USER_HZ` = 100 ticks a second on every architecture).
+pub fn cpu_ms(stat: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}
+
+/// The load average over the last minute (`/proc/loadavg`, Linux): how
+/// many threads wanted a CPU, recorded beside every wall-clock figure.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// The Pods of the recorded `PodList`s (kind clusters v1.36 and v1.32),
 /// as the server sent them (managedFields included, about 9 KB of JSON each).
 pub fn recorded_pods(fixtures: &std::path::Path) -> Result<Vec<Value>, String> {
