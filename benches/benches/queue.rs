@@ -69,6 +69,14 @@ async fn kube_drain(
     out
 }
 
+/// Short criterion settings (issue 9: all of `cargo bench` in 15 minutes on
+/// 2 cores); `-- --warm-up-time S --measurement-time S` still override them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
 fn immediate(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue");
     group.throughput(Throughput::Elements(u64::from(KEYS)));
@@ -180,5 +188,9 @@ fn delayed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, immediate, delayed);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = immediate, delayed
+}
 criterion_main!(benches);

@@ -14,8 +14,9 @@
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use kube_runtime::reflector::store::Writer;
 use kube_runtime::watcher::Event;
@@ -23,6 +24,14 @@ use windlass_benches::{Generator, fixtures_dir};
 use windlass_proto::informer::{Generation, Store};
 
 const OBJECTS: usize = 10_000;
+
+/// Short criterion settings (issue 9: all of `cargo bench` in 15 minutes on
+/// 2 cores); `-- --warm-up-time S --measurement-time S` still override them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
 
 fn store_throughput(c: &mut Criterion) {
     let Some(dir) = fixtures_dir() else { return };
@@ -55,7 +64,9 @@ fn store_throughput(c: &mut Criterion) {
     assert_eq!(windlass.len(), OBJECTS);
 
     let mut group = c.benchmark_group("store_throughput");
-    group.sample_size(20);
+    // Each iteration is ~0.1–1 s: criterion's fewest samples, one iteration each.
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(OBJECTS as u64));
     group.bench_function("apply/kube-rs", |b| {
         b.iter_batched(
@@ -133,5 +144,9 @@ fn store_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, store_throughput);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = store_throughput
+}
 criterion_main!(benches);

@@ -30,6 +30,7 @@
 //! --toggle-collect='*measured*'`; `WATCH_DECODE_ARM=list` names the arms.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group};
@@ -262,7 +263,19 @@ fn watch_decode(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, watch_decode);
+/// Short criterion settings (issue 9: all of `cargo bench` in 15 minutes on
+/// 2 cores); `-- --warm-up-time S --measurement-time S` still override them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = watch_decode
+}
 
 fn main() {
     if let Ok(spec) = std::env::var("WATCH_DECODE_ARM") {

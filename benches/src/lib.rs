@@ -32,6 +32,31 @@ pub fn fixtures_dir() -> Option<PathBuf> {
     }
 }
 
+/// User + system CPU time of a process (all its threads, live or ended),
+/// in ms, from its `/proc/<pid>/stat` (Linux; the kernel reports it in
+/// `USER_HZ` = 100 ticks a second on every architecture).
+pub fn cpu_ms(stat: &str) -> Option<u64> {
+    stat_cpu_ms(&std::fs::read_to_string(stat).ok()?)
+}
+
+/// [`cpu_ms`] of the text of a `/proc/<pid>/stat`.
+fn stat_cpu_ms(stat: &str) -> Option<u64> {
+    // Fields after the parenthesised command name (which may hold spaces and
+    // parentheses itself): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}
+
+/// The load average over the last minute (`/proc/loadavg`, Linux): how
+/// many threads wanted a CPU, recorded beside every wall-clock figure.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// The Pods of the recorded `PodList`s (kind clusters v1.36 and v1.32),
 /// as the server sent them (managedFields included, about 9 KB of JSON each).
 pub fn recorded_pods(fixtures: &std::path::Path) -> Result<Vec<Value>, String> {
@@ -368,6 +393,16 @@ mod tests {
                 (kind.into(), m.name.unwrap(), m.resource_version.unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn bench_cpu_ms_reads_utime_and_stime_after_the_command_name() {
+        let stat = "4242 (sync (client) x) S 1 4242 4242 0 -1 4194304 100 0 0 0 \
+                    123 45 0 0 20 0 3 0 100 1000000 200";
+        assert_eq!(stat_cpu_ms(stat), Some((123 + 45) * 10));
+        assert_eq!(stat_cpu_ms("4242 (cut) S 1 2"), None);
+        // This process has run, so the live figure parses.
+        assert!(cpu_ms("/proc/self/stat").is_some() || !cfg!(target_os = "linux"));
     }
 
     #[test]

@@ -10,6 +10,14 @@ use windlass_proto::queue::{Next, RateLimitingQueue, WorkQueue};
 
 const KEYS: u32 = 10_000;
 
+/// Short criterion settings (issue 9: all of `cargo bench` in 15 minutes on
+/// 2 cores); `-- --warm-up-time S --measurement-time S` still override them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
 fn add_get_done(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue");
     group.throughput(Throughput::Elements(u64::from(KEYS)));
@@ -71,5 +79,9 @@ fn add_get_done(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, add_get_done);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = add_get_done
+}
 criterion_main!(benches);

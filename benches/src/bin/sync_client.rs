@@ -5,8 +5,9 @@
 //! sync_client --impl kube|windlass-json|windlass-protobuf|windlass-json-compact|windlass-protobuf-compact --kubeconfig PATH --expect N
 //! ```
 //!
-//! It prints one line, `impl=… objects=N synced_ms=T peak_rss_kib=R rss_kib=S`
-//! (peak RSS, and RSS once synced), and
+//! It prints one line, `impl=… objects=N synced_ms=T cpu_ms=C peak_rss_kib=R
+//! rss_kib=S` (CPU time of the process, user + system, all threads; peak
+//! RSS, and RSS once synced), and
 //! exits 0 once the client's store holds N objects and says it is synced;
 //! it exits 1 on an error or after 10 minutes without syncing. Each run is
 //! its own process so that its peak RSS is its own.
@@ -67,8 +68,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(objects) => {
             println!(
-                "impl={which} objects={objects} synced_ms={} peak_rss_kib={} rss_kib={}",
+                "impl={which} objects={objects} synced_ms={} cpu_ms={} peak_rss_kib={} rss_kib={}",
                 synced.as_millis(),
+                windlass_benches::cpu_ms("/proc/self/stat").unwrap_or(0),
                 peak_rss_kib().unwrap_or(0),
                 status_kib("VmRSS:").unwrap_or(0)
             );
