@@ -18,7 +18,7 @@ use windlass_proto::params::{ListParams, WatchParams};
 use windlass_proto::proxy::ProxyError;
 use windlass_proto::request::PostParams;
 use windlass_proto::watch::WatchEvent;
-use windlass_testkit::apiserver::{ApiServer, RunningServer};
+use windlass_testkit::apiserver::{ApiServer, Credentials, RunningServer};
 use windlass_testkit::proxy::{Behaviour, TestProxy};
 use windlass_tokio::{Api, ClientBuilder};
 
@@ -443,10 +443,9 @@ async fn e2e_tokio_proxy_https_list_and_watch_through_tls_to_the_proxy() {
 #[tokio::test]
 async fn e2e_tokio_proxy_https_untrusted_proxy_certificate_is_a_clear_error() {
     let server = server().await;
-    // A proxy whose certificate another server's CA signed.
-    let other = ApiServer::builder().start().await.unwrap();
+    // A proxy whose certificate another CA signed.
     let proxy = TestProxy::builder()
-        .tls(other.credentials().unwrap())
+        .tls(&Credentials::generate().unwrap())
         .start();
     let client = builder(&config(&server, Some(&proxy.url())))
         .build()
@@ -462,7 +461,6 @@ async fn e2e_tokio_proxy_https_untrusted_proxy_certificate_is_a_clear_error() {
     assert!(message.contains("invalid peer certificate"), "{message}");
     assert_eq!(proxy.tunnels(), 0);
     assert!(proxy.requests().is_empty());
-    other.shutdown().await;
     server.shutdown().await;
 }
 
