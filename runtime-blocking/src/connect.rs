@@ -149,13 +149,15 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         connection
             .complete_io(&mut socket)
             .map_err(|e| match io_error(e, details.timeout) {
-                ureq::Error::Io(e) => match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                    Some(rustls) => tls_failure(
-                        &address,
-                        tls.description.explain(&tls.name, rustls.clone()),
-                    ),
-                    None => ureq::Error::Io(e),
-                },
+                ureq::Error::Io(e) => {
+                    match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                        Some(rustls) => tls_failure(
+                            &address,
+                            tls.description.explain(&tls.name, rustls.clone()),
+                        ),
+                        None => ureq::Error::Io(e),
+                    }
+                }
                 other => other,
             })?;
         let mut stream = StreamOwned::new(connection, socket);

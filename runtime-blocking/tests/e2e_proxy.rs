@@ -389,7 +389,10 @@ fn e2e_blocking_proxy_https_untrusted_proxy_certificate_is_a_clear_error() {
     let maps = maps(builder(&config(&harness, Some(&proxy.url()))));
     let error = within(30, move || maps.list(&ListParams::default()).unwrap_err());
     let message = error.to_string();
-    assert!(message.contains("TLS handshake with the proxy"), "{message}");
+    assert!(
+        message.contains("TLS handshake with the proxy"),
+        "{message}"
+    );
     assert!(message.contains(&proxy.addr().to_string()), "{message}");
     assert!(message.contains("127.0.0.1"), "{message}");
     assert_eq!(proxy.tunnels(), 0);

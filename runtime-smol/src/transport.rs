@@ -301,12 +301,13 @@ impl Transport {
         let mut conn = match &self.proxy_tls {
             None => Conn::Tcp(tcp),
             Some((connector, name)) => {
-                let tls = connector.connect(name.clone(), tcp).await.map_err(|source| {
-                    ProxyFailure::Tls {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|source| ProxyFailure::Tls {
                         proxy: address.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 Conn::Tls(Box::new(tls))
             }
         };

@@ -521,7 +521,10 @@ async fn https_untrusted_proxy_certificate_is_a_clear_error(ctx: Ctx) {
     let maps = ctx.maps(ctx.builder(&ctx.config(Some(&proxy.url()))));
     let error = maps.list(&ListParams::default()).await.unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("TLS handshake with the proxy"), "{message}");
+    assert!(
+        message.contains("TLS handshake with the proxy"),
+        "{message}"
+    );
     assert!(message.contains(&proxy.addr().to_string()), "{message}");
     assert!(message.contains("invalid peer certificate"), "{message}");
     assert_eq!(proxy.tunnels(), 0);

@@ -146,13 +146,14 @@ impl Service<Uri> for ProxyConnector {
                     let io = ProxyIo::Tcp(TokioIo::new(tcp));
                     return Ok::<_, BoxError>(ProxyStream { io, forward });
                 };
-                let mut tls = connector
-                    .connect(name, tcp.into_inner())
-                    .await
-                    .map_err(|source| ProxyFailure::Tls {
-                        proxy: address.clone(),
-                        source,
-                    })?;
+                let mut tls =
+                    connector
+                        .connect(name, tcp.into_inner())
+                        .await
+                        .map_err(|source| ProxyFailure::Tls {
+                            proxy: address.clone(),
+                            source,
+                        })?;
                 if let Some(tunnel) = tunnel {
                     handshake(tunnel, &mut tls, &address).await?;
                 }

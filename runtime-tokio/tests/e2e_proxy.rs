@@ -328,10 +328,7 @@ async fn e2e_tokio_proxy_socks5h_domain_name_with_username_and_password() {
         .require_basic("alice", "s3cret")
         .start();
     // The proxy resolves the name (the serving certificate names localhost).
-    let mut config = config(
-        &server,
-        Some(&proxy.socks5h_url(Some(("alice", "s3cret")))),
-    );
+    let mut config = config(&server, Some(&proxy.socks5h_url(Some(("alice", "s3cret")))));
     let target = format!("localhost:{}", server.addr().port());
     config.cluster_url = format!("https://{target}").parse().unwrap();
     let maps: Api<ConfigMap> = Api::default_namespaced(builder(&config).build().unwrap()).unwrap();
@@ -455,7 +452,10 @@ async fn e2e_tokio_proxy_https_untrusted_proxy_certificate_is_a_clear_error() {
         .await
         .unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("TLS handshake with the proxy"), "{message}");
+    assert!(
+        message.contains("TLS handshake with the proxy"),
+        "{message}"
+    );
     assert!(message.contains(&proxy.addr().to_string()), "{message}");
     // Both CAs share a name, so webpki finds the wrong one's signature bad.
     assert!(message.contains("invalid peer certificate"), "{message}");

@@ -115,7 +115,11 @@ fn proxy_errors_are_never_retried() {
     for error in &errors {
         for kind in [RequestKind::Get, RequestKind::List, RequestKind::Watch] {
             let mut retry = Retry::new(kind);
-            assert_eq!(retry.decide(Failure::from(error)), Decision::GiveUp, "{error}");
+            assert_eq!(
+                retry.decide(Failure::from(error)),
+                Decision::GiveUp,
+                "{error}"
+            );
         }
     }
 }
@@ -134,7 +138,11 @@ fn proxy_socks5h_is_socks5_with_remote_names() {
     assert_eq!(tunnel.poll_transmit().unwrap(), [5, 2, 0, 2]);
     tunnel.handle_input(&[5, 0]).unwrap();
     let connect = tunnel.poll_transmit().unwrap();
-    assert_eq!(&connect[..5], [5, 1, 0, 3, 13], "the name goes to the proxy");
+    assert_eq!(
+        &connect[..5],
+        [5, 1, 0, 3, 13],
+        "the name goes to the proxy"
+    );
 }
 
 #[test]
