@@ -7,13 +7,28 @@
 //!
 //! The routes, as Go's `net/http` transport (which client-go uses) takes them:
 //!
-//! | proxy    | target    | route                                                     |
-//! |----------|-----------|-----------------------------------------------------------|
-//! | none     | any       | [`Route::Direct`]                                         |
-//! | http://  | https://  | [`Route::Tunnel`]: `CONNECT host:port`, then TLS inside   |
-//! | http://  | http://   | [`Route::Forward`]: absolute-form requests to the proxy   |
-//! | socks5:// | any      | [`Route::Tunnel`]: a SOCKS5 `CONNECT` (RFC 1928, 1929)    |
-//! | https:// | any       | refused: [`ProxyError::UnsupportedScheme`]                |
+//! | proxy     | target    | route                                                                     |
+//! |-----------|-----------|---------------------------------------------------------------------------|
+//! | none      | any       | [`Route::Direct`]                                                         |
+//! | http://   | https://  | [`Route::Tunnel`]: `CONNECT host:port`, then TLS inside                   |
+//! | http://   | http://   | [`Route::Forward`]: absolute-form requests to the proxy                   |
+//! | https://  | https://  | [`Route::Tunnel`] inside TLS to the proxy, then the server's TLS inside   |
+//! | https://  | http://   | [`Route::Forward`] inside TLS to the proxy                                |
+//! | socks5:// | any       | [`Route::Tunnel`]: a SOCKS5 `CONNECT` (RFC 1928, 1929)                    |
+//!
+//! An https:// proxy is first reached over TLS ([`Route::proxy_tls_name`]):
+//! Go's transport verifies the proxy with the same `tls.Config` as the API
+//! server, so the adapter uses the same rustls `ClientConfig` — the
+//! kubeconfig's CA (else the platform's roots), the client certificate if
+//! the proxy asks for one — with ALPN `http/1.1`, verified against the
+//! proxy's host (Go would use `tls-server-name` there too, when set; a
+//! proxy's certificate names the proxy, so windlass does not).
+//!
+//! SOCKS5 as Go's `net/http` speaks it (its bundled `x/net/internal/socks`):
+//! `socks5://` and `socks5h://` alike send a host name to the proxy to
+//! resolve (address type 3) and an IP address as one (types 1 and 4);
+//! username/password (RFC 1929) is offered beside "no authentication" when
+//! the URL has a userinfo.
 //!
 //! A [`Tunnel`] is a sans-IO handshake: the adapter writes what
 //! [`Tunnel::poll_transmit`] gives, reads at most [`Tunnel::wants`] bytes and
@@ -44,13 +59,20 @@
 //! past the answer is refused ([`ProxyError::UnexpectedData`]): the client
 //! speaks first in TLS and HTTP, so a proxy that sends more is broken.
 //!
+//! Every [`ProxyError`] counts as a failed connect for the retry policy
+//! ([`Failure::Connect`], never retried): a 407 or a SOCKS refusal is an
+//! answer, not a transient fault (client-go retries only resets and EOFs,
+//! and Go reports every proxy handshake failure as a `proxyconnect` error).
+//!
 //! What this module does not do: open sockets, time out (the adapter's
-//! connect timeout covers the handshake), speak TLS to an https:// proxy.
+//! connect timeout covers the handshake), run TLS.
 
 use base64::Engine;
 use http::{HeaderValue, Uri};
+use rustls::pki_types::ServerName;
 
 use crate::config::{ProxyScheme, ProxyUrl};
+use crate::retry::Failure;
 
 /// The largest response head a proxy may answer a `CONNECT` with.
 pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -79,11 +101,26 @@ impl Route {
             return Ok(Route::Direct);
         };
         match (proxy.scheme(), target.scheme_str()) {
-            (ProxyScheme::Https, _) => Err(ProxyError::UnsupportedScheme { scheme: "https" }),
             (ProxyScheme::Socks5, _) => Ok(Route::Tunnel(proxy.clone())),
-            (ProxyScheme::Http, Some("http")) => Ok(Route::Forward(proxy.clone())),
-            (ProxyScheme::Http, _) => Ok(Route::Tunnel(proxy.clone())),
+            (ProxyScheme::Http | ProxyScheme::Https, Some("http")) => {
+                Ok(Route::Forward(proxy.clone()))
+            }
+            (ProxyScheme::Http | ProxyScheme::Https, _) => Ok(Route::Tunnel(proxy.clone())),
         }
+    }
+
+    /// The name to verify the proxy's certificate against when the
+    /// connection to the proxy itself is TLS (an https:// proxy): its host.
+    /// `Ok(None)` for any other route.
+    pub fn proxy_tls_name(&self) -> Result<Option<ServerName<'static>>, ProxyError> {
+        let Some(proxy) = self.proxy().filter(|p| p.scheme() == ProxyScheme::Https) else {
+            return Ok(None);
+        };
+        ServerName::try_from(proxy.host().to_owned())
+            .map(Some)
+            .map_err(|_| ProxyError::InvalidProxyName {
+                host: proxy.host().to_owned(),
+            })
     }
 
     /// The proxy to connect to (`None` when direct).
@@ -148,13 +185,18 @@ fn basic_authorization(proxy: &ProxyUrl) -> Option<HeaderValue> {
 /// Why a tunnel through a proxy could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
-    /// A proxy scheme windlass cannot speak (yet).
-    #[error(
-        "{scheme}:// proxies are not supported (TLS to the proxy itself); use an http:// or socks5:// proxy"
-    )]
+    /// A proxy scheme the adapter cannot speak. [`Route::new`] no longer
+    /// returns it (every scheme [`ProxyUrl`] parses has a route).
+    #[error("{scheme}:// proxies are not supported; use an http://, https:// or socks5:// proxy")]
     UnsupportedScheme {
         /// The scheme.
         scheme: &'static str,
+    },
+    /// An https:// proxy whose host cannot be a TLS server name.
+    #[error("the proxy host {host:?} is not a valid TLS server name")]
+    InvalidProxyName {
+        /// The proxy's host.
+        host: String,
     },
     /// `HTTPS_PROXY` or `HTTP_PROXY` holds a value that is not a proxy URL.
     #[error("{message}")]
@@ -234,6 +276,14 @@ pub enum ProxyError {
         /// `user name`, `password` or `target host`.
         what: &'static str,
     },
+}
+
+impl From<&ProxyError> for Failure {
+    /// [`Failure::Connect`]: the retry policy never resends after a proxy
+    /// refused or garbled its handshake (see the module doc).
+    fn from(_: &ProxyError) -> Self {
+        Failure::Connect
+    }
 }
 
 /// The sans-IO handshake that opens a tunnel through a proxy: HTTP

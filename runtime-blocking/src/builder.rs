@@ -191,7 +191,7 @@ impl ClientBuilder {
         // A plain-HTTP client never handshakes, so it needs no roots.
         let tls = base
             .is_https()
-            .then(|| TlsConnector::new(self.tls))
+            .then(|| TlsConnector::new(self.tls.clone()))
             .transpose()?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -206,7 +206,7 @@ impl ClientBuilder {
         let transport = Transport {
             config,
             tls,
-            proxy: ProxyConnector::new(route),
+            proxy: ProxyConnector::new(route, &self.tls)?,
         };
         let credentials = Credentials::new(&self.auth, &self.impersonation, false, Instant::now());
         Ok(Client {

@@ -452,6 +452,11 @@ fn transport_failure(error: &ureq::Error) -> Failure {
         }
         // The TLS link's errors: a handshake that failed, a bad server name.
         ureq::Error::Other(e) if e.is::<windlass_proto::config::TlsError>() => Failure::Connect,
+        // The proxy link's: a refused tunnel (a 407 …), TLS to an https:// proxy.
+        ureq::Error::Other(e) if e.is::<crate::connect::ProxyFailure>() => e
+            .downcast_ref::<crate::connect::ProxyFailure>()
+            .map_or(Failure::Connect, |f| Failure::from(&f.source)),
+        ureq::Error::Other(e) if e.is::<crate::connect::ProxyTlsFailure>() => Failure::Connect,
         ureq::Error::Io(io) => match io.kind() {
             ConnectionRefused | NotFound | AddrNotAvailable => Failure::Connect,
             UnexpectedEof => Failure::EarlyEof,

@@ -5,6 +5,11 @@
 //! server then runs inside the tunnel with the client certificate and
 //! server name as without a proxy. Directly, it passes and TCP connects.
 //!
+//! An https:// proxy is reached over TLS first (rustls' `StreamOwned`
+//! under the tunnel, with the API server's `ClientConfig` and ALPN
+//! `http/1.1`, verified against the proxy's host); the tunnel handshake and
+//! then the server's TLS run inside it.
+//!
 //! ureq writes only origin-form request lines, so an http:// target behind
 //! an http:// proxy is tunnelled too (as ureq's own proxy support does)
 //! rather than forwarded in absolute form. The resolver does not look up a
@@ -13,13 +18,16 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    ConnectionDetails, Connector, Either, NextTimeout, TcpConnector, Transport, TransportAdapter,
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector,
+    Transport, TransportAdapter,
 };
-use windlass_proto::config::ProxyUrl;
+use windlass_proto::config::{ProxyUrl, TlsDescription, TlsError};
 use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 
 /// The proxy link of the connector chain.
@@ -27,13 +35,46 @@ use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 pub(crate) struct ProxyConnector {
     /// The proxy, if any, and how to go through it.
     route: Arc<Route>,
+    /// TLS to an https:// proxy.
+    tls: Option<Arc<ProxyTls>>,
+}
+
+/// What TLS to an https:// proxy needs: the API server's configuration
+/// (ALPN `http/1.1`), the proxy's name, and the description that explains a
+/// failed handshake.
+struct ProxyTls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    description: TlsDescription,
+}
+
+impl std::fmt::Debug for ProxyTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyTls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProxyConnector {
-    pub(crate) fn new(route: Route) -> Self {
-        Self {
+    /// Through `route`; `tls` (the API server's) also verifies an https:// proxy.
+    pub(crate) fn new(route: Route, tls: &TlsDescription) -> Result<Self, crate::Error> {
+        let tls = match route.proxy_tls_name()? {
+            None => None,
+            Some(name) => {
+                let mut config = tls.client_config()?;
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Some(Arc::new(ProxyTls {
+                    config: Arc::new(config),
+                    name,
+                    description: tls.clone(),
+                }))
+            }
+        };
+        Ok(Self {
             route: Arc::new(route),
-        }
+            tls,
+        })
     }
 
     /// The resolver to pair with this connector.
@@ -99,8 +140,72 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         };
         let mut socket = TransportAdapter::new(tcp.boxed(), details.current_time.clone());
         socket.set_timeout(details.timeout);
-        handshake(tunnel, &mut socket, &address, details.timeout)?;
-        Ok(Some(Either::B(socket.into_inner())))
+        let Some(tls) = &self.tls else {
+            handshake(tunnel, &mut socket, &address, details.timeout)?;
+            return Ok(Some(Either::B(socket.into_inner())));
+        };
+        let mut connection = ClientConnection::new(tls.config.clone(), tls.name.clone())
+            .map_err(|e| tls_failure(&address, TlsError::Config(e)))?;
+        connection
+            .complete_io(&mut socket)
+            .map_err(|e| match io_error(e, details.timeout) {
+                ureq::Error::Io(e) => {
+                    match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                        Some(rustls) => tls_failure(
+                            &address,
+                            tls.description.explain(&tls.name, rustls.clone()),
+                        ),
+                        None => ureq::Error::Io(e),
+                    }
+                }
+                other => other,
+            })?;
+        let mut stream = StreamOwned::new(connection, socket);
+        handshake(tunnel, &mut stream, &address, details.timeout)?;
+        let input = details.config.input_buffer_size();
+        let output = details.config.output_buffer_size();
+        Ok(Some(Either::B(Box::new(ProxyTlsTransport {
+            buffers: LazyBuffers::new(input, output),
+            stream,
+        }))))
+    }
+}
+
+/// The TLS connection to an https:// proxy as a ureq transport. It is not
+/// `is_tls`: the TLS link still runs the API server's handshake inside it.
+struct ProxyTlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for ProxyTlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyTlsTransport")
+            .field("inner", &self.stream.sock.inner())
+            .finish()
+    }
+}
+
+impl Transport for ProxyTlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.sock.set_timeout(timeout);
+        self.stream.write_all(&self.buffers.output()[..amount])?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.sock.set_timeout(timeout);
+        let read = self.stream.read(self.buffers.input_append_buf())?;
+        self.buffers.input_appended(read);
+        Ok(read > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.sock.get_mut().is_open()
     }
 }
 
@@ -121,27 +226,11 @@ fn tunnel_for_forward(
 /// Runs the handshake; reads never take a byte past the proxy's answer.
 fn handshake(
     mut tunnel: Tunnel,
-    socket: &mut TransportAdapter,
+    socket: &mut (impl Read + Write),
     proxy: &str,
     timeout: NextTimeout,
 ) -> Result<(), ureq::Error> {
-    // The adapter reports ureq's own errors (its timeouts) inside io::Error.
-    let io = |e: std::io::Error| {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        ) {
-            return ureq::Error::Timeout(timeout.reason);
-        }
-        if !e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
-            return ureq::Error::Io(e);
-        }
-        match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-            Some(Ok(ureq)) => *ureq,
-            Some(Err(other)) => ureq::Error::Other(other),
-            None => ureq::Error::ConnectionFailed,
-        }
-    };
+    let io = |e| io_error(e, timeout);
     let mut buf = [0u8; 512];
     loop {
         if let Some(bytes) = tunnel.poll_transmit() {
@@ -160,6 +249,40 @@ fn handshake(
         };
         result.map_err(|e| failure(proxy, e))?;
     }
+}
+
+/// The adapter reports ureq's own errors (its timeouts) inside io::Error.
+fn io_error(e: std::io::Error, timeout: NextTimeout) -> ureq::Error {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return ureq::Error::Timeout(timeout.reason);
+    }
+    if !e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
+        return ureq::Error::Io(e);
+    }
+    match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+        Some(Ok(ureq)) => *ureq,
+        Some(Err(other)) => ureq::Error::Other(other),
+        None => ureq::Error::ConnectionFailed,
+    }
+}
+
+fn tls_failure(proxy: &str, source: TlsError) -> ureq::Error {
+    ureq::Error::Other(Box::new(ProxyTlsFailure {
+        proxy: proxy.to_owned(),
+        source,
+    }))
+}
+
+/// A failed TLS handshake with an https:// proxy, naming the proxy.
+#[derive(Debug, thiserror::Error)]
+#[error("proxy {proxy}: TLS handshake with the proxy: {source}")]
+pub(crate) struct ProxyTlsFailure {
+    proxy: String,
+    #[source]
+    source: TlsError,
 }
 
 fn failure(proxy: &str, source: ProxyError) -> ureq::Error {

@@ -245,12 +245,14 @@ impl ClientBuilder {
         let proxy = select_proxy(self.proxy.as_ref(), &self.proxy_env, &base)
             .map_err(|message| Error::Proxy(ProxyError::Environment { message }))?;
         let route = Route::new(proxy.as_ref(), &base)?;
+        let proxy_name = route.proxy_tls_name()?;
         let transport = Transport::new(
             &base,
             Some((tls, self.server_name)),
             self.connect_timeout,
             self.spawner,
             route,
+            proxy_name,
         )
         .map_err(|_| Error::BaseUrl {
             url: base.to_string(),

@@ -11,18 +11,24 @@
 //!   `CONNECT` or SOCKS5, windlass-proto's [`Tunnel`] handshake driven over
 //!   the socket, TLS to the API server inside it), or forwarding (an http://
 //!   target through an http:// proxy: absolute-form requests with
-//!   `Proxy-Authorization`). The connect timeout covers the handshake.
+//!   `Proxy-Authorization`). An https:// proxy is reached over TLS first
+//!   (the API server's rustls `ClientConfig`, ALPN `http/1.1`, verified
+//!   against the proxy's host), and the same happens inside it. The connect
+//!   timeout covers the handshakes.
 //! - Watches and followed logs go on HTTP/2 connections of their own,
 //!   sharded below the API server's 100-stream limit per connection (the
 //!   `shards` module opens them with [`Transport::connect_h2`]). When the
 //!   server does not speak HTTP/2, or sharding is off, each gets an HTTP/1.1
 //!   connection of its own, closed with the stream.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
 use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri};
@@ -56,6 +62,8 @@ pub(crate) struct Transport {
     route: Route,
     /// `Proxy-Authorization` for forwarded requests.
     proxy_authorization: Option<HeaderValue>,
+    /// TLS to an https:// proxy, and the name its certificate must carry.
+    proxy_tls: Option<(TlsConnector, ServerName<'static>)>,
     tls: Option<Tls>,
     connect_timeout: Duration,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
@@ -89,13 +97,15 @@ enum Sender {
 }
 
 impl Transport {
-    /// `base` was checked by the builder (http or https, with a host).
+    /// `base` was checked by the builder (http or https, with a host);
+    /// `proxy_name` is [`Route::proxy_tls_name`] (an https:// proxy's).
     pub(crate) fn new(
         base: &Uri,
         tls: Option<(ClientConfig, Option<ServerName<'static>>)>,
         connect_timeout: Duration,
         spawner: Spawner,
         route: Route,
+        proxy_name: Option<ServerName<'static>>,
     ) -> Result<Self, rustls::pki_types::InvalidDnsNameError> {
         let host = base
             .host()
@@ -105,6 +115,14 @@ impl Transport {
             .to_owned();
         let https = base.scheme_str() == Some("https");
         let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let proxy_tls = match (&tls, proxy_name) {
+            (Some((config, _)), Some(name)) => {
+                let mut config = config.clone();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Some((TlsConnector::from(Arc::new(config)), name))
+            }
+            _ => None,
+        };
         let tls = match tls {
             Some((config, server_name)) if https => {
                 let server_name = match server_name {
@@ -135,6 +153,7 @@ impl Transport {
             port,
             route,
             proxy_authorization,
+            proxy_tls,
             tls,
             connect_timeout,
             h2: Mutex::new(None),
@@ -222,9 +241,7 @@ impl Transport {
     /// A new TLS connection offering ALPN `h2` (then `http/1.1`), for a
     /// stream shard: `None` if the server picked HTTP/1.1 (or the base is
     /// plain HTTP). Not bounded here: the caller times the whole handshake.
-    pub(crate) async fn connect_h2(
-        &self,
-    ) -> Result<Option<futures_rustls::client::TlsStream<TcpStream>>, BoxError> {
+    pub(crate) async fn connect_h2(&self) -> Result<Option<TlsStream<Conn>>, BoxError> {
         let Some(tls) = &self.tls else {
             return Ok(None);
         };
@@ -266,24 +283,38 @@ impl Transport {
         }
     }
 
-    /// TCP to the target, or to the proxy and (for a tunnel) through it.
-    async fn tcp(&self) -> Result<TcpStream, Box<dyn std::error::Error + Send + Sync>> {
+    /// TCP to the target, or to the proxy (over TLS to an https:// one)
+    /// and, for a tunnel, through it.
+    async fn tcp(&self) -> Result<Conn, BoxError> {
         let Some(proxy) = self.route.proxy() else {
             let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
             tcp.set_nodelay(true)?;
-            return Ok(tcp);
+            return Ok(Conn::Tcp(tcp));
         };
-        let mut tcp = TcpStream::connect((proxy.host(), proxy.port())).await?;
+        let tcp = TcpStream::connect((proxy.host(), proxy.port())).await?;
         tcp.set_nodelay(true)?;
+        let address = if proxy.host().contains(':') {
+            format!("[{}]:{}", proxy.host(), proxy.port())
+        } else {
+            format!("{}:{}", proxy.host(), proxy.port())
+        };
+        let mut conn = match &self.proxy_tls {
+            None => Conn::Tcp(tcp),
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|source| ProxyFailure::Tls {
+                        proxy: address.clone(),
+                        source,
+                    })?;
+                Conn::Tls(Box::new(tls))
+            }
+        };
         if let Some(tunnel) = self.route.tunnel(&self.target)? {
-            let address = if proxy.host().contains(':') {
-                format!("[{}]:{}", proxy.host(), proxy.port())
-            } else {
-                format!("{}:{}", proxy.host(), proxy.port())
-            };
-            handshake(tunnel, &mut tcp, &address).await?;
+            handshake(tunnel, &mut conn, &address).await?;
         }
-        Ok(tcp)
+        Ok(conn)
     }
 
     /// The request as an HTTP/1.1 connection sends it: origin-form, or
@@ -322,7 +353,7 @@ impl Transport {
 /// Runs a tunnel handshake; reads never take a byte past the proxy's answer.
 async fn handshake(
     mut tunnel: Tunnel,
-    tcp: &mut TcpStream,
+    tcp: &mut (impl AsyncRead + AsyncWrite + Unpin),
     proxy: &str,
 ) -> Result<(), ProxyFailure> {
     let io = |source| ProxyFailure::Io {
@@ -337,6 +368,7 @@ async fn handshake(
     loop {
         if let Some(bytes) = tunnel.poll_transmit() {
             tcp.write_all(&bytes).await.map_err(io)?;
+            tcp.flush().await.map_err(io)?;
         }
         if tunnel.is_established() {
             return Ok(());
@@ -366,6 +398,64 @@ enum ProxyFailure {
         #[source]
         source: std::io::Error,
     },
+    #[error("proxy {proxy}: TLS handshake with the proxy: {source}")]
+    Tls {
+        proxy: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A connection: TCP, or TLS to an https:// proxy.
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Forwards a futures-io method to whichever stream is inside.
+macro_rules! each {
+    ($self:ident, $io:ident => $call:expr) => {
+        match $self.get_mut() {
+            Conn::Tcp($io) => $call,
+            Conn::Tls($io) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        each!(self, io => Pin::new(io).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        each!(self, io => Pin::new(io).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        each!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_close(cx))
+    }
 }
 
 /// An HTTP/1.1 request names its path in the request line and its authority

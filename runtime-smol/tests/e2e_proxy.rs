@@ -2,7 +2,10 @@
 //! a `CONNECT` tunnel to windlass-apiserver over TLS with client-certificate
 //! auth, proxy authentication, refusals (407, 502) as clear errors,
 //! `NO_PROXY`, plain HTTP forwarded in absolute form, and a stalled proxy
-//! ending in the connect timeout. Each scenario runs on a smol `Executor`
+//! ending in the connect timeout; SOCKS5 (socks5:// and socks5h://, with
+//! and without username/password, refusals); https:// proxies (TLS to the
+//! proxy, verified with the kubeconfig's CA); a 407 not retried. Each
+//! scenario runs on a smol `Executor`
 //! (`e2e_smol_proxy_*`) and on async-std's (`e2e_async_std_proxy_*`). The
 //! proxy is passed through the `Config` or the builder, never the process
 //! environment (tests run in parallel).
@@ -21,7 +24,7 @@ use windlass_proto::proxy::ProxyError;
 use windlass_proto::request::PostParams;
 use windlass_proto::watch::WatchEvent;
 use windlass_smol::{Api, ClientBuilder, Spawner};
-use windlass_testkit::apiserver::{ApiServer, ApiServerBuilder, RunningServer};
+use windlass_testkit::apiserver::{ApiServer, ApiServerBuilder, Credentials, RunningServer};
 use windlass_testkit::proxy::{Behaviour, TestProxy};
 
 /// What a scenario gets: the server and the executor's spawner.
@@ -30,6 +33,7 @@ struct Ctx {
     kubeconfig: String,
     url: String,
     addr: SocketAddr,
+    credentials: Option<Credentials>,
     spawner: Spawner,
 }
 
@@ -86,10 +90,12 @@ where
         .expect("windlass-apiserver starts within 30 s")
         .expect("windlass-apiserver starts");
     let (kubeconfig, url, addr) = (server.kubeconfig().to_owned(), server.url(), server.addr());
+    let credentials = server.credentials().cloned();
     let ctx = move |spawner| Ctx {
         kubeconfig,
         url,
         addr,
+        credentials,
         spawner,
     };
     let scenario_thread = std::thread::Builder::new().stack_size(8 << 20);
@@ -336,4 +342,216 @@ async fn forwards_plain_http_in_absolute_form(ctx: Ctx) {
     );
     assert!(request.line.starts_with(&absolute), "{}", request.line);
     assert_eq!(request.authorization.as_deref(), Some("Basic Ym9iOnB3"));
+}
+
+/// Creates "a", lists it, watches from the list, creates "b", and waits
+/// for the watch to bring "b": ordinary requests and a watch, each on its
+/// own connection through the proxy.
+async fn list_and_watch(maps: &Api<ConfigMap>) {
+    maps.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let params = WatchParams {
+        resource_version: list.resource_version().map(str::to_owned),
+        ..Default::default()
+    };
+    let mut events = Box::pin(maps.watch(&params).await.unwrap());
+    maps.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
+    loop {
+        match events.next().await.expect("the watch ended").unwrap() {
+            WatchEvent::Added(m) => {
+                assert_eq!(m.metadata.name.as_deref(), Some("b"));
+                break;
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+// --- SOCKS5 (RFC 1928, 1929), as Go's net/http speaks it
+
+on_both_executors!(
+    e2e_smol_proxy_socks5_list_and_watch_through_the_tunnel,
+    e2e_async_std_proxy_socks5_list_and_watch_through_the_tunnel,
+    socks5_list_and_watch_through_the_tunnel
+);
+async fn socks5_list_and_watch_through_the_tunnel(ctx: Ctx) {
+    let proxy = TestProxy::start();
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&proxy.socks5_url(None)))));
+    list_and_watch(&maps).await;
+    assert!(proxy.tunnels() >= 2, "{} tunnels", proxy.tunnels());
+    let connect = format!("SOCKS5 CONNECT ipv4 {}", ctx.addr);
+    assert!(
+        proxy.requests().iter().all(|r| r.line == connect),
+        "{:?}",
+        proxy.requests()
+    );
+}
+
+on_both_executors!(
+    e2e_smol_proxy_socks5h_domain_name_with_username_and_password,
+    e2e_async_std_proxy_socks5h_domain_name_with_username_and_password,
+    socks5h_domain_name_with_username_and_password
+);
+async fn socks5h_domain_name_with_username_and_password(ctx: Ctx) {
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    // The proxy resolves the name (the serving certificate names localhost).
+    let mut config = ctx.config(Some(&proxy.socks5h_url(Some(("alice", "s3cret")))));
+    let target = format!("localhost:{}", ctx.addr.port());
+    config.cluster_url = format!("https://{target}").parse().unwrap();
+    let maps = ctx.maps(ctx.builder(&config));
+    list_and_watch(&maps).await;
+    let requests = proxy.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.line, format!("SOCKS5 CONNECT domain {target}"));
+        assert_eq!(request.authorization.as_deref(), Some("alice:s3cret"));
+    }
+}
+
+on_both_executors!(
+    e2e_smol_proxy_socks5_authentication_refused_is_a_clear_error,
+    e2e_async_std_proxy_socks5_authentication_refused_is_a_clear_error,
+    socks5_authentication_refused_is_a_clear_error
+);
+async fn socks5_authentication_refused_is_a_clear_error(ctx: Ctx) {
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    let url = proxy.socks5_url(Some(("alice", "wrong")));
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&url))));
+    let error = maps.list(&ListParams::default()).await.unwrap_err();
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5AuthFailed { status: 1 }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("rejected the username and password"),
+        "{message}"
+    );
+    assert!(message.contains(&proxy.addr().to_string()), "{message}");
+    assert!(!message.contains("wrong"), "no password in {message}");
+    // No credentials offered to a proxy that wants them.
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&proxy.socks5_url(None)))));
+    let error = maps.list(&ListParams::default()).await.unwrap_err();
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5NoAcceptableMethod {
+            offered_password: false
+        }),
+        "{error}"
+    );
+    assert_eq!(proxy.tunnels(), 0);
+    assert_eq!(proxy.refused(), 2);
+}
+
+on_both_executors!(
+    e2e_smol_proxy_socks5_reply_failure_names_the_code,
+    e2e_async_std_proxy_socks5_reply_failure_names_the_code,
+    socks5_reply_failure_names_the_code
+);
+async fn socks5_reply_failure_names_the_code(ctx: Ctx) {
+    let proxy = TestProxy::builder()
+        .behaviour(Behaviour::SocksReply(5))
+        .start();
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&proxy.socks5_url(None)))));
+    let error = maps.list(&ListParams::default()).await.unwrap_err();
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5Refused {
+            reply: 5,
+            meaning: "connection refused"
+        }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("connection refused (reply 5)"),
+        "{error}"
+    );
+    assert!(!error.is_timeout());
+}
+
+// --- https:// proxies: TLS to the proxy, CONNECT inside it, the server's TLS inside that
+
+on_both_executors!(
+    e2e_smol_proxy_https_list_and_watch_through_tls_to_the_proxy,
+    e2e_async_std_proxy_https_list_and_watch_through_tls_to_the_proxy,
+    https_list_and_watch_through_tls_to_the_proxy
+);
+async fn https_list_and_watch_through_tls_to_the_proxy(ctx: Ctx) {
+    // The proxy's certificate is signed by the kubeconfig's CA.
+    let proxy = TestProxy::builder()
+        .tls(ctx.credentials.as_ref().unwrap())
+        .require_basic("alice", "s3cret")
+        .start();
+    let url = proxy.url_with_credentials("alice", "s3cret");
+    assert!(url.starts_with("https://"));
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&url))));
+    list_and_watch(&maps).await;
+    assert!(proxy.tunnels() >= 2, "{} tunnels", proxy.tunnels());
+    let connect = format!("CONNECT {} HTTP/1.1", ctx.addr);
+    for request in proxy.requests() {
+        assert_eq!(request.line, connect);
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Basic YWxpY2U6czNjcmV0")
+        );
+    }
+}
+
+on_both_executors!(
+    e2e_smol_proxy_https_untrusted_proxy_certificate_is_a_clear_error,
+    e2e_async_std_proxy_https_untrusted_proxy_certificate_is_a_clear_error,
+    https_untrusted_proxy_certificate_is_a_clear_error
+);
+async fn https_untrusted_proxy_certificate_is_a_clear_error(ctx: Ctx) {
+    // A proxy whose certificate another CA signed.
+    let proxy = TestProxy::builder()
+        .tls(&Credentials::generate().unwrap())
+        .start();
+    let maps = ctx.maps(ctx.builder(&ctx.config(Some(&proxy.url()))));
+    let error = maps.list(&ListParams::default()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("TLS handshake with the proxy"),
+        "{message}"
+    );
+    assert!(message.contains(&proxy.addr().to_string()), "{message}");
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert_eq!(proxy.tunnels(), 0);
+    assert!(proxy.requests().is_empty());
+}
+
+// --- retries: client-go does not retry a proxy's refusal (it is neither a
+// reset nor an EOF), so a list is sent to the proxy once.
+
+on_both_executors!(
+    e2e_smol_proxy_407_is_not_retried,
+    e2e_async_std_proxy_407_is_not_retried,
+    proxy_407_is_not_retried
+);
+async fn proxy_407_is_not_retried(ctx: Ctx) {
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    let builder = ClientBuilder::from_config(&ctx.config(Some(&proxy.url())), ctx.spawner.clone())
+        .unwrap()
+        .proxy_env(ProxyEnv::default());
+    let maps = ctx.maps(builder);
+    let error = maps.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(error.proxy(), Some(ProxyError::Refused { status: 407, .. })),
+        "{error}"
+    );
+    assert_eq!(proxy.requests().len(), 1, "{:?}", proxy.requests());
+    assert_eq!(proxy.connections(), 1);
 }

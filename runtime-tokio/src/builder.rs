@@ -248,7 +248,7 @@ impl ClientBuilder {
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(true);
-        let http = ProxyConnector::new(http, route, self.connect_timeout);
+        let http = ProxyConnector::new(http, route, self.connect_timeout, &tls)?;
         let connector = |http2: bool| {
             let mut builder = HttpsConnectorBuilder::new()
                 .with_tls_config(tls.clone())

@@ -7,6 +7,11 @@
 //! (http:// target, http:// proxy) is marked proxied, so hyper-util writes
 //! absolute-form requests; the builder adds `Proxy-Authorization` to them.
 //!
+//! An https:// proxy is reached over TLS first (tokio-rustls, with the API
+//! server's rustls `ClientConfig` and ALPN `http/1.1`, verified against the
+//! proxy's host; see windlass-proto's `proxy` module), then the tunnel or
+//! the forwarded requests run inside that TLS.
+//!
 //! The connect timeout covers TCP and the whole tunnel handshake.
 
 use std::future::Future;
@@ -19,8 +24,12 @@ use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tower_service::Service;
 use windlass_proto::proxy::{ProxyError, Route, Tunnel};
 
@@ -76,17 +85,31 @@ pub(crate) struct ProxyConnector {
     http: HttpConnector,
     route: Arc<Route>,
     timeout: Duration,
+    /// TLS to an https:// proxy, and the name its certificate must carry.
+    proxy_tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 impl ProxyConnector {
     /// `http` connects TCP (its own timeout covers a direct connection);
-    /// `timeout` bounds TCP plus the handshake through a proxy.
-    pub(crate) fn new(http: HttpConnector, route: Route, timeout: Duration) -> Self {
-        Self {
+    /// `timeout` bounds TCP plus the handshake through a proxy; `tls` (the
+    /// API server's) also verifies an https:// proxy.
+    pub(crate) fn new(
+        http: HttpConnector,
+        route: Route,
+        timeout: Duration,
+        tls: &ClientConfig,
+    ) -> Result<Self, ProxyError> {
+        let proxy_tls = route.proxy_tls_name()?.map(|name| {
+            let mut config = tls.clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            (TlsConnector::from(Arc::new(config)), name)
+        });
+        Ok(Self {
             http,
             route: Arc::new(route),
             timeout,
-        }
+            proxy_tls,
+        })
     }
 }
 
@@ -103,20 +126,39 @@ impl Service<Uri> for ProxyConnector {
         let mut http = self.http.clone();
         let route = Arc::clone(&self.route);
         let timeout = self.timeout;
+        let proxy_tls = self.proxy_tls.clone();
         Box::pin(async move {
             let Some(proxy) = route.proxy() else {
-                let io = http.call(target).await?;
+                let io = ProxyIo::Tcp(http.call(target).await?);
                 return Ok(ProxyStream { io, forward: false });
             };
             let address = proxy_address(proxy.host(), proxy.port());
             let connecting = async {
                 let proxy_uri: Uri = format!("http://{address}").parse()?;
-                let mut io = http.call(proxy_uri).await?;
-                if let Some(tunnel) = route.tunnel(&target)? {
-                    handshake(tunnel, io.inner_mut(), &address).await?;
-                }
+                let tcp = http.call(proxy_uri).await?;
+                let tunnel = route.tunnel(&target)?;
                 let forward = matches!(*route, Route::Forward(_));
-                Ok::<_, BoxError>(ProxyStream { io, forward })
+                let Some((connector, name)) = proxy_tls else {
+                    let mut tcp = tcp.into_inner();
+                    if let Some(tunnel) = tunnel {
+                        handshake(tunnel, &mut tcp, &address).await?;
+                    }
+                    let io = ProxyIo::Tcp(TokioIo::new(tcp));
+                    return Ok::<_, BoxError>(ProxyStream { io, forward });
+                };
+                let mut tls =
+                    connector
+                        .connect(name, tcp.into_inner())
+                        .await
+                        .map_err(|source| ProxyFailure::Tls {
+                            proxy: address.clone(),
+                            source,
+                        })?;
+                if let Some(tunnel) = tunnel {
+                    handshake(tunnel, &mut tls, &address).await?;
+                }
+                let io = ProxyIo::Tls(TokioIo::new(Box::new(tls)));
+                Ok(ProxyStream { io, forward })
             };
             match tokio::time::timeout(timeout, connecting).await {
                 Ok(result) => result,
@@ -141,7 +183,7 @@ fn proxy_address(host: &str, port: u16) -> String {
 /// Runs the tunnel handshake; reads never take a byte past the proxy's answer.
 async fn handshake(
     mut tunnel: Tunnel,
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     proxy: &str,
 ) -> Result<(), ProxyFailure> {
     let io = |source| ProxyFailure::Io {
@@ -156,6 +198,7 @@ async fn handshake(
     loop {
         if let Some(bytes) = tunnel.poll_transmit() {
             stream.write_all(&bytes).await.map_err(io)?;
+            stream.flush().await.map_err(io)?;
         }
         if tunnel.is_established() {
             return Ok(());
@@ -185,62 +228,86 @@ enum ProxyFailure {
         #[source]
         source: std::io::Error,
     },
+    #[error("proxy {proxy}: TLS handshake with the proxy: {source}")]
+    Tls {
+        proxy: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A connection to the target (directly or through a tunnel), or to a
 /// forwarding proxy.
 pub(crate) struct ProxyStream {
-    io: TokioIo<TcpStream>,
+    io: ProxyIo,
     forward: bool,
+}
+
+/// TCP, or TLS to an https:// proxy.
+enum ProxyIo {
+    Tcp(TokioIo<TcpStream>),
+    Tls(TokioIo<Box<TlsStream<TcpStream>>>),
 }
 
 impl Connection for ProxyStream {
     fn connected(&self) -> Connected {
-        let connected = self.io.connected();
-        if self.forward {
-            connected.proxy(true)
-        } else {
-            connected
-        }
+        let connected = match &self.io {
+            ProxyIo::Tcp(io) => io.connected(),
+            ProxyIo::Tls(_) => Connected::new(),
+        };
+        connected.proxy(self.forward)
     }
+}
+
+/// Forwards a `hyper::rt` method to whichever stream is inside.
+macro_rules! each {
+    ($self:ident, $io:ident => $call:expr) => {
+        match &mut $self.get_mut().io {
+            ProxyIo::Tcp($io) => $call,
+            ProxyIo::Tls($io) => $call,
+        }
+    };
 }
 
 impl hyper::rt::Read for ProxyStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        each!(self, io => Pin::new(io).poll_read(cx, buf))
     }
 }
 
 impl hyper::rt::Write for ProxyStream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        each!(self, io => Pin::new(io).poll_write(cx, buf))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_flush(cx))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        each!(self, io => Pin::new(io).poll_shutdown(cx))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            ProxyIo::Tcp(io) => io.is_write_vectored(),
+            ProxyIo::Tls(io) => io.is_write_vectored(),
+        }
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        each!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
     }
 }

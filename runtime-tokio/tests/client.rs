@@ -486,26 +486,32 @@ async fn client_cold_burst_over_http2_opens_one_connection() {
     );
 }
 
-#[test]
-fn client_from_config_refuses_an_https_proxy_it_cannot_speak() {
-    // http:// and socks5:// proxies are served (tests/e2e_proxy.rs); an
-    // https:// one is refused rather than silently bypassed.
-    let yaml = b"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://10.0.0.1:6443\", proxy-url: \"https://user:s3cret@proxy.example:3128\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
-    let no_files = |p: &std::path::Path| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            p.display().to_string(),
-        ))
+#[tokio::test]
+async fn client_from_config_takes_an_https_proxy_and_refuses_one_without_a_tls_name() {
+    // http://, https:// and socks5:// proxies are served (tests/e2e_proxy.rs);
+    // an https:// proxy whose host cannot be a TLS server name is refused
+    // at build rather than silently bypassed.
+    let config = |proxy: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://10.0.0.1:6443\", proxy-url: \"{proxy}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+        );
+        let no_files = |p: &std::path::Path| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                p.display().to_string(),
+            ))
+        };
+        windlass_proto::config::Kubeconfig::parse(yaml.as_bytes(), None)
+            .unwrap()
+            .resolve(&Default::default(), &no_files)
+            .unwrap()
     };
-    let config = windlass_proto::config::Kubeconfig::parse(yaml, None)
-        .unwrap()
-        .resolve(&Default::default(), &no_files)
-        .unwrap();
-    let err = Client::from_config(&config).unwrap_err();
+    Client::from_config(&config("https://user:s3cret@proxy.example:3128")).unwrap();
+    let err = Client::from_config(&config("https://user:s3cret@bad_name!:3128")).unwrap_err();
     assert!(
         matches!(
-            err,
-            Error::Proxy(windlass_proto::proxy::ProxyError::UnsupportedScheme { scheme: "https" })
+            &err,
+            Error::Proxy(windlass_proto::proxy::ProxyError::InvalidProxyName { host }) if host == "bad_name!"
         ),
         "{err}"
     );

@@ -2,8 +2,11 @@
 //! a `CONNECT` tunnel to windlass-apiserver over TLS with client-certificate
 //! auth, proxy authentication, refusals (407, 502) as clear errors,
 //! `NO_PROXY`, plain HTTP forwarded in absolute form, and a stalled proxy
-//! ending in the connect timeout. The proxy is passed through the `Config`
-//! or the builder, never the process environment (tests run in parallel).
+//! ending in the connect timeout; SOCKS5 (socks5:// and socks5h://, with
+//! and without username/password, refusals); https:// proxies (TLS to the
+//! proxy, verified with the kubeconfig's CA); a 407 not retried. The proxy
+//! is passed through the `Config` or the builder, never the process
+//! environment (tests run in parallel).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,9 +18,9 @@ use windlass_proto::params::{ListParams, WatchParams};
 use windlass_proto::proxy::ProxyError;
 use windlass_proto::request::PostParams;
 use windlass_proto::watch::WatchEvent;
-use windlass_testkit::apiserver::{ApiServer, RunningServer};
+use windlass_testkit::apiserver::{ApiServer, Credentials, RunningServer};
 use windlass_testkit::proxy::{Behaviour, TestProxy};
-use windlass_tokio::{Api, ClientBuilder, Error};
+use windlass_tokio::{Api, ClientBuilder};
 
 async fn server() -> RunningServer {
     ApiServer::builder()
@@ -268,17 +271,249 @@ async fn e2e_tokio_proxy_forwards_plain_http_in_absolute_form() {
     server.shutdown().await;
 }
 
+/// Creates "a", lists it, watches from the list, creates "b", and waits
+/// for the watch to bring "b": ordinary requests and a watch, each on its
+/// own connection through the proxy.
+async fn list_and_watch(maps: &Api<ConfigMap>) {
+    maps.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let params = WatchParams {
+        resource_version: list.resource_version().map(str::to_owned),
+        ..Default::default()
+    };
+    let mut events = Box::pin(maps.watch(&params).await.unwrap());
+    maps.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
+    loop {
+        match events.next().await.expect("the watch ended").unwrap() {
+            WatchEvent::Added(m) => {
+                assert_eq!(m.metadata.name.as_deref(), Some("b"));
+                break;
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+// --- SOCKS5 (RFC 1928, 1929), as Go's net/http speaks it
+
 #[tokio::test]
-async fn e2e_tokio_proxy_https_proxy_is_refused_at_build() {
-    let error = ClientBuilder::new("https://127.0.0.1:6443", None)
-        .proxy(ProxyUrl::parse("https://proxy.example:443").unwrap())
+async fn e2e_tokio_proxy_socks5_list_and_watch_through_the_tunnel() {
+    let server = server().await;
+    let proxy = TestProxy::start();
+    let client = builder(&config(&server, Some(&proxy.socks5_url(None))))
         .build()
-        .unwrap_err();
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
+    within(30, list_and_watch(&maps)).await;
+    assert!(proxy.tunnels() >= 2, "{} tunnels", proxy.tunnels());
+    let connect = format!("SOCKS5 CONNECT ipv4 {}", server.addr());
     assert!(
-        matches!(
-            error,
-            Error::Proxy(ProxyError::UnsupportedScheme { scheme: "https" })
-        ),
+        proxy.requests().iter().all(|r| r.line == connect),
+        "{:?}",
+        proxy.requests()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn e2e_tokio_proxy_socks5h_domain_name_with_username_and_password() {
+    let server = server().await;
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    // The proxy resolves the name (the serving certificate names localhost).
+    let mut config = config(&server, Some(&proxy.socks5h_url(Some(("alice", "s3cret")))));
+    let target = format!("localhost:{}", server.addr().port());
+    config.cluster_url = format!("https://{target}").parse().unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(builder(&config).build().unwrap()).unwrap();
+    within(30, list_and_watch(&maps)).await;
+    let requests = proxy.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.line, format!("SOCKS5 CONNECT domain {target}"));
+        assert_eq!(request.authorization.as_deref(), Some("alice:s3cret"));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn e2e_tokio_proxy_socks5_authentication_refused_is_a_clear_error() {
+    let server = server().await;
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    let list = |url: String| {
+        let maps: Api<ConfigMap> =
+            Api::default_namespaced(builder(&config(&server, Some(&url))).build().unwrap())
+                .unwrap();
+        async move { maps.list(&ListParams::default()).await.unwrap_err() }
+    };
+    let error = within(30, list(proxy.socks5_url(Some(("alice", "wrong"))))).await;
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5AuthFailed { status: 1 }),
         "{error}"
     );
+    let message = error.to_string();
+    assert!(
+        message.contains("rejected the username and password"),
+        "{message}"
+    );
+    assert!(message.contains(&proxy.addr().to_string()), "{message}");
+    assert!(!message.contains("wrong"), "no password in {message}");
+    // No credentials offered to a proxy that wants them.
+    let error = within(30, list(proxy.socks5_url(None))).await;
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5NoAcceptableMethod {
+            offered_password: false
+        }),
+        "{error}"
+    );
+    assert_eq!(proxy.tunnels(), 0);
+    assert_eq!(proxy.refused(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn e2e_tokio_proxy_socks5_reply_failure_names_the_code() {
+    let server = server().await;
+    let proxy = TestProxy::builder()
+        .behaviour(Behaviour::SocksReply(5))
+        .start();
+    let client = builder(&config(&server, Some(&proxy.socks5_url(None))))
+        .build()
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
+    let error = within(30, maps.list(&ListParams::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.proxy(),
+        Some(&ProxyError::Socks5Refused {
+            reply: 5,
+            meaning: "connection refused"
+        }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("connection refused (reply 5)"),
+        "{error}"
+    );
+    assert!(!error.is_timeout());
+    server.shutdown().await;
+}
+
+// --- https:// proxies: TLS to the proxy, CONNECT inside it, the server's TLS inside that
+
+#[tokio::test]
+async fn e2e_tokio_proxy_https_list_and_watch_through_tls_to_the_proxy() {
+    let server = server().await;
+    // The proxy's certificate is signed by the kubeconfig's CA.
+    let proxy = TestProxy::builder()
+        .tls(server.credentials().unwrap())
+        .require_basic("alice", "s3cret")
+        .start();
+    let url = proxy.url_with_credentials("alice", "s3cret");
+    assert!(url.starts_with("https://"));
+    let client = builder(&config(&server, Some(&url))).build().unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
+    within(30, list_and_watch(&maps)).await;
+    assert!(proxy.tunnels() >= 2, "{} tunnels", proxy.tunnels());
+    let connect = format!("CONNECT {} HTTP/1.1", server.addr());
+    for request in proxy.requests() {
+        assert_eq!(request.line, connect);
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Basic YWxpY2U6czNjcmV0")
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn e2e_tokio_proxy_https_untrusted_proxy_certificate_is_a_clear_error() {
+    let server = server().await;
+    // A proxy whose certificate another CA signed.
+    let proxy = TestProxy::builder()
+        .tls(&Credentials::generate().unwrap())
+        .start();
+    let client = builder(&config(&server, Some(&proxy.url())))
+        .build()
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
+    let error = within(30, maps.list(&ListParams::default()))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("TLS handshake with the proxy"),
+        "{message}"
+    );
+    assert!(message.contains(&proxy.addr().to_string()), "{message}");
+    // Both CAs share a name, so webpki finds the wrong one's signature bad.
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert_eq!(proxy.tunnels(), 0);
+    assert!(proxy.requests().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn e2e_tokio_proxy_https_forwards_plain_http_inside_tls() {
+    let tls_server = server().await;
+    let server = ApiServer::builder().tls(false).start().await.unwrap();
+    let proxy = TestProxy::builder()
+        .tls(tls_server.credentials().unwrap())
+        .start();
+    let mut config = config(&tls_server, None);
+    config.cluster_url = server.url().parse().unwrap();
+    config.proxy_url = Some(ProxyUrl::parse(&proxy.url()).unwrap());
+    let maps: Api<ConfigMap> = Api::default_namespaced(builder(&config).build().unwrap()).unwrap();
+    within(30, maps.list(&ListParams::default())).await.unwrap();
+    assert_eq!(proxy.forwarded(), 1);
+    assert_eq!(proxy.tunnels(), 0);
+    let absolute = format!(
+        "GET http://{}/api/v1/namespaces/default/configmaps",
+        server.addr()
+    );
+    assert!(
+        proxy.requests()[0].line.starts_with(&absolute),
+        "{:?}",
+        proxy.requests()
+    );
+    server.shutdown().await;
+    tls_server.shutdown().await;
+}
+
+// --- retries: client-go does not retry a proxy's refusal (it is neither a
+// reset nor an EOF), so a list is sent to the proxy once.
+
+#[tokio::test]
+async fn e2e_tokio_proxy_407_is_not_retried() {
+    let server = server().await;
+    let proxy = TestProxy::builder()
+        .require_basic("alice", "s3cret")
+        .start();
+    let client = ClientBuilder::from_config(&config(&server, Some(&proxy.url())))
+        .unwrap()
+        .proxy_env(ProxyEnv::default())
+        .build()
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::default_namespaced(client).unwrap();
+    let error = within(30, maps.list(&ListParams::default()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.proxy(), Some(ProxyError::Refused { status: 407, .. })),
+        "{error}"
+    );
+    assert_eq!(proxy.requests().len(), 1, "{:?}", proxy.requests());
+    assert_eq!(proxy.connections(), 1);
+    server.shutdown().await;
 }

@@ -29,7 +29,8 @@ pub enum ProxyScheme {
     Http,
     /// An HTTP proxy reached over TLS.
     Https,
-    /// A SOCKS5 proxy.
+    /// A SOCKS5 proxy: `socks5://` or `socks5h://`, the same to windlass
+    /// (as to Go's transport): the proxy resolves host names either way.
     Socks5,
 }
 
@@ -44,7 +45,7 @@ pub struct ProxyUrl {
 
 impl ProxyUrl {
     /// Parses `scheme://[user[:password]@]host[:port]`; the scheme must be
-    /// http, https or socks5. The message never shows the userinfo.
+    /// http, https, socks5 or socks5h (read as socks5). The message never shows the userinfo.
     pub fn parse(url: &str) -> Result<ProxyUrl, String> {
         let (scheme, rest) = url
             .split_once("://")
@@ -52,10 +53,10 @@ impl ProxyUrl {
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyScheme::Http,
             "https" => ProxyScheme::Https,
-            "socks5" => ProxyScheme::Socks5,
+            "socks5" | "socks5h" => ProxyScheme::Socks5,
             other => {
                 return Err(format!(
-                    "proxy URL scheme {other:?} is not supported; use http, https or socks5"
+                    "proxy URL scheme {other:?} is not supported; use http, https or socks5 (or socks5h)"
                 ));
             }
         };
@@ -240,7 +241,7 @@ pub fn select_proxy(
         return Ok(None);
     }
     // Go: a value without a known scheme is read as http://value.
-    let known = ["http://", "https://", "socks5://"];
+    let known = ["http://", "https://", "socks5://", "socks5h://"];
     let parsed = if known
         .iter()
         .any(|s| raw.to_ascii_lowercase().starts_with(s))

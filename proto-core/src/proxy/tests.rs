@@ -47,12 +47,15 @@ fn proxy_route_follows_go_transport() {
         Route::new(Some(&socks), &plain).unwrap(),
         Route::Tunnel(socks.clone())
     );
-    let error = Route::new(Some(&proxy("https://p")), &https).unwrap_err();
-    assert_eq!(error, ProxyError::UnsupportedScheme { scheme: "https" });
-    assert!(
-        error
-            .to_string()
-            .contains("https:// proxies are not supported")
+    // An https:// proxy routes as an http:// one, inside TLS to the proxy.
+    let secure = proxy("https://p:8443");
+    assert_eq!(
+        Route::new(Some(&secure), &https).unwrap(),
+        Route::Tunnel(secure.clone())
+    );
+    assert_eq!(
+        Route::new(Some(&secure), &plain).unwrap(),
+        Route::Forward(secure.clone())
     );
     assert!(Route::Direct.tunnel(&https).unwrap().is_none());
     assert!(
@@ -60,6 +63,85 @@ fn proxy_route_follows_go_transport() {
             .tunnel(&plain)
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn proxy_tls_name_is_the_https_proxy_host_only() {
+    let https = uri("https://api:6443");
+    let tls = |url: &str| {
+        Route::new(Some(&proxy(url)), &https)
+            .unwrap()
+            .proxy_tls_name()
+    };
+    assert_eq!(
+        tls("https://proxy.corp:8443").unwrap(),
+        Some(ServerName::try_from("proxy.corp").unwrap())
+    );
+    assert_eq!(
+        tls("https://[fd00::5]").unwrap(),
+        Some(ServerName::try_from("fd00::5").unwrap())
+    );
+    assert_eq!(tls("http://proxy.corp").unwrap(), None);
+    assert_eq!(tls("socks5://proxy.corp").unwrap(), None);
+    assert_eq!(Route::Direct.proxy_tls_name().unwrap(), None);
+    assert_eq!(
+        tls("https://bad_name!").unwrap_err(),
+        ProxyError::InvalidProxyName {
+            host: "bad_name!".into()
+        }
+    );
+}
+
+// client-go retries only connection resets and EOFs (`IsProbableEOF`); Go
+// reports a refused CONNECT, a 407 or a SOCKS failure as a `proxyconnect`
+// error, which is neither.
+#[test]
+fn proxy_errors_are_never_retried() {
+    use crate::retry::{Decision, RequestKind, Retry};
+    let errors = [
+        ProxyError::Refused {
+            status: 407,
+            reason: "Proxy Authentication Required".into(),
+            challenge: Some("Basic".into()),
+        },
+        ProxyError::Truncated { received: 3 },
+        ProxyError::Socks5AuthFailed { status: 1 },
+        ProxyError::Socks5Refused {
+            reply: 5,
+            meaning: "connection refused",
+        },
+    ];
+    for error in &errors {
+        for kind in [RequestKind::Get, RequestKind::List, RequestKind::Watch] {
+            let mut retry = Retry::new(kind);
+            assert_eq!(
+                retry.decide(Failure::from(error)),
+                Decision::GiveUp,
+                "{error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn proxy_socks5h_is_socks5_with_remote_names() {
+    let p = proxy("SOCKS5H://u:pw@bastion");
+    assert_eq!(p.scheme(), ProxyScheme::Socks5);
+    assert_eq!(p.port(), 1080);
+    let target = uri("https://kube.internal:6443");
+    let mut tunnel = Route::new(Some(&p), &target)
+        .unwrap()
+        .tunnel(&target)
+        .unwrap()
+        .unwrap();
+    assert_eq!(tunnel.poll_transmit().unwrap(), [5, 2, 0, 2]);
+    tunnel.handle_input(&[5, 0]).unwrap();
+    let connect = tunnel.poll_transmit().unwrap();
+    assert_eq!(
+        &connect[..5],
+        [5, 1, 0, 3, 13],
+        "the name goes to the proxy"
     );
 }
 

@@ -101,7 +101,7 @@ impl Credentials {
     /// A rustls server configuration: the serving certificate, ALPN h2 and
     /// http/1.1, and client certificates verified against the CA (optional,
     /// since a bearer token also authenticates).
-    pub(super) fn server_config(&self) -> Result<rustls::ServerConfig, StartError> {
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, StartError> {
         let provider = Arc::new(ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots
