@@ -275,16 +275,30 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         if self.message.shape != Shape::RawJson {
             return value.serialize(self);
         }
-        let json = serde_json::to_vec(value).map_err(|e| Error::Malformed {
+        // The JSON text written in place as field 1 (`raw`), no buffer of
+        // its own; `null` is no field at all.
+        let (out, outer) = match self.sink {
+            Sink::Bare(out) => (out, None),
+            Sink::Field(out, tag) => {
+                let start = open_len_wide(out, tag);
+                (out, Some(start))
+            }
+        };
+        let raw = open_len_wide(out, 1);
+        serde_json::to_writer(&mut *out, value).map_err(|e| Error::Malformed {
             message: self.message.name,
             field: "raw",
             what: e.to_string(),
         })?;
-        let mut buf = Vec::with_capacity(json.len() + 6);
-        if json != b"null" {
-            put_bytes(&mut buf, 1, &json);
+        if out[raw..] == *b"null" {
+            // The key (one byte) and the placeholder go too.
+            out.truncate(raw - 3);
+        } else {
+            close_len_wide(out, raw);
         }
-        self.sink.write(&buf);
+        if let Some(outer) = outer {
+            close_len_wide(out, outer);
+        }
         Ok(())
     }
 

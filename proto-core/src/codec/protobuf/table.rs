@@ -396,10 +396,11 @@ pub(crate) fn message_by_name(name: &str) -> Option<&'static Message> {
 /// index in `KINDS` + 1) is checked first.
 pub(crate) fn message_for_kind(api_version: &str, kind: &str) -> Option<&'static Message> {
     static LAST: AtomicUsize = AtomicUsize::new(0);
-    if let Some(&(a, k, m)) = LAST.load(Relaxed).checked_sub(1).and_then(|i| KINDS.get(i)) {
-        if k == kind && a == api_version {
-            return Some(message(m));
-        }
+    if let Some(&(a, k, m)) = LAST.load(Relaxed).checked_sub(1).and_then(|i| KINDS.get(i))
+        && k == kind
+        && a == api_version
+    {
+        return Some(message(m));
     }
     if let Ok(i) = KINDS.binary_search_by(|(a, k, _)| (*a, *k).cmp(&(api_version, kind))) {
         LAST.store(i + 1, Relaxed);
