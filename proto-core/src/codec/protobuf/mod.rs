@@ -47,6 +47,8 @@ mod wire;
 
 pub use de::MAX_DEPTH;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 use serde::de::DeserializeOwned;
 
 use wire::{Raw, Reader};
@@ -300,8 +302,10 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
         kind: kind.to_owned(),
     })?;
     // One buffer: the envelope, then the message written in place as its
-    // `raw` field (the length widened once at the end if it needs to be).
-    let mut body = Vec::with_capacity(512);
+    // `raw` field (the length widened once at the end if it needs to be),
+    // sized by the last body encoded (objects of a stream are alike).
+    static LAST_LEN: AtomicUsize = AtomicUsize::new(512);
+    let mut body = Vec::with_capacity(LAST_LEN.load(Relaxed).clamp(64, 64 << 10));
     body.extend_from_slice(MAGIC);
     let type_meta = wire::open_len(&mut body, 1);
     wire::put_bytes(&mut body, 1, api_version.as_bytes());
@@ -312,6 +316,7 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
     wire::close_len(&mut body, raw);
     wire::put_bytes(&mut body, 3, b"");
     wire::put_bytes(&mut body, 4, b"");
+    LAST_LEN.store(body.len(), Relaxed);
     Ok(body)
 }
 

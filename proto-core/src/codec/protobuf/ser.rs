@@ -14,8 +14,11 @@ use serde::ser::{self, Impossible, Serialize};
 use super::Error;
 use super::de::MAX_DEPTH;
 use super::json_text::{base64_decode, parse_time};
-use super::table::{self, Message, Shape, Type};
-use super::wire::{WireType, close_len, open_len, put_bytes, put_key, put_varint};
+use super::table::{self, Index, Message, Shape, Type};
+use super::wire::{
+    WireType, close_len, close_len_wide, open_len, open_len_wide, put_bytes, put_key, put_varint,
+    put_varint_at,
+};
 
 /// Where a finished message goes: appended bare, or as a length-delimited field.
 pub(crate) enum Sink<'o> {
@@ -113,23 +116,36 @@ impl<'o> MessageSer<'o> {
             Shape::RawJson => {
                 let map = ser::Serializer::serialize_map(serde_json::value::Serializer, None)
                     .map_err(|e| Error::Custom(e.to_string()))?;
-                return Ok(Compound::JsonMap(self.sink, map, self.message));
+                return Ok(Compound::JsonMap(Box::new((self.sink, map, self.message))));
             }
-            Shape::Struct => (self.message, None),
-            Shape::SchemaOrBool => (self.child(2)?, Some(2)),
-            Shape::SchemaOrArray | Shape::SchemaOrStringArray => (self.child(1)?, Some(1)),
+            Shape::Struct => {
+                let (out, tag) = match self.sink {
+                    Sink::Bare(out) => (out, None),
+                    Sink::Field(out, tag) => (out, Some(tag)),
+                };
+                return Ok(Compound::Struct(StructSer::open(
+                    out,
+                    tag,
+                    self.message,
+                    self.depth,
+                )));
+            }
+            Shape::SchemaOrBool => (self.child(2)?, 2),
+            Shape::SchemaOrArray | Shape::SchemaOrStringArray => (self.child(1)?, 1),
             _ => return Err(unsupported(self.message, "", "an object")),
         };
+        // A schema inside its `JSONSchemaPropsOr*` wrapper: two messages open.
         let (out, start) = self.sink.open();
-        let wrapped = wrap.map(|tag| open_len(out, tag));
+        let wrapped = open_len(out, wrap);
         Ok(Compound::Struct(StructSer {
             out,
-            start,
+            start: start.unwrap_or(0),
+            wide: false,
             wrapped,
             message,
+            index: message.index(),
             depth: self.depth,
-            key: None,
-            inline: Vec::new(),
+            rare: None,
         }))
     }
 }
@@ -259,16 +275,30 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         if self.message.shape != Shape::RawJson {
             return value.serialize(self);
         }
-        let json = serde_json::to_vec(value).map_err(|e| Error::Malformed {
+        // The JSON text written in place as field 1 (`raw`), no buffer of
+        // its own; `null` is no field at all.
+        let (out, outer) = match self.sink {
+            Sink::Bare(out) => (out, None),
+            Sink::Field(out, tag) => {
+                let start = open_len_wide(out, tag);
+                (out, Some(start))
+            }
+        };
+        let raw = open_len_wide(out, 1);
+        serde_json::to_writer(&mut *out, value).map_err(|e| Error::Malformed {
             message: self.message.name,
             field: "raw",
             what: e.to_string(),
         })?;
-        let mut buf = Vec::with_capacity(json.len() + 6);
-        if json != b"null" {
-            put_bytes(&mut buf, 1, &json);
+        if out[raw..] == *b"null" {
+            // The key (one byte) and the placeholder go too.
+            out.truncate(raw - 3);
+        } else {
+            close_len_wide(out, raw);
         }
-        self.sink.write(&buf);
+        if let Some(outer) = outer {
+            close_len_wide(out, outer);
+        }
         Ok(())
     }
 
@@ -286,7 +316,7 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         if self.message.shape == Shape::RawJson {
             let seq = ser::Serializer::serialize_seq(serde_json::value::Serializer, None)
                 .map_err(|e| Error::Custom(e.to_string()))?;
-            return Ok(Compound::JsonSeq(self.sink, seq, self.message));
+            return Ok(Compound::JsonSeq(Box::new((self.sink, seq, self.message))));
         }
         let (_, items) = match self.message.shape {
             Shape::SchemaOrArray | Shape::SchemaOrStringArray => self.message.field_by_tag(2),
@@ -297,7 +327,7 @@ impl<'o> ser::Serializer for MessageSer<'o> {
         let (out, start) = self.sink.open();
         Ok(Compound::Seq(SeqSer {
             out,
-            start,
+            start: start.unwrap_or(0),
             tag: items.tag,
             ty: items.ty,
             json: items.json,
@@ -391,6 +421,26 @@ impl<'o> FieldSer<'o> {
         }
     }
 
+    /// A `Time` or `MicroTime` field from its RFC 3339 text: `{1: seconds,
+    /// 2: nanos}`, at most 22 bytes, so its length is one byte.
+    fn time(self, text: &str) -> Result<(), Error> {
+        let (seconds, nanos) = parse_time(text).map_err(|what| Error::Malformed {
+            message: self.parent.name,
+            field: self.json,
+            what,
+        })?;
+        let mut body = [0u8; 23];
+        let mut len = 1;
+        body[len] = 0x08;
+        len += 1 + put_varint_at(&mut body[len + 1..], seconds as u64);
+        body[len] = 0x10;
+        len += 1 + put_varint_at(&mut body[len + 1..], i64::from(nanos) as u64);
+        body[0] = (len - 1) as u8;
+        put_key(self.out, self.tag, WireType::Len);
+        self.out.extend_from_slice(&body[..len]);
+        Ok(())
+    }
+
     fn float(self, v: f64) -> Result<(), Error> {
         match self.ty {
             Type::Double => {
@@ -481,7 +531,21 @@ impl<'o> ser::Serializer for FieldSer<'o> {
                 put_bytes(self.out, self.tag, &bytes);
                 Ok(())
             }
-            Type::Message(_) => {
+            Type::Message(i) => {
+                let message = table::message(i);
+                match message.shape {
+                    Shape::Time | Shape::MicroTime => return self.time(v),
+                    Shape::Quantity if v.len() < 0x7e => {
+                        // `{1: string}` of under 128 bytes: lengths of one byte.
+                        put_key(self.out, self.tag, WireType::Len);
+                        self.out.reserve(v.len() + 3);
+                        self.out
+                            .extend_from_slice(&[v.len() as u8 + 2, 0x0a, v.len() as u8]);
+                        self.out.extend_from_slice(v.as_bytes());
+                        return Ok(());
+                    }
+                    _ => {}
+                }
                 let (parent, json) = (self.parent.name, self.json);
                 self.nested()?.serialize_str(v).map_err(|e| match e {
                     Error::Malformed {
@@ -547,7 +611,15 @@ impl<'o> ser::Serializer for FieldSer<'o> {
         value: &T,
     ) -> Result<(), Error> {
         match self.ty {
-            Type::Message(_) if !self.repeated => {
+            // `Time`, `MicroTime` and `Quantity` hold a string, written by
+            // `serialize_str` below without going through `MessageSer`.
+            Type::Message(i)
+                if !self.repeated
+                    && !matches!(
+                        table::message(i).shape,
+                        Shape::Time | Shape::MicroTime | Shape::Quantity
+                    ) =>
+            {
                 self.nested()?.serialize_newtype_struct(name, value)
             }
             _ => value.serialize(self),
@@ -568,7 +640,7 @@ impl<'o> ser::Serializer for FieldSer<'o> {
         if self.repeated {
             return Ok(Compound::Seq(SeqSer {
                 out: self.out,
-                start: None,
+                start: 0,
                 tag: self.tag,
                 ty: self.ty,
                 json: self.json,
@@ -615,11 +687,24 @@ impl<'o> ser::Serializer for FieldSer<'o> {
             json: self.json,
             parent: self.parent,
             depth: self.depth,
-            entry: None,
+            entry: 0,
         }))
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'o>, Error> {
+        // The common case, a plain message field, without the steps through
+        // `MessageSer` that the special shapes need.
+        if let Type::Message(i) = self.ty {
+            let message = table::message(i);
+            if message.shape == Shape::Struct && self.depth < MAX_DEPTH {
+                return Ok(Compound::Struct(StructSer::open(
+                    self.out,
+                    Some(self.tag),
+                    message,
+                    self.depth + 1,
+                )));
+            }
+        }
         self.nested()?.serialize_struct(name, len)
     }
 
@@ -639,9 +724,10 @@ pub(crate) enum Compound<'o> {
     Struct(StructSer<'o>),
     Seq(SeqSer<'o>),
     Map(MapSer<'o>),
-    /// A JSON object or array held in a `RawJson` message's bytes.
-    JsonMap(Sink<'o>, JsonMapSer, &'static Message),
-    JsonSeq(Sink<'o>, JsonSeqSer, &'static Message),
+    /// A JSON object or array held in a `RawJson` message's bytes (boxed:
+    /// rare, and larger than the others).
+    JsonMap(Box<(Sink<'o>, JsonMapSer, &'static Message)>),
+    JsonSeq(Box<(Sink<'o>, JsonSeqSer, &'static Message)>),
 }
 
 type JsonMapSer = <serde_json::value::Serializer as ser::Serializer>::SerializeMap;
@@ -669,13 +755,26 @@ fn write_raw_json(
 /// A message written in place into its parent's bytes.
 pub(crate) struct StructSer<'o> {
     out: &'o mut Vec<u8>,
-    /// Where the message's bytes start, when it is a length-delimited field.
-    start: Option<usize>,
+    /// Where the message's bytes start, when it is a length-delimited field
+    /// (0 for a bare message: a field's bytes never start at 0).
+    start: usize,
+    /// The length placeholder before `start` is two bytes, not one.
+    wide: bool,
     /// Where the message's bytes start inside a wrapper message
-    /// (`JSONSchemaPropsOr*`) that holds it as a field.
-    wrapped: Option<usize>,
+    /// (`JSONSchemaPropsOr*`) that holds it as a field (0: no wrapper).
+    wrapped: usize,
     message: &'static Message,
+    index: &'static Index,
     depth: usize,
+    /// What few messages need, kept out of line.
+    rare: Option<Box<RareState>>,
+}
+
+/// The state of a message written from a map (`serialize_key` then
+/// `serialize_value`) or holding inline messages.
+#[derive(Default)]
+pub(crate) struct RareState {
+    /// The key whose value comes next.
     key: Option<String>,
     /// The inline messages (Go structs embedded with `json:",inline"`) being written.
     inline: Vec<InlineBuf>,
@@ -690,33 +789,145 @@ pub(crate) struct InlineBuf {
     inline: Vec<InlineBuf>,
 }
 
-impl StructSer<'_> {
-    fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), Error> {
-        if write_field(
-            self.message,
-            self.out,
-            &mut self.inline,
-            key,
-            value,
-            self.depth,
-        )? {
-            return Ok(());
+impl<'o> StructSer<'o> {
+    /// Start message `message`, bare or as field `tag` of the message
+    /// being written in `out`. Its length placeholder is two bytes when the
+    /// message took 128 bytes or more the last time one was written, so
+    /// that most lengths are filled in without moving the bytes.
+    #[inline]
+    fn open(
+        out: &'o mut Vec<u8>,
+        tag: Option<u32>,
+        message: &'static Message,
+        depth: usize,
+    ) -> Self {
+        let index = message.index();
+        let (start, wide) = match tag {
+            None => (0, false),
+            Some(tag) if index.is_long() => (open_len_wide(out, tag), true),
+            Some(tag) => (open_len(out, tag), false),
+        };
+        StructSer {
+            out,
+            start,
+            wide,
+            wrapped: 0,
+            message,
+            index,
+            depth,
+            rare: None,
         }
-        if key == "apiVersion" || key == "kind" {
-            return Ok(());
+    }
+
+    /// Field `key` (a name a `Serialize` impl passes), found by its address.
+    #[inline]
+    fn static_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let found = self.index.by_static_json(key);
+        self.field(key, found, value)
+    }
+
+    /// Field `key`, at `found` (its index, and whether it is the field itself
+    /// rather than an inline message holding it).
+    fn field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &str,
+        found: Option<(usize, bool)>,
+        value: &T,
+    ) -> Result<(), Error> {
+        match found {
+            Some((i, true)) => {
+                let field = &self.message.fields[i];
+                value.serialize(FieldSer {
+                    out: self.out,
+                    tag: field.tag,
+                    ty: field.ty,
+                    json: field.json,
+                    repeated: field.repeated,
+                    parent: self.message,
+                    depth: self.depth,
+                })
+            }
+            Some((i, false)) => {
+                let rare = self.rare.get_or_insert_with(Box::default);
+                if write_inline(self.message, i, &mut rare.inline, key, value, self.depth)? {
+                    return Ok(());
+                }
+                Err(no_field_number(self.message, key))
+            }
+            None if key == "apiVersion" || key == "kind" => Ok(()),
+            None => Err(no_field_number(self.message, key)),
         }
-        Err(Error::Malformed {
-            message: self.message.name,
-            field: "",
-            what: format!("field {key:?} has no protobuf field number"),
-        })
     }
 
     fn finish(self) {
-        flush_inline(self.message, self.out, self.inline);
-        close(self.out, self.wrapped);
-        close(self.out, self.start);
+        if !self.index.inline.is_empty() {
+            let inline = self.rare.map(|rare| rare.inline).unwrap_or_default();
+            flush_inline(self.message, self.out, inline);
+        }
+        if self.wrapped != 0 {
+            close_len(self.out, self.wrapped);
+        }
+        if self.start == 0 {
+            return;
+        }
+        self.index.set_long(self.out.len() - self.start >= 0x80);
+        if self.wide {
+            close_len_wide(self.out, self.start);
+        } else {
+            close_len(self.out, self.start);
+        }
     }
+}
+
+fn no_field_number(message: &'static Message, key: &str) -> Error {
+    Error::Malformed {
+        message: message.name,
+        field: "",
+        what: format!("field {key:?} has no protobuf field number"),
+    }
+}
+
+/// Write field `key` into inline message field `i` of `message` (a Go
+/// struct embedded with `json:",inline"`), or into an inline message in
+/// that one. `false` when none has it.
+fn write_inline<T: ?Sized + Serialize>(
+    message: &'static Message,
+    i: usize,
+    inline: &mut Vec<InlineBuf>,
+    key: &str,
+    value: &T,
+    depth: usize,
+) -> Result<bool, Error> {
+    let field = &message.fields[i];
+    let Type::Message(m) = field.ty else {
+        return Ok(false);
+    };
+    let at = match inline.iter().position(|b| b.tag == field.tag) {
+        Some(at) => at,
+        None => {
+            inline.push(InlineBuf {
+                tag: field.tag,
+                message: table::message(m),
+                // Most inline messages are small volume sources.
+                buf: Vec::with_capacity(128),
+                inline: Vec::new(),
+            });
+            inline.len() - 1
+        }
+    };
+    let entry = &mut inline[at];
+    write_field(
+        entry.message,
+        &mut entry.buf,
+        &mut entry.inline,
+        key,
+        value,
+        depth + 1,
+    )
 }
 
 /// Write field `key` of `message` into `buf`, or into the inline message
@@ -732,43 +943,20 @@ fn write_field<T: ?Sized + Serialize>(
     let Some((i, direct)) = message.index().by_json(key) else {
         return Ok(false);
     };
-    let field = &message.fields[i];
-    if direct {
-        value.serialize(FieldSer {
-            out: buf,
-            tag: field.tag,
-            ty: field.ty,
-            json: field.json,
-            repeated: field.repeated,
-            parent: message,
-            depth,
-        })?;
-        return Ok(true);
+    if !direct {
+        return write_inline(message, i, inline, key, value, depth);
     }
-    let Type::Message(m) = field.ty else {
-        return Ok(false);
-    };
-    let at = match inline.iter().position(|b| b.tag == field.tag) {
-        Some(at) => at,
-        None => {
-            inline.push(InlineBuf {
-                tag: field.tag,
-                message: table::message(m),
-                buf: Vec::new(),
-                inline: Vec::new(),
-            });
-            inline.len() - 1
-        }
-    };
-    let entry = &mut inline[at];
-    write_field(
-        entry.message,
-        &mut entry.buf,
-        &mut entry.inline,
-        key,
-        value,
-        depth + 1,
-    )
+    let field = &message.fields[i];
+    value.serialize(FieldSer {
+        out: buf,
+        tag: field.tag,
+        ty: field.ty,
+        json: field.json,
+        repeated: field.repeated,
+        parent: message,
+        depth,
+    })?;
+    Ok(true)
 }
 
 /// Append `message`'s inline fields to `buf`. Go writes an embedded struct
@@ -794,8 +982,8 @@ fn flush_inline(message: &'static Message, buf: &mut Vec<u8>, mut inline: Vec<In
 /// A repeated field (its elements written in place), or a message holding one.
 pub(crate) struct SeqSer<'o> {
     out: &'o mut Vec<u8>,
-    /// Where the holding message's bytes start, if there is one.
-    start: Option<usize>,
+    /// Where the holding message's bytes start, if there is one (else 0).
+    start: usize,
     tag: u32,
     ty: Type,
     json: &'static str,
@@ -810,8 +998,8 @@ pub(crate) struct MapSer<'o> {
     json: &'static str,
     parent: &'static Message,
     depth: usize,
-    /// Where the bytes of the entry whose key is written start.
-    entry: Option<usize>,
+    /// Where the bytes of the entry whose key is written start (0: none).
+    entry: usize,
 }
 
 impl MapSer<'_> {
@@ -823,15 +1011,16 @@ impl MapSer<'_> {
             parent: self.parent,
             json: self.json,
         })?;
-        self.entry = Some(start);
+        self.entry = start;
         Ok(())
     }
 
     /// Write the value of the open entry (field 2) and close it.
     fn value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        let Some(start) = self.entry.take() else {
+        let start = std::mem::take(&mut self.entry);
+        if start == 0 {
             return Err(Error::Custom("map value before its key".into()));
-        };
+        }
         value.serialize(FieldSer {
             out: self.out,
             tag: 2,
@@ -1016,12 +1205,12 @@ impl ser::SerializeStruct for Compound<'_> {
         value: &T,
     ) -> Result<(), Error> {
         match self {
-            Compound::Struct(s) => s.field(key, value),
+            Compound::Struct(s) => s.static_field(key, value),
             Compound::Map(m) => {
                 m.key(key)?;
                 m.value(value)
             }
-            Compound::JsonMap(_, m, _) => ser::SerializeStruct::serialize_field(m, key, value)
+            Compound::JsonMap(j) => ser::SerializeStruct::serialize_field(&mut j.1, key, value)
                 .map_err(|e| Error::Custom(e.to_string())),
             Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
             Compound::JsonSeq(..) => Err(Error::Custom("an object field in a JSON array".into())),
@@ -1039,9 +1228,12 @@ impl ser::SerializeMap for Compound<'_> {
 
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
         match self {
-            Compound::Struct(s) => s.key = Some(key_string(key, s.message, "")?),
+            Compound::Struct(s) => {
+                let key = key_string(key, s.message, "")?;
+                s.rare.get_or_insert_with(Box::default).key = Some(key);
+            }
             Compound::Map(m) => m.key(key)?,
-            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_key(m, key)
+            Compound::JsonMap(j) => ser::SerializeMap::serialize_key(&mut j.1, key)
                 .map_err(|e| Error::Custom(e.to_string()))?,
             Compound::Seq(s) => return Err(unsupported(s.parent, s.json, "an object")),
             Compound::JsonSeq(..) => return Err(Error::Custom("a key in a JSON array".into())),
@@ -1052,11 +1244,16 @@ impl ser::SerializeMap for Compound<'_> {
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
         match self {
             Compound::Struct(s) => {
-                let key = s.key.take().unwrap_or_default();
-                s.field(&key, value)
+                let key = s
+                    .rare
+                    .as_mut()
+                    .and_then(|r| r.key.take())
+                    .unwrap_or_default();
+                let found = s.index.by_json(&key);
+                s.field(&key, found, value)
             }
             Compound::Map(m) => m.value(value),
-            Compound::JsonMap(_, m, _) => ser::SerializeMap::serialize_value(m, value)
+            Compound::JsonMap(j) => ser::SerializeMap::serialize_value(&mut j.1, value)
                 .map_err(|e| Error::Custom(e.to_string())),
             Compound::Seq(s) => Err(unsupported(s.parent, s.json, "an object")),
             Compound::JsonSeq(..) => Err(Error::Custom("a value in a JSON array".into())),
@@ -1083,7 +1280,7 @@ impl ser::SerializeSeq for Compound<'_> {
                 parent: s.parent,
                 depth: s.depth,
             }),
-            Compound::JsonSeq(_, seq, _) => ser::SerializeSeq::serialize_element(seq, value)
+            Compound::JsonSeq(j) => ser::SerializeSeq::serialize_element(&mut j.1, value)
                 .map_err(|e| Error::Custom(e.to_string())),
             Compound::Struct(s) => Err(unsupported(s.message, "", "an array")),
             Compound::Map(m) => Err(unsupported(m.parent, m.json, "an array")),
@@ -1094,13 +1291,19 @@ impl ser::SerializeSeq for Compound<'_> {
     fn end(self) -> Result<(), Error> {
         match self {
             Compound::Struct(s) => s.finish(),
-            Compound::Seq(s) => close(s.out, s.start),
+            Compound::Seq(s) => {
+                if s.start != 0 {
+                    close_len(s.out, s.start);
+                }
+            }
             Compound::Map(_) => {}
-            Compound::JsonMap(sink, m, message) => {
+            Compound::JsonMap(j) => {
+                let (sink, m, message) = *j;
                 let value = ser::SerializeMap::end(m).map_err(|e| Error::Custom(e.to_string()))?;
                 write_raw_json(sink, message, &value)?;
             }
-            Compound::JsonSeq(sink, seq, message) => {
+            Compound::JsonSeq(j) => {
+                let (sink, seq, message) = *j;
                 let value =
                     ser::SerializeSeq::end(seq).map_err(|e| Error::Custom(e.to_string()))?;
                 write_raw_json(sink, message, &value)?;

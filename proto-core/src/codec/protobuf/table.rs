@@ -6,8 +6,15 @@
 //! used: a direct table by field number, a small hash table by JSON name
 //! (names of inline messages included), and bit sets of the repeated, map
 //! and inline fields.
+//!
+//! Encoding looks fields up by the `&'static str` keys a type's `Serialize`
+//! impl passes (`SerializeStruct::serialize_field`), the same few literals
+//! over and over. [`Index::by_static_json`] remembers each literal's address
+//! once its text has matched a name, so a repeated key is found by its
+//! address alone: no hash of its text, no comparison of bytes.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use super::schema::{KINDS, MESSAGES, PACKAGES};
 
@@ -131,6 +138,17 @@ pub(crate) struct Index {
     pub gathered: u64,
     /// The indexes of the inline fields (empty JSON name), in tag order.
     pub inline: Box<[u8]>,
+    /// By [`address_hash`] of a `&'static str` key, two slots a key (two
+    /// choices, no chains): an index into `names` + 1, 0 when empty. Shared
+    /// by every thread; a slot may be overwritten by another key at any time.
+    address_slots: Box<[AtomicU8]>,
+    /// For each of `names`: the address of a `&'static str` whose text is
+    /// that name, 0 when none has been seen. Written only after the text
+    /// matched, so an address read here is always one of such a key.
+    seen: Box<[AtomicUsize]>,
+    /// The last message of this kind written as a field took 128 bytes or
+    /// more (a two-byte length): the encoder's guess for the next one.
+    long: AtomicBool,
 }
 
 impl Index {
@@ -145,15 +163,94 @@ impl Index {
     /// the field itself rather than an inline message holding it.
     #[inline]
     pub fn by_json(&self, json: &str) -> Option<(usize, bool)> {
+        let (_, field, direct) = self.names[self.entry_by_json(json)?];
+        Some((usize::from(field), direct))
+    }
+
+    /// The index into `names` of name `json`.
+    #[inline]
+    fn entry_by_json(&self, json: &str) -> Option<usize> {
         let mask = self.name_slots.len() - 1;
         let mut slot = name_hash(json) & mask;
         loop {
             let entry = usize::from(self.name_slots[slot].checked_sub(1)?);
-            let (name, field, direct) = self.names[entry];
-            if name == json {
-                return Some((usize::from(field), direct));
+            if self.names[entry].0 == json {
+                return Some(entry);
             }
             slot = (slot + 1) & mask;
+        }
+    }
+
+    /// [`Index::by_json`] for a key that lives for the whole program, such
+    /// as a field name `Serialize` impls pass: found by its address when
+    /// this key was looked up before.
+    ///
+    /// Sound under any interleaving of threads: `seen[e]` only ever holds
+    /// the address of a static key whose bytes equal name `e`, and static
+    /// bytes never change, so a key at that address with that length has
+    /// those bytes. A race can only cost a miss (the slow path, by text).
+    #[inline]
+    pub fn by_static_json(&self, json: &'static str) -> Option<(usize, bool)> {
+        let address = json.as_ptr() as usize;
+        let hash = address_hash(address);
+        let slot = hash & (self.address_slots.len() - 1);
+        if let Some(found) = self.at_slot(slot, json) {
+            return Some(found);
+        }
+        self.by_static_json_slow(json, hash)
+    }
+
+    /// The name in address slot `slot`, if `json` is the key remembered for it.
+    #[inline(always)]
+    fn at_slot(&self, slot: usize, json: &'static str) -> Option<(usize, bool)> {
+        let entry = usize::from(self.address_slots[slot].load(Relaxed)).checked_sub(1)?;
+        let (name, field, direct) = self.names[entry];
+        (self.seen[entry].load(Relaxed) == json.as_ptr() as usize && name.len() == json.len())
+            .then_some((usize::from(field), direct))
+    }
+
+    /// [`Index::by_static_json`] after its first slot: the second, then by text.
+    #[inline(never)]
+    fn by_static_json_slow(&self, json: &'static str, hash: usize) -> Option<(usize, bool)> {
+        let second = (hash >> 12) & (self.address_slots.len() - 1);
+        self.at_slot(second, json)
+            .or_else(|| self.remember(json, hash))
+    }
+
+    /// The slow path of [`Index::by_static_json`]: by text, then remember
+    /// the key's address in the first of its two slots that is free (or
+    /// the first).
+    #[inline(never)]
+    fn remember(&self, json: &'static str, hash: usize) -> Option<(usize, bool)> {
+        let entry = self.entry_by_json(json)?;
+        self.seen[entry].store(json.as_ptr() as usize, Relaxed);
+        let mask = self.address_slots.len() - 1;
+        let (first, second) = (hash & mask, (hash >> 12) & mask);
+        let slot = if self.address_slots[first].load(Relaxed) != 0
+            && self.address_slots[second].load(Relaxed) == 0
+        {
+            second
+        } else {
+            first
+        };
+        self.address_slots[slot].store(entry as u8 + 1, Relaxed);
+        let (_, field, direct) = self.names[entry];
+        Some((usize::from(field), direct))
+    }
+
+    /// Whether the last such message written took 128 bytes or more.
+    #[inline]
+    pub fn is_long(&self) -> bool {
+        self.long.load(Relaxed)
+    }
+
+    /// Remember whether the message just written took 128 bytes or more
+    /// (written only when that changes, so a stream of alike messages
+    /// leaves the cache line shared).
+    #[inline]
+    pub fn set_long(&self, long: bool) {
+        if self.long.load(Relaxed) != long {
+            self.long.store(long, Relaxed);
         }
     }
 
@@ -179,6 +276,12 @@ fn name_hash(name: &str) -> usize {
         | (u64::from(mid) << 16)
         | (u64::from(last) << 24);
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize
+}
+
+/// A hash of a static key's address, for [`Index::address_slots`].
+#[inline]
+fn address_hash(address: usize) -> usize {
+    ((address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize
 }
 
 /// Every message's [`Index`], in table order, built on first use.
@@ -241,9 +344,14 @@ fn build_index(message: &'static Message) -> Index {
         }
         name_slots[slot] = u8::try_from(entry + 1).expect("under 255 names");
     }
+    // Four slots a name keeps address collisions of one message's keys rare.
+    let address_slots = (names.len() * 4).next_power_of_two().max(4);
     Index {
         by_tag: by_tag.into(),
         name_slots: name_slots.into(),
+        address_slots: (0..address_slots).map(|_| AtomicU8::new(0)).collect(),
+        seen: names.iter().map(|_| AtomicUsize::new(0)).collect(),
+        long: AtomicBool::new(false),
         names: names.into(),
         gathered,
         inline: inline.into(),
@@ -284,8 +392,18 @@ pub(crate) fn message_by_name(name: &str) -> Option<&'static Message> {
 
 /// The message that carries `kind` of `apiVersion`: the table's own list of
 /// kinds first, then `<package>.<kind>` in each package serving `apiVersion`.
+/// A stream of one kind asks again and again: the last kind found (its
+/// index in `KINDS` + 1) is checked first.
 pub(crate) fn message_for_kind(api_version: &str, kind: &str) -> Option<&'static Message> {
+    static LAST: AtomicUsize = AtomicUsize::new(0);
+    if let Some(&(a, k, m)) = LAST.load(Relaxed).checked_sub(1).and_then(|i| KINDS.get(i))
+        && k == kind
+        && a == api_version
+    {
+        return Some(message(m));
+    }
     if let Ok(i) = KINDS.binary_search_by(|(a, k, _)| (*a, *k).cmp(&(api_version, kind))) {
+        LAST.store(i + 1, Relaxed);
         return Some(message(KINDS[i].2));
     }
     PACKAGES

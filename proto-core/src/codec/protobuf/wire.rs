@@ -168,6 +168,20 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Write a varint at the start of `out` (at least 10 bytes long); returns
+/// its length.
+#[inline]
+pub(crate) fn put_varint_at(out: &mut [u8], mut value: u64) -> usize {
+    let mut n = 0;
+    while value >= 0x80 {
+        out[n] = (value as u8) | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    out[n] = value as u8;
+    n + 1
+}
+
 /// Append a field key.
 #[inline]
 pub(crate) fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
@@ -190,17 +204,47 @@ pub(crate) fn open_len(out: &mut Vec<u8>, tag: u32) -> usize {
     out.len()
 }
 
+/// [`open_len`] for a field expected to reach 128 bytes: a two-byte length
+/// placeholder, for [`close_len_wide`].
+#[inline]
+pub(crate) fn open_len_wide(out: &mut Vec<u8>, tag: u32) -> usize {
+    put_key(out, tag, WireType::Len);
+    out.extend_from_slice(&[0x80, 0]);
+    out.len()
+}
+
 /// Fill in the length of the field [`open_len`] started at `start`, now that
 /// its bytes run to the end of `out`. A length of 128 or more needs a longer
-/// varint: the bytes move up to make room (once per such field, as Go's
-/// encoder sizes each message once), so the output is byte for byte what
-/// writing the length first would give.
+/// varint: the bytes move up to make room (once per such field), so the
+/// output is byte for byte what writing the length first would give, as
+/// Go's encoder does.
+#[inline]
 pub(crate) fn close_len(out: &mut Vec<u8>, start: usize) {
     let len = out.len() - start;
     if len < 0x80 {
         out[start - 1] = len as u8;
         return;
     }
+    resize_len(out, start, 1, len);
+}
+
+/// [`close_len`] for a field [`open_len_wide`] started: no move when the
+/// length takes two bytes (128 to 16,383), else the bytes move down or up.
+#[inline]
+pub(crate) fn close_len_wide(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if (0x80..0x4000).contains(&len) {
+        out[start - 2] = len as u8 | 0x80;
+        out[start - 1] = (len >> 7) as u8;
+        return;
+    }
+    resize_len(out, start, 2, len);
+}
+
+/// Write `len` as the length of the field whose bytes start at `start`
+/// after a placeholder of `placeholder` bytes, moving the bytes to fit.
+#[inline(never)]
+fn resize_len(out: &mut Vec<u8>, start: usize, placeholder: usize, len: usize) {
     let (mut varint, mut n, mut rest) = ([0u8; 10], 0, len as u64);
     while rest >= 0x80 {
         varint[n] = (rest as u8) | 0x80;
@@ -208,16 +252,42 @@ pub(crate) fn close_len(out: &mut Vec<u8>, start: usize) {
         n += 1;
     }
     varint[n] = rest as u8;
-    let extra = n;
-    out.resize(out.len() + extra, 0);
-    out.copy_within(start..start + len, start + extra);
-    out[start - 1..start + extra].copy_from_slice(&varint[..=n]);
+    n += 1;
+    if n > placeholder {
+        let extra = n - placeholder;
+        out.resize(out.len() + extra, 0);
+        out.copy_within(start..start + len, start + extra);
+    } else if n < placeholder {
+        let less = placeholder - n;
+        out.copy_within(start..start + len, start - less);
+        out.truncate(out.len() - less);
+    }
+    let at = start - placeholder;
+    out[at..at + n].copy_from_slice(&varint[..n]);
 }
 
 /// Append a length-delimited field.
 #[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    out.reserve(bytes.len() + 8);
+    // The common cases in one piece: a key of one or two bytes (fields 1
+    // to 2047) and a one-byte length, one reservation for all of it.
+    let key = (tag << 3) | 2;
+    if bytes.len() < 0x80 && key < 0x4000 {
+        out.reserve(bytes.len() + 3);
+        if key < 0x80 {
+            out.extend_from_slice(&[key as u8, bytes.len() as u8]);
+        } else {
+            out.extend_from_slice(&[key as u8 | 0x80, (key >> 7) as u8, bytes.len() as u8]);
+        }
+        out.extend_from_slice(bytes);
+        return;
+    }
+    put_bytes_long(out, tag, bytes);
+}
+
+#[inline(never)]
+fn put_bytes_long(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    out.reserve(bytes.len() + 15);
     put_key(out, tag, WireType::Len);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
@@ -246,7 +316,7 @@ mod tests {
 
     #[test]
     fn protobuf_wire_fields_written_in_place_match_length_first() {
-        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000, 2_097_152] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut expected = vec![7];
             put_bytes(&mut expected, 5, &payload);
@@ -255,6 +325,11 @@ mod tests {
             out.extend_from_slice(&payload);
             close_len(&mut out, start);
             assert_eq!(out, expected, "length {len}");
+            let mut out = vec![7];
+            let start = open_len_wide(&mut out, 5);
+            out.extend_from_slice(&payload);
+            close_len_wide(&mut out, start);
+            assert_eq!(out, expected, "length {len}, two-byte placeholder");
         }
     }
 
