@@ -273,16 +273,18 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Informer<K> {
             }
         }
         requests.retain(|_, task| !task.is_finished());
-        for (id, waker) in &state.wakers {
-            if state.machine.pending(*id) > 0 {
-                waker.notify_one();
-            }
-        }
-        self.shared.synced.send_if_modified(|synced| {
+        let newly_synced = self.shared.synced.send_if_modified(|synced| {
             let changed = *synced != state.machine.has_synced();
             *synced = state.machine.has_synced();
             changed
         });
+        // A subscription learns it synced in `next`: wake each one when the
+        // informer syncs, even with nothing to hand it (an empty first list).
+        for (id, waker) in &state.wakers {
+            if newly_synced || state.machine.pending(*id) > 0 {
+                waker.notify_one();
+            }
+        }
         state.machine.poll_timeout()
     }
 
