@@ -113,6 +113,9 @@ fn run(
         },
     );
     let lister = informer.lister();
+    // Against a cluster with no pods there is nothing to reconcile: idle
+    // then means synced with an empty queue.
+    let synced = informer.clone();
     let controller = Controller::new(informer).workers(2);
     let handle = controller.handle();
     let summary = Arc::new(Mutex::new(String::new()));
@@ -144,7 +147,10 @@ fn run(
             loop {
                 std::thread::sleep(Duration::from_millis(100));
                 let c = handle.counters();
-                let idle = c.depth == 0 && c.waiting == 0 && c.running == 0 && c.reconciles > 0;
+                let idle = c.depth == 0
+                    && c.waiting == 0
+                    && c.running == 0
+                    && (c.reconciles > 0 || synced.has_synced());
                 idle_since = if idle {
                     idle_since.or(Some(Instant::now()))
                 } else {

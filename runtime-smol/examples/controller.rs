@@ -123,6 +123,9 @@ async fn run(
         },
     );
     let lister = informer.lister();
+    // Against a cluster with no pods there is nothing to reconcile: idle
+    // then means synced with an empty queue.
+    let synced = informer.clone();
     let controller = Controller::new(informer).workers(2);
     let handle = controller.handle();
     let summary = Arc::new(Mutex::new(String::new()));
@@ -158,7 +161,10 @@ async fn run(
             loop {
                 smol::Timer::after(Duration::from_millis(100)).await;
                 let c = handle.counters();
-                let idle = c.depth == 0 && c.waiting == 0 && c.running == 0 && c.reconciles > 0;
+                let idle = c.depth == 0
+                    && c.waiting == 0
+                    && c.running == 0
+                    && (c.reconciles > 0 || synced.has_synced());
                 idle_since = if idle {
                     idle_since.or(Some(Instant::now()))
                 } else {
