@@ -13,21 +13,33 @@
 //! `windlass_async::Api<K, windlass_tokio::Client>`), so users never write
 //! the parameter.
 //!
+//! A runtime is a handful of one-line methods; this one runs each task on
+//! a thread of its own (windlass-tokio's is `tokio::spawn` and tokio's timer,
+//! windlass-smol's the caller's spawn function and async-io's timer):
+//!
 //! ```
+//! use std::future::Future;
 //! use std::path::PathBuf;
-//! use std::time::Instant;
-//! use windlass_async::runtime::{BoxFuture, Runtime};
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll, Wake, Waker};
+//! use std::time::{Duration, Instant};
+//! use windlass_async::runtime::timeout;
+//! use windlass_async::runtime::{BoxFuture, Runtime, spawn_with_handle};
 //! use windlass_proto::config::{ExecOutcome, ExecRequest};
 //!
-//! /// A runtime over an executor of your own: each method a line or two.
 //! struct Threads;
 //!
 //! impl Runtime for Threads {
 //!     fn spawn(&self, task: BoxFuture<'static, ()>) {
-//!         std::thread::spawn(move || futures_executor_block_on(task));
+//!         std::thread::spawn(move || block_on(task));
 //!     }
 //!     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
-//!         Box::pin(async move { std::thread::sleep(deadline - Instant::now()) })
+//!         let (tx, rx) = async_channel::bounded(1);
+//!         std::thread::spawn(move || {
+//!             std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+//!             let _ = tx.send_blocking(());
+//!         });
+//!         Box::pin(async move { let _ = rx.recv().await; })
 //!     }
 //!     fn read_file(&self, path: PathBuf) -> BoxFuture<'static, std::io::Result<Vec<u8>>> {
 //!         Box::pin(async move { std::fs::read(path) })
@@ -39,7 +51,27 @@
 //!         })
 //!     }
 //! }
-//! # fn futures_executor_block_on(_: BoxFuture<'static, ()>) {}
+//!
+//! /// Polls a future on this thread, parking between wake-ups.
+//! fn block_on<T>(future: impl Future<Output = T>) -> T {
+//!     struct Unpark(std::thread::Thread);
+//!     impl Wake for Unpark {
+//!         fn wake(self: Arc<Self>) { self.0.unpark() }
+//!     }
+//!     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+//!     let mut future = std::pin::pin!(future);
+//!     loop {
+//!         if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+//!             return output;
+//!         }
+//!         std::thread::park();
+//!     }
+//! }
+//!
+//! let task = spawn_with_handle(&Threads, async { 6 * 7 });
+//! assert_eq!(block_on(task), Ok(42));
+//! let never = std::future::pending::<()>();
+//! assert_eq!(block_on(timeout(&Threads, Duration::from_millis(10), never)), None);
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
