@@ -42,7 +42,6 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use windlass_proto::controller::{Controller as ProtoController, Counters, Outcome};
-use windlass_proto::informer::Notification;
 use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::queue::Next;
 use windlass_proto::ratelimit::{DynRateLimiter, RateLimiter, default_controller_rate_limiter};
@@ -147,12 +146,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static, C: RuntimeClient> Con
         let forward = handle.clone();
         let forwarder = spawn_with_handle(runtime, async move {
             while let Some(notification) = subscription.next().await {
-                forward.enqueue(match notification {
-                    Notification::Add { object, .. } => object.key(),
-                    Notification::Update { new, .. } => new.key(),
-                    Notification::Resync(object) => object.key(),
-                    Notification::Delete(deleted) => deleted.key(),
-                });
+                forward.enqueue(notification.key());
             }
         });
         let informer = self.informer.run_unless_running();
