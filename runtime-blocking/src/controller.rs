@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use windlass_proto::controller::{Controller as ProtoController, Counters, Outcome};
-use windlass_proto::informer::Notification;
 use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::queue::Next;
 use windlass_proto::ratelimit::{DynRateLimiter, RateLimiter, default_controller_rate_limiter};
@@ -133,12 +132,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Controller<K> {
         let forward = handle.clone();
         let forwarder = std::thread::spawn(move || {
             for notification in subscription {
-                forward.enqueue(match notification {
-                    Notification::Add { object, .. } => object.key(),
-                    Notification::Update { new, .. } => new.key(),
-                    Notification::Resync(object) => object.key(),
-                    Notification::Delete(deleted) => deleted.key(),
-                });
+                forward.enqueue(notification.key());
             }
         });
         let informer = (!self.informer.is_running()).then(|| self.informer.start());

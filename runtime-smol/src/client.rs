@@ -1,117 +1,26 @@
-//! The HTTP client: hyper 1's low-level client over async-net and
-//! futures-rustls (the `transport` module), with a rustls `ClientConfig`
-//! windlass-proto made (or yours).
-//!
-//! This module owns the transport: connecting, sending, timing out, and
-//! performing what windlass-proto's [`Exchange`] asks across a request's
-//! attempts — wait for a limiter slot or a retry delay, run a credential
-//! action, send an attempt. It decides none of it.
-//!
-//! Every wait is async-io's `Timer`; every background future goes to the
-//! caller's [`Spawner`](crate::Spawner).
+//! The client: windlass-async's [`Client`](windlass_async::Client) core over
+//! this crate's connections (the `pools` module), with the caller's
+//! [`Spawner`] as its [`Runtime`]: the caller's executor, async-io's timer,
+//! smol's files and processes. Nothing here calls `smol::spawn` or `block_on`.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::future::Future;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::time::Instant;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use rustls::ClientConfig;
-use smol::Timer;
-use tracing::Instrument;
-use windlass_proto::api::Formats;
-use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
-use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
-use windlass_proto::flowcontrol::RequestLimiter;
-use windlass_proto::retry::{Failure, RequestKind};
+use windlass_async::{BoxFuture, Runtime, RuntimeClient};
+use windlass_proto::config::{Config, ExecOutcome, ExecRequest};
 
-use crate::rt::timeout;
-use crate::shards::{Dispatch, StreamShards};
-use crate::transport::{Transport, TransportError};
-use crate::{ClientBuilder, Error, Spawner};
+use crate::{ClientBuilder, Error, JoinHandle, Spawner};
 
-/// Sees every attempt of every request: add headers, log, count (the use
-/// cases of client-go's `WrapTransport`), without forking the client.
-pub trait Hook: Send + Sync {
-    /// Before an attempt is sent, after credentials were added.
-    fn on_request(&self, request: &mut Request<Full<Bytes>>) {
-        let _ = request;
-    }
-
-    /// When an attempt's response head arrived (`Some(status)`) or it failed
-    /// (`None`), `latency` after it was sent.
-    fn on_response(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        status: Option<StatusCode>,
-        latency: Duration,
-    ) {
-        let _ = (method, uri, status, latency);
-    }
-}
-
-/// A shared hook is a hook (keep an `Arc` to read what it gathered).
-impl<H: Hook + ?Sized> Hook for Arc<H> {
-    fn on_request(&self, request: &mut Request<Full<Bytes>>) {
-        (**self).on_request(request);
-    }
-
-    fn on_response(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        status: Option<StatusCode>,
-        latency: Duration,
-    ) {
-        (**self).on_response(method, uri, status, latency);
-    }
-}
-
-/// What a request is, for the retry policy and the tracing span.
-#[derive(Clone, Copy, Debug)]
-pub struct Call<'a> {
-    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, …).
-    pub verb: &'static str,
-    /// The retry policy's class of request.
-    pub kind: RequestKind,
-    /// The resource's plural (and subresource), for the span.
-    pub resource: &'a str,
-}
-
-/// A connection to one API server, cheap to clone (one shared pool).
+/// A connection to one API server, cheap to clone (one shared pool). It
+/// derefs to windlass-async's client for `send`, `send_for_bytes`,
+/// `default_namespace`, `read_timeout` and `formats`.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) transport: Transport,
-    /// HTTP/2 connections for watches and followed logs (`None`: HTTP/1.1 only).
-    pub(crate) shards: Option<StreamShards>,
-    pub(crate) base: Uri,
-    pub(crate) default_namespace: String,
-    pub(crate) credentials: Mutex<Credentials>,
-    /// Held while a credential action runs, so concurrent requests wait for
-    /// its result instead of finding the machine busy.
-    pub(crate) refreshing: smol::lock::Mutex<()>,
-    pub(crate) limiter: Mutex<RequestLimiter>,
-    pub(crate) headers: HeaderMap,
-    pub(crate) hooks: Vec<Arc<dyn Hook>>,
-    pub(crate) read_timeout: Duration,
-    pub(crate) max_body: usize,
-    pub(crate) max_retries: u32,
-    pub(crate) formats: Formats,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.inner.base)
-            .field("default_namespace", &self.inner.default_namespace)
-            .finish_non_exhaustive()
-    }
+    core: windlass_async::Client,
+    spawner: Spawner,
 }
 
 impl Client {
@@ -130,281 +39,65 @@ impl Client {
         ClientBuilder::from_config(config, spawner)?.build()
     }
 
-    /// The namespace of the configuration's context.
-    pub fn default_namespace(&self) -> &str {
-        &self.inner.default_namespace
-    }
-
-    /// The read-idle timeout.
-    pub fn read_timeout(&self) -> Duration {
-        self.inner.read_timeout
-    }
-
-    /// The encoding asked for, and the resources that fell back to JSON.
-    pub fn formats(&self) -> &Formats {
-        &self.inner.formats
-    }
-
     /// Where the client's background work runs (connections, and the
     /// runners' tasks).
     pub fn spawner(&self) -> &Spawner {
-        self.inner.transport.spawner()
+        &self.spawner
     }
 
-    /// Sends `request` (a path-and-query request from windlass-proto's
-    /// builders), retrying as windlass-proto's policy says, and returns the
-    /// success response with its body unread. Any other status becomes
-    /// [`Error::Response`] with the server's `Status`.
-    pub async fn send(
+    pub(crate) fn from_core(core: windlass_async::Client, spawner: Spawner) -> Self {
+        Self { core, spawner }
+    }
+}
+
+impl Deref for Client {
+    type Target = windlass_async::Client;
+
+    fn deref(&self) -> &windlass_async::Client {
+        &self.core
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// The runners' tasks go to the client's spawner.
+impl RuntimeClient for Client {
+    type JoinHandle<T: Send + 'static> = JoinHandle<T>;
+
+    fn core(&self) -> &windlass_async::Client {
+        &self.core
+    }
+
+    fn spawn_task<T: Send + 'static>(
         &self,
-        request: Request<Bytes>,
-        call: Call<'_>,
-    ) -> Result<Response<Incoming>, Error> {
-        let span = tracing::debug_span!(
-            "request",
-            verb = call.verb,
-            resource = call.resource,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        self.send_with_retries(request, call).instrument(span).await
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        self.spawner.spawn_with_handle(future)
+    }
+}
+
+/// The caller's executor, async-io's timer, smol's files and processes.
+impl Runtime for Spawner {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        Spawner::spawn(self, task);
     }
 
-    /// [`send`](Self::send), then the body read whole (bounded and idle-timed).
-    pub async fn send_for_bytes(
-        &self,
-        request: Request<Bytes>,
-        call: Call<'_>,
-    ) -> Result<(http::response::Parts, Bytes), Error> {
-        let method = request.method().clone();
-        let uri = request.uri().to_string();
-        let (head, body) = self.send(request, call).await?.into_parts();
-        let bytes = self.read_body(body, &method, &uri).await?;
-        Ok((head, bytes))
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            smol::Timer::at(deadline).await;
+        })
     }
 
-    /// Drives windlass-proto's [`Exchange`]: sleeps, performs the credential
-    /// actions and sends the attempts it asks for, and feeds back what came
-    /// of them. It decides nothing itself.
-    async fn send_with_retries(
-        &self,
-        request: Request<Bytes>,
-        call: Call<'_>,
-    ) -> Result<Response<Incoming>, Error> {
-        let uri = request.uri().to_string();
-        let mut exchange =
-            Exchange::new(self.prepare(&request)?, call.kind, self.inner.max_retries);
-        loop {
-            // Requests share the credentials: one refresh at a time, and the
-            // others wait for its result instead of sending without one.
-            let refreshing = match exchange.may_use_credentials() {
-                true => Some(self.inner.refreshing.lock().await),
-                false => None,
-            };
-            let action = {
-                let mut limiter = self.inner.limiter.lock().expect("limiter lock");
-                let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                exchange.poll_action(Instant::now(), &mut limiter, &mut credentials)
-            };
-            match action {
-                Some(Action::Wait(at)) => {
-                    drop(refreshing);
-                    Timer::at(at).await;
-                }
-                Some(Action::Credential(CredentialAction::ReadTokenFile(path))) => {
-                    let result = smol::fs::read(&path).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    exchange.handle_token_file(&mut credentials, result, Instant::now());
-                }
-                Some(Action::Credential(CredentialAction::RunExec(run))) => {
-                    let outcome = run_exec(run).await;
-                    let mut credentials = self.inner.credentials.lock().expect("credentials lock");
-                    let (now, wall_now) = (Instant::now(), SystemTime::now());
-                    exchange.handle_exec_output(&mut credentials, outcome, now, wall_now);
-                }
-                Some(Action::Send(attempt)) => {
-                    drop(refreshing);
-                    let outcome = self.attempt(attempt.request, call, &uri).await;
-                    exchange.handle_outcome(outcome, Instant::now());
-                }
-                Some(Action::Finish(result)) => return result.map_err(ExchangeError::into_error),
-                None => unreachable!("an exchange has a next step after every input"),
-            }
-        }
+    fn read_file(&self, path: PathBuf) -> BoxFuture<'static, std::io::Result<Vec<u8>>> {
+        Box::pin(smol::fs::read(path))
     }
 
-    /// One attempt: send `outgoing` (credentials added) on a connection its
-    /// kind uses, and read the body of an answer that is not a success.
-    async fn attempt(
-        &self,
-        outgoing: Request<Bytes>,
-        call: Call<'_>,
-        uri: &str,
-    ) -> Outcome<Response<Incoming>, Error> {
-        let method = outgoing.method().clone();
-        let mut outgoing = outgoing.map(Full::new);
-        for hook in &self.inner.hooks {
-            hook.on_request(&mut outgoing);
-        }
-        let stream = matches!(call.kind, RequestKind::Watch | RequestKind::Stream);
-        let sent_uri = outgoing.uri().clone();
-        let started = Instant::now();
-        let transport = &self.inner.transport;
-        let sent = async {
-            if let (true, Some(shards)) = (stream, &self.inner.shards) {
-                return match shards.send(transport, outgoing).await? {
-                    Dispatch::Sent(response) => Ok(response),
-                    Dispatch::Http1(outgoing) => transport.send(outgoing, true).await,
-                };
-            }
-            transport.send(outgoing, stream).await
-        };
-        let result = timeout(self.inner.read_timeout, sent).await;
-        let latency = started.elapsed();
-        let status = result
-            .as_ref()
-            .and_then(|r| r.as_ref().ok())
-            .map(Response::status);
-        for hook in &self.inner.hooks {
-            hook.on_response(&method, &sent_uri, status, latency);
-        }
-        let span = tracing::Span::current();
-        span.record("latency_ms", latency.as_millis() as u64);
-        if let Some(status) = status {
-            span.record("status", status.as_u16());
-        }
-        let uri = uri.to_owned();
-        let response = match result {
-            None => {
-                let error = Error::Timeout {
-                    method,
-                    uri,
-                    waiting_for: "response head",
-                    after: self.inner.read_timeout,
-                };
-                return Outcome::Failed(error, Failure::Timeout);
-            }
-            Some(Err(TransportError::ConnectTimeout(after))) => {
-                let error = Error::Timeout {
-                    method,
-                    uri,
-                    waiting_for: "connection",
-                    after,
-                };
-                return Outcome::Failed(error, Failure::Connect);
-            }
-            Some(Err(TransportError::Connect(source))) => {
-                let error = Error::Transport {
-                    method,
-                    uri,
-                    source,
-                };
-                return Outcome::Failed(error, Failure::Connect);
-            }
-            Some(Err(TransportError::Http(source))) => {
-                let failure = transport_failure(&source);
-                let error = Error::Transport {
-                    method,
-                    uri,
-                    source: source.into(),
-                };
-                return Outcome::Failed(error, failure);
-            }
-            Some(Ok(response)) => response,
-        };
-        if exchange::is_success(response.status()) {
-            return Outcome::Success(response);
-        }
-        let (head, body) = response.into_parts();
-        match self.read_body(body, &method, &uri).await {
-            Ok(body) => Outcome::Error(head, body),
-            Err(error) => Outcome::Failed(error, Failure::EarlyEof),
-        }
-    }
-
-    /// The request as hyper sends it: absolute URI under the base, the client's headers.
-    fn prepare(&self, request: &Request<Bytes>) -> Result<Request<Bytes>, Error> {
-        let base = &self.inner.base;
-        let prefix = base.path().trim_end_matches('/');
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme(base.scheme_str().unwrap_or("https"))
-            .authority(base.authority().map_or("", |a| a.as_str()))
-            .path_and_query(format!("{prefix}{path_and_query}"))
-            .build()
-            .map_err(|_| Error::BaseUrl {
-                url: base.to_string(),
-                what: "cannot join the request path",
-            })?;
-        let mut outgoing = Request::builder()
-            .method(request.method().clone())
-            .uri(uri)
-            .body(request.body().clone())
-            .expect("method and URI come from a valid request");
-        let headers = outgoing.headers_mut();
-        for (name, value) in &self.inner.headers {
-            headers.insert(name, value.clone());
-        }
-        for (name, value) in request.headers() {
-            headers.insert(name, value.clone());
-        }
-        Ok(outgoing)
-    }
-
-    /// Reads a whole body, each frame within the read timeout, at most `max_body` bytes.
-    pub(crate) async fn read_body(
-        &self,
-        mut body: Incoming,
-        method: &Method,
-        uri: &str,
-    ) -> Result<Bytes, Error> {
-        let mut buf = Vec::new();
-        while let Some(chunk) = self.next_chunk(&mut body, method, uri).await? {
-            if buf.len() + chunk.len() > self.inner.max_body {
-                return Err(Error::BodyTooLarge {
-                    method: method.clone(),
-                    uri: uri.to_owned(),
-                    limit: self.inner.max_body,
-                });
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.into())
-    }
-
-    /// The next data chunk of a body (`None` at its end), within the read timeout.
-    pub(crate) async fn next_chunk(
-        &self,
-        body: &mut Incoming,
-        method: &Method,
-        uri: &str,
-    ) -> Result<Option<Bytes>, Error> {
-        loop {
-            let frame = timeout(self.inner.read_timeout, body.frame()).await;
-            match frame {
-                None => {
-                    return Err(Error::Timeout {
-                        method: method.clone(),
-                        uri: uri.to_owned(),
-                        waiting_for: "body bytes",
-                        after: self.inner.read_timeout,
-                    });
-                }
-                Some(None) => return Ok(None),
-                Some(Some(Err(source))) => {
-                    return Err(Error::Body {
-                        method: method.clone(),
-                        uri: uri.to_owned(),
-                        source,
-                    });
-                }
-                Some(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Ok(Some(data));
-                    }
-                }
-            }
-        }
+    fn run_exec(&self, request: ExecRequest) -> BoxFuture<'static, ExecOutcome> {
+        Box::pin(run_exec(request))
     }
 }
 
@@ -423,27 +116,4 @@ async fn run_exec(request: ExecRequest) -> ExecOutcome {
     command.stderr(smol::process::Stdio::inherit());
     let output = command.output().await.map(|o| (o.status.code(), o.stdout));
     ExecOutcome::from_output(output)
-}
-
-/// What a hyper error before the response head was, in the retry policy's words.
-fn transport_failure(error: &hyper::Error) -> Failure {
-    if error.is_incomplete_message() || error.is_canceled() {
-        return Failure::EarlyEof;
-    }
-    if error.is_timeout() {
-        return Failure::Timeout;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return match io.kind() {
-                UnexpectedEof => Failure::EarlyEof,
-                TimedOut => Failure::Timeout,
-                _ => Failure::ConnectionReset,
-            };
-        }
-        source = e.source();
-    }
-    Failure::ConnectionReset
 }

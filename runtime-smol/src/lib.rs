@@ -7,7 +7,9 @@
 //!
 //! This crate is a thin driver of `windlass-proto`: proto builds every
 //! request, judges every response, decodes every watch stream and decides
-//! every retry and wait; this crate moves the bytes, sleeps and spawns. It
+//! every retry and wait; `windlass-async` drives proto's machines (the
+//! [`Api`], the runners) for any runtime; this crate gives it smol's
+//! crates — its connections, async-io's timer, and your [`Spawner`]. It
 //! holds no Kubernetes logic of its own. Its surface is windlass-tokio's.
 //!
 //! ```no_run
@@ -43,33 +45,18 @@ mod api;
 mod builder;
 mod client;
 pub mod controller;
-mod discovery;
 pub mod election;
-mod error;
 pub mod informer;
+mod pools;
 mod rt;
 mod shards;
 mod transport;
 
-pub use api::{Api, DynamicApi};
+pub use api::{Api, Discovery, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
-pub use client::{Call, Client, Hook};
+pub use client::Client;
 pub use controller::{Controller, ControllerHandle};
-pub use discovery::Discovery;
 pub use election::{ElectorHandle, LeaderElector, Leadership};
-pub use error::Error;
 pub use informer::{Informer, Lister, Subscription};
 pub use rt::{BoxFuture, JoinHandle, Spawner};
-
-/// A seed for a machine's jitter generator, different in every call and
-/// every process (the machines draw no randomness of their own).
-pub(crate) fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
+pub use windlass_async::{Call, Error, Hook};

@@ -7,12 +7,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::future::{AbortHandle, Abortable, Aborted};
 use smol::io::{AsyncRead, AsyncWrite};
+pub use windlass_async::JoinHandle;
 
 /// A background future windlass-smol asks to have run to completion (a
 /// connection's driver).
@@ -53,91 +52,7 @@ impl Spawner {
         &self,
         future: impl Future<Output = T> + Send + 'static,
     ) -> JoinHandle<T> {
-        let (abort, registration) = AbortHandle::new_pair();
-        let (tx, rx) = smol::channel::bounded(1);
-        let finished = Arc::new(AtomicBool::new(false));
-        let done = finished.clone();
-        self.spawn(async move {
-            let output = Abortable::new(future, registration).await;
-            done.store(true, Ordering::Release);
-            let _ = tx.send(output).await;
-        });
-        JoinHandle {
-            output: Box::pin(async move { rx.recv().await.unwrap_or(Err(Aborted)) }),
-            abort,
-            finished,
-        }
-    }
-}
-
-/// A future spawned through a [`Spawner`]: await it for its output
-/// (`Err(Aborted)` once aborted, or dropped by its executor unfinished).
-/// Dropping the handle leaves the future running.
-pub struct JoinHandle<T> {
-    output: Pin<Box<dyn Future<Output = Result<T, Aborted>> + Send>>,
-    abort: AbortHandle,
-    finished: Arc<AtomicBool>,
-}
-
-impl<T> JoinHandle<T> {
-    /// Stops the future at its next await point (it is dropped there).
-    pub fn abort(&self) {
-        self.abort.abort();
-    }
-
-    /// Whether the future has finished (or was aborted).
-    pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire) || self.abort.is_aborted()
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, Aborted>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.output.as_mut().poll(cx)
-    }
-}
-
-impl<T> std::fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("finished", &self.is_finished())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A boolean that tasks can wait on (tokio's `watch::Sender<bool>`, as the
-/// runners use it).
-#[derive(Debug, Default)]
-pub(crate) struct Flag {
-    value: AtomicBool,
-    changed: event_listener::Event,
-}
-
-impl Flag {
-    pub(crate) fn get(&self) -> bool {
-        self.value.load(Ordering::Acquire)
-    }
-
-    /// Sets the value; wakes every waiter when it changed, and says whether it did.
-    pub(crate) fn set(&self, value: bool) -> bool {
-        let changed = self.value.swap(value, Ordering::AcqRel) != value;
-        if changed {
-            self.changed.notify(usize::MAX);
-        }
-        changed
-    }
-
-    /// Resolves once the value is `value`.
-    pub(crate) async fn wait_for(&self, value: bool) {
-        loop {
-            let listener = self.changed.listen();
-            if self.get() == value {
-                return;
-            }
-            listener.await;
-        }
+        windlass_async::runtime::spawn_with_handle(self, future)
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! This crate is a thin driver of `windlass-proto`: proto builds every
 //! request, judges every response, decodes every watch stream and decides
-//! every retry and wait; this crate moves the bytes, sleeps and spawns. It
-//! holds no Kubernetes logic of its own.
+//! every retry and wait; `windlass-async` drives proto's machines (the
+//! [`Api`], the runners) for any runtime; this crate gives it tokio — its
+//! connections (hyper-util's pools, hyper-rustls, HTTP/2 watch shards),
+//! `tokio::spawn` and tokio's timer. It holds no Kubernetes logic of its own.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -35,30 +37,15 @@ mod builder;
 mod client;
 mod connect;
 pub mod controller;
-mod discovery;
 pub mod election;
-mod error;
 pub mod informer;
+mod pools;
 mod shards;
 
-pub use api::{Api, DynamicApi};
+pub use api::{Api, Discovery, DynamicApi};
 pub use builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT};
-pub use client::{Call, Client, Hook};
+pub use client::Client;
 pub use controller::{Controller, ControllerHandle};
-pub use discovery::Discovery;
 pub use election::{ElectorHandle, LeaderElector, Leadership};
-pub use error::Error;
 pub use informer::{Informer, Lister, Subscription};
-
-/// A seed for a machine's jitter generator, different in every call and
-/// every process (the machines draw no randomness of their own).
-pub(crate) fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
+pub use windlass_async::{Call, Error, Hook};

@@ -39,7 +39,7 @@ use super::reflector::{
 };
 use super::store::{Applied, Generation, Relist, Store, StoreError};
 use super::wire::{Codec, ListerWatcher};
-use crate::object::Object;
+use crate::object::{Object, ObjectKey};
 
 /// client-go's `minimumResyncPeriod`.
 pub const MINIMUM_RESYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -175,6 +175,17 @@ pub enum Notification<K> {
     Resync(Arc<K>),
     /// `OnDelete`: the last state, or a tombstone when it was inferred.
     Delete(DeletedObject<K>),
+}
+
+impl<K: Object> Notification<K> {
+    /// The key of the object it is about (what a controller enqueues).
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            Self::Add { object, .. } | Self::Resync(object) => object.key(),
+            Self::Update { new, .. } => new.key(),
+            Self::Delete(deleted) => deleted.key(),
+        }
+    }
 }
 
 impl<K> Clone for Notification<K> {
@@ -830,5 +841,34 @@ mod tests {
         (super::compact::<Pod>())(&mut pod);
         assert_eq!(pod, decoded);
         assert_eq!(ports(&pod), 1);
+    }
+
+    #[test]
+    fn informer_notification_key_names_the_object_or_its_tombstone() {
+        use std::sync::Arc;
+
+        use super::{DeletedObject, Notification, ObjectKey};
+
+        let pod = |name: &str| {
+            let json = format!(r#"{{"metadata":{{"name":"{name}","namespace":"a"}}}}"#);
+            Arc::new(serde_json::from_str::<Pod>(&json).unwrap())
+        };
+        let key = |name: &str| ObjectKey::new(Some("a"), name);
+        let add = Notification::Add {
+            object: pod("x"),
+            is_in_initial_list: true,
+        };
+        assert_eq!(add.key(), key("x"));
+        let update = Notification::Update {
+            old: pod("x"),
+            new: pod("y"),
+        };
+        assert_eq!(update.key(), key("y"));
+        assert_eq!(Notification::Resync(pod("z")).key(), key("z"));
+        let gone = DeletedObject::FinalStateUnknown {
+            key: key("w"),
+            last: Some(pod("old-name")),
+        };
+        assert_eq!(Notification::Delete(gone).key(), key("w"));
     }
 }

@@ -1,6 +1,7 @@
 //! Discovery through a [`Client`]: windlass-proto's [`Discoverer`] says
 //! which documents to fetch (aggregated `/api` and `/apis`, or the legacy
-//! walk); this module sends them, concurrently, and hands the answers back.
+//! walk); this module sends them, concurrently on the calling task, and
+//! hands the answers back.
 //! The result answers client-go's REST-mapper questions and makes dynamic
 //! [`Api`]s by group/version/kind.
 
@@ -13,29 +14,30 @@ use windlass_proto::response;
 use windlass_proto::retry::RequestKind;
 
 use crate::client::Call;
+use crate::runtime::RuntimeClient;
 use crate::{Api, Client, Error};
 
 /// What the server serves, discovered through a client (derefs to
 /// windlass-proto's [`proto::Discovery`] for the lookups).
 #[derive(Clone, Debug)]
-pub struct Discovery {
-    client: Client,
+pub struct Discovery<C> {
+    client: C,
     discovered: proto::Discovery,
 }
 
-impl Discovery {
+impl<C: RuntimeClient> Discovery<C> {
     /// Discovers the server's groups and resources: aggregated discovery
     /// (two requests), else the legacy endpoints.
-    pub async fn run(client: &Client) -> Result<Self, Error> {
+    pub async fn run(client: &C) -> Result<Self, Error> {
         Ok(Self {
             client: client.clone(),
-            discovered: walk(client, Discoverer::new()).await?,
+            discovered: walk(client.core(), Discoverer::new()).await?,
         })
     }
 
     /// Discovers again (after a CRD was created, say).
     pub async fn refresh(&mut self) -> Result<(), Error> {
-        self.discovered = walk(&self.client, Discoverer::new()).await?;
+        self.discovered = walk(self.client.core(), Discoverer::new()).await?;
         Ok(())
     }
 
@@ -50,7 +52,7 @@ impl Discovery {
         &self,
         gvk: &GroupVersionKind,
         namespace: Option<&str>,
-    ) -> Result<Api<DynamicObject>, Error> {
+    ) -> Result<Api<DynamicObject, C>, Error> {
         let resource = self.discovered.api_resource(gvk)?;
         Api::dynamic(self.client.clone(), resource, namespace)
     }
@@ -61,7 +63,7 @@ impl Discovery {
         group: &str,
         kind: &str,
         namespace: Option<&str>,
-    ) -> Result<Api<DynamicObject>, Error> {
+    ) -> Result<Api<DynamicObject, C>, Error> {
         let resource = self
             .discovered
             .resolve_group_kind(group, kind)
@@ -72,7 +74,7 @@ impl Discovery {
     }
 }
 
-impl Deref for Discovery {
+impl<C> Deref for Discovery<C> {
     type Target = proto::Discovery;
 
     fn deref(&self) -> &proto::Discovery {

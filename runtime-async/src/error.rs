@@ -1,4 +1,4 @@
-//! The one error type of windlass-tokio: what windlass-proto decided went
+//! The one error type of windlass-tokio and windlass-smol: what windlass-proto decided went
 //! wrong (a request that cannot be built, the server's `Status`, a body that
 //! does not decode), and what the transport saw (connect, TLS, timeouts).
 
@@ -10,7 +10,7 @@ use windlass_proto::request::RequestError;
 use windlass_proto::response::{self, ApiError};
 use windlass_proto::watch::DecodeError;
 
-/// Anything a [`Client`](crate::Client) or [`Api`](crate::Api) call can fail with.
+/// Anything a [`Client`](crate::Client), [`Api`](crate::Api) or runner call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request could not be built (a bad name, invalid parameters).
@@ -71,7 +71,7 @@ pub enum Error {
         method: http::Method,
         /// The request's path and query.
         uri: String,
-        /// The limit ([`ClientBuilder::max_body`](crate::ClientBuilder::max_body)).
+        /// The limit (the client builder's `max_body`).
         limit: usize,
     },
     /// Credentials could not be added (an exec plugin failed, a bad token).
@@ -81,7 +81,7 @@ pub enum Error {
     #[error("TLS configuration: {0}")]
     Tls(#[from] TlsError),
     /// A configuration this client does not support yet.
-    #[error("{what} is not supported by windlass-tokio yet ({detail})")]
+    #[error("{what} is not supported by windlass yet ({detail})")]
     Unsupported {
         /// The setting.
         what: &'static str,
