@@ -27,7 +27,8 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, H2Options, Kind, Runners, Runtime, Sharding,
+    Target,
 };
 use windlass_tokio::{
     Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
@@ -36,7 +37,7 @@ use windlass_tokio::{
 
 windlass_testkit::e2e_suite! {
     e2e_tokio: Tokio::new();
-    runs [Core, Discovery, Runners];
+    runs [Core, Discovery, Runners, H2];
     lacks [];
 }
 
@@ -72,6 +73,41 @@ fn failure(e: Error) -> Failure {
     }
 }
 
+/// The builder for `options` (the facade's `client`, and `h2_client` with
+/// more set on it).
+fn builder(options: ClientOptions) -> ClientBuilder {
+    let mut builder = match options.target {
+        Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
+        Target::Url(url, tls) => ClientBuilder::new(url, tls.map(|t| t.client_config().unwrap())),
+    };
+    if let Some(timeout) = options.read_timeout {
+        builder = builder.read_timeout(timeout);
+    }
+    if let Some(timeout) = options.connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(retries) = options.max_retries {
+        builder = builder.max_retries(retries);
+    }
+    if let Some(format) = options.format {
+        builder = builder.format(format);
+    }
+    builder
+}
+
+impl Sharding for Tokio {
+    fn h2_client(&self, options: ClientOptions, h2: H2Options) -> Client {
+        let mut builder = builder(options)
+            .http2_watches(h2.http2_watches)
+            .flow_control(h2.flow_control);
+        if let Some(shards) = h2.watch_shards {
+            builder = builder.watch_shards(shards);
+        }
+        let _runtime = self.runtime.enter();
+        builder.build().unwrap()
+    }
+}
+
 impl Runtime for Tokio {
     const NAME: &'static str = "tokio";
     const TLS_HANDSHAKE_STALL: &'static str = "connection";
@@ -88,26 +124,8 @@ impl Runtime for Tokio {
     }
 
     fn client(&self, options: ClientOptions) -> Client {
-        let mut builder = match options.target {
-            Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
-            Target::Url(url, tls) => {
-                ClientBuilder::new(url, tls.map(|t| t.client_config().unwrap()))
-            }
-        };
-        if let Some(timeout) = options.read_timeout {
-            builder = builder.read_timeout(timeout);
-        }
-        if let Some(timeout) = options.connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(retries) = options.max_retries {
-            builder = builder.max_retries(retries);
-        }
-        if let Some(format) = options.format {
-            builder = builder.format(format);
-        }
         let _runtime = self.runtime.enter();
-        builder.build().unwrap()
+        builder(options).build().unwrap()
     }
 
     fn default_namespace(client: &Client) -> String {

@@ -27,6 +27,7 @@
 
 pub mod core;
 pub mod discovery;
+pub mod h2;
 pub mod runners;
 
 use std::future::Future;
@@ -55,6 +56,7 @@ use windlass_proto::resource::ApiResource;
 use windlass_proto::watch::WatchEvent;
 
 use crate::apiserver::{ApiServerBuilder, RequestRecord, RunningServer};
+pub use h2::{H2Options, Sharding};
 
 /// Every scenario of the suite as `(group, name)`; a runtime runs a group
 /// whole or says why it cannot.
@@ -139,6 +141,24 @@ pub const SCENARIOS: &[(Group, &str)] = &[
         Group::Runners,
         "leader_election_hands_over_when_the_leader_releases",
     ),
+    (
+        Group::H2,
+        "h2_250_watches_spread_over_ceil_250_over_cap_connections",
+    ),
+    (
+        Group::H2,
+        "h2_watch_shards_follow_a_lower_server_stream_limit",
+    ),
+    (Group::H2, "h2_configured_cap_sets_the_shard_count"),
+    (
+        Group::H2,
+        "h2_switched_off_gives_each_watch_an_http1_connection",
+    ),
+    (Group::H2, "h2_cancelled_watch_leaves_its_siblings_running"),
+    (
+        Group::H2,
+        "h2_killed_connection_reopens_and_its_watches_resume",
+    ),
 ];
 
 /// What a scenario needs of a runtime, in groups a runtime takes whole.
@@ -150,6 +170,8 @@ pub enum Group {
     Discovery,
     /// Informer, controller, leader election: [`Runners`].
     Runners,
+    /// HTTP/2 watch shards: [`Sharding`].
+    H2,
 }
 
 /// The names of `group`'s scenarios, in [`SCENARIOS`] order.
@@ -784,6 +806,16 @@ macro_rules! e2e_suite {
             leader_election_hands_over_when_the_leader_releases {60, default}
         ]);
     };
+    (@group H2, $rt:expr) => {
+        $crate::e2e_suite!(@each $rt, h2, H2, [
+            h2_250_watches_spread_over_ceil_250_over_cap_connections {60, default},
+            h2_watch_shards_follow_a_lower_server_stream_limit {60, streams30},
+            h2_configured_cap_sets_the_shard_count {60, default},
+            h2_switched_off_gives_each_watch_an_http1_connection {60, default},
+            h2_cancelled_watch_leaves_its_siblings_running {60, default},
+            h2_killed_connection_reopens_and_its_watches_resume {60, default}
+        ]);
+    };
     (@each $rt:expr, $group:ident, $names:ident, [$($name:ident {$secs:expr, $server:ident}),*]) => {
         $(
             #[test]
@@ -802,15 +834,18 @@ macro_rules! e2e_suite {
     (@names Core) => { CORE };
     (@names Discovery) => { DISCOVERY };
     (@names Runners) => { RUNNERS };
+    (@names H2) => { H2 };
 }
 
-/// The server a scenario starts: `default` (TLS), `plain` (HTTP), or
-/// `bookmarks` (TLS, a bookmark every 500 ms).
+/// The server a scenario starts: `default` (TLS), `plain` (HTTP),
+/// `bookmarks` (TLS, a bookmark every 500 ms), or `streams30` (TLS, at most
+/// 30 concurrent HTTP/2 streams per connection).
 pub fn server(kind: &str) -> ApiServerBuilder {
     let builder = crate::apiserver::ApiServer::builder();
     match kind {
         "plain" => builder.tls(false),
         "bookmarks" => builder.bookmark_interval(Duration::from_millis(500)),
+        "streams30" => builder.max_concurrent_streams(30),
         "default" => builder,
         other => panic!("no server kind {other:?}"),
     }
