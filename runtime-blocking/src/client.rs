@@ -429,19 +429,8 @@ impl std::error::Error for UreqFailure {
 
 /// Runs an exec credential plugin.
 fn run_exec(request: ExecRequest) -> ExecOutcome {
-    let mut command = std::process::Command::new(&request.command);
-    command.args(&request.args);
-    for (name, value) in &request.env {
-        command.env(name, value.expose());
-    }
-    command.stdin(if request.stdin {
-        std::process::Stdio::inherit()
-    } else {
-        std::process::Stdio::null()
-    });
-    command.stderr(std::process::Stdio::inherit());
-    let output = command.output().map(|o| (o.status.code(), o.stdout));
-    ExecOutcome::from_output(output)
+    let output = request.command().output();
+    ExecOutcome::from_output(output.map(|o| (o.status.code(), o.stdout)))
 }
 
 /// What a transport error was, in the retry policy's words.
