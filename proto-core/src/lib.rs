@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod controller;

@@ -46,7 +46,7 @@ where
     where
         K: k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     {
-        Self::with_builder(client, Builder::of::<K>(Some(namespace))?)
+        Ok(Self::scoped(client, proto::Api::namespaced(namespace)?))
     }
 
     /// `K` in the client's default namespace.
@@ -61,7 +61,7 @@ where
     /// `K` across all namespaces (lists and watches), or cluster-wide for a
     /// cluster-scoped kind.
     pub fn all(client: C) -> Result<Self, Error> {
-        Self::with_builder(client, Builder::of::<K>(None)?)
+        Ok(Self::scoped(client, proto::Api::all()?))
     }
 }
 
@@ -71,7 +71,7 @@ impl<K, C: RuntimeClient> Api<K, C> {
     where
         K: k8s_openapi::Resource<Scope = k8s_openapi::ClusterResourceScope>,
     {
-        Self::with_builder(client, Builder::of::<K>(None)?)
+        Ok(Self::scoped(client, proto::Api::cluster()?))
     }
 
     /// Any resource, found by discovery or known by hand, in `namespace`
@@ -82,16 +82,25 @@ impl<K, C: RuntimeClient> Api<K, C> {
         resource: ApiResource,
         namespace: Option<&str>,
     ) -> Result<Self, Error> {
-        Self::with_builder(client, Builder::new(resource, namespace)?)
+        Ok(Self::scoped(
+            client,
+            proto::Api::dynamic(resource, namespace)?,
+        ))
     }
 
     /// Requests from a builder of your own (another negotiation, say).
     pub fn with_builder(client: C, builder: Builder) -> Result<Self, Error> {
+        Ok(Self::scoped(client, proto::Api::with_builder(builder)))
+    }
+
+    /// windlass-proto's `Api` (its resource and scope) sent through
+    /// `client`, in the encodings the client asks for.
+    fn scoped(client: C, api: proto::Api<K>) -> Self {
         let formats = client.core().formats().clone();
-        Ok(Self {
+        Self {
             client,
-            api: proto::Api::with_builder(builder).with_formats(formats),
-        })
+            api: api.with_formats(formats),
+        }
     }
 
     /// The same resource and scope, metadata only (`PartialObjectMetadata`).

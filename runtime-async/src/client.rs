@@ -19,12 +19,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 use windlass_proto::api::Formats;
+pub use windlass_proto::client::Call;
+use windlass_proto::client::{self, BodyLimit};
 use windlass_proto::codec::Format;
 use windlass_proto::config::{CredentialAction, Credentials};
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::{FlowControl, RequestLimiter};
-use windlass_proto::retry::{Failure, RequestKind};
+use windlass_proto::retry::Failure;
 
 use crate::Error;
 use crate::runtime::{Purpose, Runtime, Transport, TransportError, timeout};
@@ -65,17 +67,6 @@ impl<H: Hook + ?Sized> Hook for Arc<H> {
     ) {
         (**self).on_response(method, uri, status, latency);
     }
-}
-
-/// What a request is, for the retry policy and the tracing span.
-#[derive(Clone, Copy, Debug)]
-pub struct Call<'a> {
-    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, …).
-    pub verb: &'static str,
-    /// The retry policy's class of request.
-    pub kind: RequestKind,
-    /// The resource's plural (and subresource), for the span.
-    pub resource: &'a str,
 }
 
 /// What a runtime crate's builder hands over to make a [`Client`].
@@ -192,14 +183,9 @@ impl Client {
         request: Request<Bytes>,
         call: Call<'_>,
     ) -> Result<Response<Incoming>, Error> {
-        let span = tracing::debug_span!(
-            "request",
-            verb = call.verb,
-            resource = call.resource,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        self.send_with_retries(request, call).instrument(span).await
+        self.send_with_retries(request, call)
+            .instrument(client::request_span(call))
+            .await
     }
 
     /// [`send`](Self::send), then the body read whole (bounded and idle-timed).
@@ -279,9 +265,9 @@ impl Client {
         for hook in &self.inner.hooks {
             hook.on_request(&mut outgoing);
         }
-        let purpose = match call.kind {
-            RequestKind::Watch | RequestKind::Stream => Purpose::Stream,
-            _ => Purpose::Request,
+        let purpose = match call.is_stream() {
+            true => Purpose::Stream,
+            false => Purpose::Request,
         };
         let sent_uri = outgoing.uri().clone();
         let started = Instant::now();
@@ -295,11 +281,7 @@ impl Client {
         for hook in &self.inner.hooks {
             hook.on_response(&method, &sent_uri, status, latency);
         }
-        let span = tracing::Span::current();
-        span.record("latency_ms", latency.as_millis() as u64);
-        if let Some(status) = status {
-            span.record("status", status.as_u16());
-        }
+        client::record_attempt(&tracing::Span::current(), status, latency);
         let uri = uri.to_owned();
         let response = match result {
             None => {
@@ -359,16 +341,12 @@ impl Client {
         method: &Method,
         uri: &str,
     ) -> Result<Bytes, Error> {
+        let limit = BodyLimit::new(self.inner.max_body);
         let mut buf = Vec::new();
         while let Some(chunk) = self.next_chunk(&mut body, method, uri).await? {
-            if buf.len() + chunk.len() > self.inner.max_body {
-                return Err(Error::BodyTooLarge {
-                    method: method.clone(),
-                    uri: uri.to_owned(),
-                    limit: self.inner.max_body,
-                });
-            }
-            buf.extend_from_slice(&chunk);
+            limit
+                .extend(&mut buf, &chunk)
+                .map_err(|too_large| too_large.into_error(method, uri))?;
         }
         Ok(buf.into())
     }
@@ -395,7 +373,7 @@ impl Client {
                     return Err(Error::Body {
                         method: method.clone(),
                         uri: uri.to_owned(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
                 Some(Some(Ok(frame))) => {

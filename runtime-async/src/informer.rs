@@ -387,7 +387,7 @@ async fn read(
         Err(error) => {
             let Some(api) = error.api() else {
                 let _ = tx
-                    .send(Completion::Failed(id, transport_error(&error)))
+                    .send(Completion::Failed(id, error.to_transport_error()))
                     .await;
                 return;
             };
@@ -411,27 +411,6 @@ async fn read(
         if tx.send(completion).await.is_err() || last {
             return;
         }
-    }
-}
-
-/// A client error as the reflector's transport error.
-fn transport_error(error: &Error) -> TransportError {
-    match error {
-        Error::Timeout { .. } => TransportError::TimedOut,
-        Error::Body { source, .. } => TransportError::Closed(source.to_string()),
-        Error::Transport { source, .. } => {
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-            while let Some(e) = cause {
-                if let Some(io) = e.downcast_ref::<std::io::Error>()
-                    && io.kind() == std::io::ErrorKind::ConnectionRefused
-                {
-                    return TransportError::ConnectionRefused;
-                }
-                cause = e.source();
-            }
-            TransportError::Other(error.to_string())
-        }
-        other => TransportError::Other(other.to_string()),
     }
 }
 

@@ -50,7 +50,7 @@ where
     where
         K: k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     {
-        Self::with_builder(client, Builder::of::<K>(Some(namespace))?)
+        Ok(Self::scoped(client, proto::Api::namespaced(namespace)?))
     }
 
     /// `K` in the client's default namespace.
@@ -65,7 +65,7 @@ where
     /// `K` across all namespaces (lists and watches), or cluster-wide for a
     /// cluster-scoped kind.
     pub fn all(client: Client) -> Result<Self, Error> {
-        Self::with_builder(client, Builder::of::<K>(None)?)
+        Ok(Self::scoped(client, proto::Api::all()?))
     }
 }
 
@@ -75,7 +75,7 @@ impl<K> Api<K> {
     where
         K: k8s_openapi::Resource<Scope = k8s_openapi::ClusterResourceScope>,
     {
-        Self::with_builder(client, Builder::of::<K>(None)?)
+        Ok(Self::scoped(client, proto::Api::cluster()?))
     }
 
     /// Any resource in `namespace` (`None`: all namespaces, or a
@@ -85,16 +85,25 @@ impl<K> Api<K> {
         resource: ApiResource,
         namespace: Option<&str>,
     ) -> Result<Self, Error> {
-        Self::with_builder(client, Builder::new(resource, namespace)?)
+        Ok(Self::scoped(
+            client,
+            proto::Api::dynamic(resource, namespace)?,
+        ))
     }
 
     /// Requests from a builder of your own (another negotiation, say).
     pub fn with_builder(client: Client, builder: Builder) -> Result<Self, Error> {
+        Ok(Self::scoped(client, proto::Api::with_builder(builder)))
+    }
+
+    /// windlass-proto's `Api` (its resource and scope) sent through
+    /// `client`, in the encodings the client asks for.
+    fn scoped(client: Client, api: proto::Api<K>) -> Self {
         let formats = client.formats().clone();
-        Ok(Self {
+        Self {
             client,
-            api: proto::Api::with_builder(builder).with_formats(formats),
-        })
+            api: api.with_formats(formats),
+        }
     }
 
     /// The same resource and scope, metadata only (`PartialObjectMetadata`).

@@ -22,11 +22,13 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, Body};
 use windlass_proto::api::Formats;
+pub use windlass_proto::client::Call;
+use windlass_proto::client::{self, BodyLimit};
 use windlass_proto::config::{Config, CredentialAction, Credentials, ExecOutcome, ExecRequest};
 use windlass_proto::endpoint::Endpoint;
 use windlass_proto::exchange::{self, Action, Exchange, ExchangeError, Outcome};
 use windlass_proto::flowcontrol::RequestLimiter;
-use windlass_proto::retry::{Failure, RequestKind};
+use windlass_proto::retry::Failure;
 
 use crate::connect::ProxyConnector;
 use crate::tls::TlsConnector;
@@ -88,17 +90,6 @@ impl std::fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CancelHandle").finish_non_exhaustive()
     }
-}
-
-/// What a request is, for the retry policy and the tracing span.
-#[derive(Clone, Copy, Debug)]
-pub struct Call<'a> {
-    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, …).
-    pub verb: &'static str,
-    /// The retry policy's class of request.
-    pub kind: RequestKind,
-    /// The resource's plural, for the span.
-    pub resource: &'a str,
 }
 
 /// A connection pool to one API server, cheap to clone.
@@ -245,14 +236,7 @@ impl Client {
         request: Request<Bytes>,
         call: Call<'_>,
     ) -> Result<Response<Body>, Error> {
-        let _span = tracing::debug_span!(
-            "request",
-            verb = call.verb,
-            resource = call.resource,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        )
-        .entered();
+        let _span = client::request_span(call).entered();
         let uri = request.uri().to_string();
         let mut exchange =
             Exchange::new(self.prepare(&request)?, call.kind, self.inner.max_retries);
@@ -318,11 +302,7 @@ impl Client {
         for hook in &self.inner.hooks {
             hook.on_response(&method, &sent_uri, status, latency);
         }
-        let span = tracing::Span::current();
-        span.record("latency_ms", latency.as_millis() as u64);
-        if let Some(status) = status {
-            span.record("status", status.as_u16());
-        }
+        client::record_attempt(&tracing::Span::current(), status, latency);
         let response = match result {
             Ok(response) => response,
             Err(source) => {
@@ -348,13 +328,13 @@ impl Client {
                         Err(other) => Error::Transport {
                             method,
                             uri,
-                            source: Box::new(ureq::Error::Other(other)),
+                            source: Box::new(UreqFailure(ureq::Error::Other(other))),
                         },
                     },
                     source => Error::Transport {
                         method,
                         uri,
-                        source: Box::new(source),
+                        source: Box::new(UreqFailure(source)),
                     },
                 };
                 return Outcome::Failed(error, failure);
@@ -392,19 +372,15 @@ impl Client {
 
     /// Reads a whole body, each read within the read timeout, at most `max_body` bytes.
     pub(crate) fn read_body(&self, body: Body, method: &Method, uri: &str) -> Result<Bytes, Error> {
-        let limit = self.inner.max_body;
-        let mut reader = body.into_reader().take(limit as u64 + 1);
+        let limit = BodyLimit::new(self.inner.max_body);
+        let mut reader = body.into_reader().take(limit.read_bound());
         let mut buf = Vec::new();
         reader
             .read_to_end(&mut buf)
             .map_err(|e| self.read_error(e, method, uri))?;
-        if buf.len() > limit {
-            return Err(Error::BodyTooLarge {
-                method: method.clone(),
-                uri: uri.to_owned(),
-                limit,
-            });
-        }
+        limit
+            .check(buf.len())
+            .map_err(|too_large| too_large.into_error(method, uri))?;
         Ok(buf.into())
     }
 
@@ -420,26 +396,41 @@ impl Client {
         Error::Body {
             method: method.clone(),
             uri: uri.to_owned(),
-            source: e,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// ureq's error as [`Error::Transport`]'s source. It prints as ureq's, and
+/// shows as its sources what [`Error`]'s classifiers look for: the proxy's
+/// refusal ([`Error::proxy`]) and a plain IO error (a refused connection, an
+/// OS-level timeout). Other causes stay hidden, as ureq's error has no
+/// sources of its own: the message stays ureq's alone.
+#[derive(Debug)]
+struct UreqFailure(ureq::Error);
+
+impl std::fmt::Display for UreqFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for UreqFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            ureq::Error::Other(e) if e.is::<crate::connect::ProxyFailure>() => Some(e.as_ref()),
+            // An OS error, with no inner error whose own sources would add
+            // text that ureq's message does not show.
+            ureq::Error::Io(e) if e.get_ref().is_none() => Some(e),
+            _ => None,
         }
     }
 }
 
 /// Runs an exec credential plugin.
 fn run_exec(request: ExecRequest) -> ExecOutcome {
-    let mut command = std::process::Command::new(&request.command);
-    command.args(&request.args);
-    for (name, value) in &request.env {
-        command.env(name, value.expose());
-    }
-    command.stdin(if request.stdin {
-        std::process::Stdio::inherit()
-    } else {
-        std::process::Stdio::null()
-    });
-    command.stderr(std::process::Stdio::inherit());
-    let output = command.output().map(|o| (o.status.code(), o.stdout));
-    ExecOutcome::from_output(output)
+    let output = request.command().output();
+    ExecOutcome::from_output(output.map(|o| (o.status.code(), o.stdout)))
 }
 
 /// What a transport error was, in the retry policy's words.

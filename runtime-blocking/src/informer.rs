@@ -427,7 +427,7 @@ impl Reader {
             }
             Err(error) => {
                 let Some(api) = error.api() else {
-                    let _ = self.tx.send(Input::Failed(id, transport_error(&error)));
+                    let _ = self.tx.send(Input::Failed(id, error.to_transport_error()));
                     return;
                 };
                 let (head, body) = api.to_response();
@@ -455,7 +455,9 @@ impl Reader {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => Input::Failed(
                     id,
-                    transport_error(&self.client.read_error(e, &http::Method::GET, &uri)),
+                    self.client
+                        .read_error(e, &http::Method::GET, &uri)
+                        .to_transport_error(),
                 ),
             };
             let last = !matches!(input, Input::Chunk(..));
@@ -463,21 +465,6 @@ impl Reader {
                 return;
             }
         }
-    }
-}
-
-/// A client error as the reflector's transport error.
-fn transport_error(error: &Error) -> TransportError {
-    match error {
-        Error::Timeout { .. } => TransportError::TimedOut,
-        Error::Body { source, .. } => TransportError::Closed(source.to_string()),
-        Error::Transport { source, .. } => match source.as_ref() {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                TransportError::ConnectionRefused
-            }
-            _ => TransportError::Other(error.to_string()),
-        },
-        other => TransportError::Other(other.to_string()),
     }
 }
 

@@ -45,7 +45,6 @@ mod connect;
 pub mod controller;
 mod discovery;
 pub mod election;
-mod error;
 pub mod informer;
 mod tls;
 
@@ -55,8 +54,8 @@ pub use client::{Call, CancelHandle, Client, Hook};
 pub use controller::{Controller, ControllerHandle};
 pub use discovery::Discovery;
 pub use election::{ElectorHandle, LeaderElector, Leadership};
-pub use error::Error;
 pub use informer::{Informer, Lister, Subscription};
+pub use windlass_proto::client::Error;
 
 /// A seed for a machine's jitter generator, different in every call and
 /// every process (the machines draw no randomness of their own).

@@ -102,6 +102,10 @@ impl Runtime for Spawner {
 }
 
 /// Runs an exec credential plugin with smol's process API (async-process).
+/// It builds its own command rather than converting
+/// [`ExecRequest::command`]: async-process's `From<std::process::Command>`
+/// forgets the standard input and error chosen there, and `output()` would
+/// then close the plugin's input and capture its errors.
 async fn run_exec(request: ExecRequest) -> ExecOutcome {
     let mut command = smol::process::Command::new(&request.command);
     command.args(&request.args).kill_on_drop(true);

@@ -89,19 +89,11 @@ impl Runtime for Tokio {
     }
 }
 
-/// Runs an exec credential plugin with tokio's process API.
+/// Runs an exec credential plugin with tokio's process API, killed if the
+/// request is dropped.
 async fn run_exec(request: ExecRequest) -> ExecOutcome {
-    let mut command = tokio::process::Command::new(&request.command);
-    command.args(&request.args).kill_on_drop(true);
-    for (name, value) in &request.env {
-        command.env(name, value.expose());
-    }
-    command.stdin(if request.stdin {
-        std::process::Stdio::inherit()
-    } else {
-        std::process::Stdio::null()
-    });
-    command.stderr(std::process::Stdio::inherit());
+    let mut command = tokio::process::Command::from(request.command());
+    command.kill_on_drop(true);
     let output = command.output().await.map(|o| (o.status.code(), o.stdout));
     ExecOutcome::from_output(output)
 }

@@ -91,6 +91,28 @@ pub struct ExecRequest {
     pub stdin: bool,
 }
 
+impl ExecRequest {
+    /// The command as described above, not started: standard input
+    /// inherited or null, standard error inherited, the variables set. Run
+    /// it with `output()` (standard output is then captured), or hand it to
+    /// an async runtime's process API through its
+    /// `From<std::process::Command>` — tokio's keeps every setting; the
+    /// adapter adds what only its API has (`kill_on_drop`).
+    pub fn command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.command);
+        command.args(&self.args);
+        for (name, value) in &self.env {
+            command.env(name, value.expose());
+        }
+        command.stdin(match self.stdin {
+            true => std::process::Stdio::inherit(),
+            false => std::process::Stdio::null(),
+        });
+        command.stderr(std::process::Stdio::inherit());
+        command
+    }
+}
+
 /// What happened when the adapter ran an [`ExecRequest`].
 #[derive(Debug)]
 pub enum ExecOutcome {
@@ -495,6 +517,28 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_request_command_carries_program_args_and_env() {
+        let request = ExecRequest {
+            command: "aws".into(),
+            args: vec!["eks".into(), "get-token".into()],
+            env: vec![("AWS_PROFILE".into(), Secret::new("dev".to_owned()))],
+            stdin: false,
+        };
+        let command = request.command();
+        assert_eq!(command.get_program(), "aws");
+        let args: Vec<_> = command.get_args().collect();
+        assert_eq!(args, ["eks", "get-token"]);
+        let envs: Vec<_> = command.get_envs().collect();
+        assert_eq!(
+            envs,
+            [(
+                std::ffi::OsStr::new("AWS_PROFILE"),
+                Some(std::ffi::OsStr::new("dev"))
+            )]
+        );
+    }
 
     #[test]
     fn exec_expiration_timestamps_parse_as_rfc3339() {
