@@ -90,10 +90,16 @@ impl Runtime for Tokio {
 }
 
 /// Runs an exec credential plugin with tokio's process API, killed if the
-/// request is dropped.
+/// request is dropped. Spawned rather than `output()`: tokio's `output()`
+/// pipes stderr whatever the command says, and the plugin's stderr goes to
+/// ours (client-go's `cmd.Stderr = os.Stderr`), where its prompts and
+/// errors can be read.
 async fn run_exec(request: ExecRequest) -> ExecOutcome {
     let mut command = tokio::process::Command::from(request.command());
-    command.kill_on_drop(true);
-    let output = command.output().await.map(|o| (o.status.code(), o.stdout));
-    ExecOutcome::from_output(output)
+    command.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let output = match command.spawn() {
+        Ok(child) => child.wait_with_output().await,
+        Err(e) => Err(e),
+    };
+    ExecOutcome::from_output(output.map(|o| (o.status.code(), o.stdout)))
 }

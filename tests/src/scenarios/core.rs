@@ -607,13 +607,22 @@ pub async fn exec_credential_plugin_runs_once_for_many_requests<R: Runtime>(ctx:
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let runs = dir.join("runs");
+    let stderr = dir.join("stderr");
     let script = dir.join("plugin.sh");
     let credential = json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": token}});
+    // The plugin's stderr is the client process's own (client-go:
+    // `cmd.Stderr = os.Stderr`), so its prompts and errors reach the user:
+    // the plugin compares its fd 2 with its parent's.
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho run >> '{}'\necho '{credential}'\n",
-            runs.display()
+            "#!/bin/sh\necho run >> '{runs}'\n\
+             if [ \"$(readlink /proc/self/fd/2)\" = \"$(readlink /proc/$PPID/fd/2)\" ]; \
+             then echo inherited >> '{stderr}'; \
+             else echo \"not inherited: $(readlink /proc/self/fd/2)\" >> '{stderr}'; fi\n\
+             echo '{credential}'\n",
+            runs = runs.display(),
+            stderr = stderr.display(),
         ),
     )
     .unwrap();
@@ -646,5 +655,12 @@ pub async fn exec_credential_plugin_runs_once_for_many_requests<R: Runtime>(ctx:
     R::create(&maps, &config_map("exec", &[])).await.unwrap();
     R::get(&maps, "exec").await.unwrap();
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);
+    if std::path::Path::new("/proc/self/fd/2").exists() {
+        assert_eq!(
+            std::fs::read_to_string(&stderr).unwrap().trim(),
+            "inherited",
+            "the plugin's stderr is the client's"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
