@@ -46,11 +46,20 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::hash::Hash;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::object::ObjectKey;
 use crate::queue::{Next, RateLimitingQueue};
-use crate::ratelimit::{MaxOf, RateLimiter, default_controller_rate_limiter};
+use crate::ratelimit::{DynRateLimiter, MaxOf, RateLimiter, default_controller_rate_limiter};
+
+/// How long a controller runner waits for its informer's initial list by default.
+pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a waiting worker sleeps when no delayed key is due: it is woken
+/// by an enqueue, a finished reconcile or a shutdown long before.
+pub const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 /// How a reconcile ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +72,37 @@ pub enum Outcome {
     Requeue,
     /// Failed; try again after the rate limiter's wait.
     Error,
+}
+
+impl Outcome {
+    /// What a reconcile's result comes to: `Ok(outcome)` as it is; an error
+    /// (logged as a warning) or a panic (logged as an error) is
+    /// [`Outcome::Error`]. The outcome is recorded in `span`'s `outcome`
+    /// field (see [`reconcile_span`]).
+    pub fn of_reconcile<E: Display>(
+        result: std::thread::Result<Result<Outcome, E>>,
+        span: &tracing::Span,
+    ) -> Outcome {
+        let outcome = match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => {
+                tracing::warn!(parent: span, %error, "reconcile failed");
+                Outcome::Error
+            }
+            Err(_) => {
+                tracing::error!(parent: span, "reconcile panicked");
+                Outcome::Error
+            }
+        };
+        span.record("outcome", tracing::field::debug(outcome));
+        outcome
+    }
+}
+
+/// The span a runner runs one reconcile in: `reconcile` with the key, the
+/// attempt (1 for a first try) and, once known, the outcome.
+pub fn reconcile_span(key: &ObjectKey, attempt: u32) -> tracing::Span {
+    tracing::info_span!("reconcile", key = %key, attempt, outcome = tracing::field::Empty)
 }
 
 /// Counters for an adapter to export, as plain numbers (client-go's
@@ -182,6 +222,21 @@ impl<T: Hash + Eq + Clone, R: RateLimiter<T>> Controller<T, R> {
         next
     }
 
+    /// What a worker does next at `now` ([`next`](Self::next) with the
+    /// attempt number and the wake-up time a runner needs).
+    pub fn next_turn(&mut self, now: Instant) -> Turn<T> {
+        match self.next(now) {
+            Next::Item(key) => Turn::Reconcile {
+                attempt: self.num_requeues(&key) + 1,
+                key,
+            },
+            Next::Wait => Turn::Wait {
+                until: self.poll_timeout(),
+            },
+            Next::ShutDown => Turn::ShutDown,
+        }
+    }
+
     /// Records that the reconcile of `key` ended at `now` with `outcome`, and
     /// requeues or forgets the key accordingly. A key that is not running is
     /// ignored.
@@ -224,6 +279,154 @@ impl<T: Hash + Eq + Clone, R: RateLimiter<T>> Controller<T, R> {
     /// When the next delayed key is due: wake then and call [`next`](Self::next).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.queue.poll_timeout()
+    }
+}
+
+/// What a worker does next ([`Controller::next_turn`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Turn<T> {
+    /// Reconcile `key`, then [`finish`](Controller::finish) it.
+    Reconcile {
+        /// The key to reconcile.
+        key: T,
+        /// 1 for a first try, plus one per rate-limited requeue since the
+        /// key last succeeded.
+        attempt: u32,
+    },
+    /// Nothing is ready: wait for an enqueue, or until `until` (a delayed
+    /// key is due then), and ask again.
+    Wait {
+        /// When the next delayed key is due.
+        until: Option<Instant>,
+    },
+    /// The queue shut down and is empty: the worker ends.
+    ShutDown,
+}
+
+impl<T> Turn<T> {
+    /// How long a waiting worker sleeps from `now` ([`IDLE_WAIT`] when no
+    /// key is due; zero for a turn that is not a wait).
+    pub fn wait(&self, now: Instant) -> Duration {
+        match self {
+            Turn::Wait { until: Some(at) } => at.saturating_duration_since(now),
+            Turn::Wait { until: None } => IDLE_WAIT,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A controller runner's settings (what the runtimes' builders set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How many reconciles may run at once (at least 1).
+    pub workers: usize,
+    /// How long the runner waits for its informer to sync before workers start.
+    pub sync_timeout: Duration,
+}
+
+impl Default for Settings {
+    /// One worker, [`DEFAULT_SYNC_TIMEOUT`].
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            sync_timeout: DEFAULT_SYNC_TIMEOUT,
+        }
+    }
+}
+
+impl Settings {
+    /// `n` workers, at least one.
+    pub fn workers(self, n: usize) -> Self {
+        Self {
+            workers: n.max(1),
+            ..self
+        }
+    }
+
+    /// Waits at most `timeout` for the informer to sync.
+    pub fn sync_timeout(self, timeout: Duration) -> Self {
+        Self {
+            sync_timeout: timeout,
+            ..self
+        }
+    }
+}
+
+/// A runner's work queue: object keys, a boxed rate limiter.
+pub type Queue = Controller<ObjectKey, DynRateLimiter<ObjectKey>>;
+
+/// A controller runner's queue, shared by its workers and its handles: the
+/// [`Controller`] behind a lock (a poisoned lock is taken over: the queue's
+/// own state is never left half-updated by a reconcile), and the runner's way
+/// to wake its waiting workers, called after every change that may give a
+/// waiting worker something to do.
+pub struct SharedQueue {
+    queue: Mutex<Queue>,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for SharedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedQueue").finish_non_exhaustive()
+    }
+}
+
+impl SharedQueue {
+    /// An empty queue with client-go's default controller rate limiter;
+    /// `wake` wakes every waiting worker.
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        let limiter: DynRateLimiter<ObjectKey> = Box::new(default_controller_rate_limiter());
+        Self {
+            queue: Mutex::new(Controller::new(limiter)),
+            wake: Box::new(wake),
+        }
+    }
+
+    /// The queue, locked (for a worker that waits on a condition variable
+    /// paired with this lock).
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters at `now`.
+    pub fn counters(&self, now: Instant) -> Counters {
+        self.lock().counters(now)
+    }
+
+    /// Replaces the queue by an empty one whose failed keys wait as
+    /// `limiter` says (a runner's builder, before it runs).
+    pub fn set_rate_limiter(&self, limiter: impl RateLimiter<ObjectKey> + Send + 'static) {
+        *self.lock() = Controller::new(Box::new(limiter));
+    }
+
+    /// [`Controller::enqueue`], then wakes the workers.
+    pub fn enqueue(&self, key: ObjectKey) {
+        self.lock().enqueue(key);
+        (self.wake)();
+    }
+
+    /// [`Controller::enqueue_after`], then wakes the workers.
+    pub fn enqueue_after(&self, key: ObjectKey, delay: Duration, now: Instant) {
+        self.lock().enqueue_after(key, delay, now);
+        (self.wake)();
+    }
+
+    /// [`Controller::next_turn`].
+    pub fn next_turn(&self, now: Instant) -> Turn<ObjectKey> {
+        self.lock().next_turn(now)
+    }
+
+    /// [`Controller::finish`], then wakes the workers (the key may be ready
+    /// again, or the queue drained).
+    pub fn finish(&self, key: &ObjectKey, outcome: Outcome, now: Instant) {
+        self.lock().finish(key, outcome, now);
+        (self.wake)();
+    }
+
+    /// [`Controller::shut_down_with_drain`], then wakes the workers.
+    pub fn shut_down(&self) {
+        self.lock().shut_down_with_drain();
+        (self.wake)();
     }
 }
 
@@ -395,5 +598,159 @@ mod tests {
         c.finish(&"b", Outcome::Success, t0);
         assert!(c.is_drained());
         assert_eq!(c.next(t0 + Duration::from_secs(5)), Next::ShutDown);
+    }
+
+    #[test]
+    fn controller_next_turn_names_the_attempt_and_the_wake_up() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(ItemExponentialFailure::new(ms(5), ms(1000)));
+        assert_eq!(c.next_turn(t0), Turn::Wait { until: None });
+        assert_eq!(Turn::<&str>::Wait { until: None }.wait(t0), IDLE_WAIT);
+        c.enqueue("a");
+        assert_eq!(
+            c.next_turn(t0),
+            Turn::Reconcile {
+                key: "a",
+                attempt: 1
+            }
+        );
+        c.finish(&"a", Outcome::Error, t0);
+        let turn = c.next_turn(t0 + ms(1));
+        assert_eq!(
+            turn,
+            Turn::Wait {
+                until: Some(t0 + ms(5))
+            },
+            "rate-limited"
+        );
+        assert_eq!(turn.wait(t0 + ms(1)), ms(4));
+        assert_eq!(turn.wait(t0 + ms(9)), Duration::ZERO, "already due");
+        assert_eq!(
+            c.next_turn(t0 + ms(5)),
+            Turn::Reconcile {
+                key: "a",
+                attempt: 2
+            }
+        );
+        c.finish(&"a", Outcome::Success, t0 + ms(6));
+        c.enqueue("a");
+        assert_eq!(
+            c.next_turn(t0 + ms(6)),
+            Turn::Reconcile {
+                key: "a",
+                attempt: 1
+            },
+            "a success forgets the failures"
+        );
+        c.shut_down();
+        c.finish(&"a", Outcome::Success, t0 + ms(7));
+        assert_eq!(c.next_turn(t0 + ms(7)), Turn::ShutDown);
+        assert_eq!(Turn::<&str>::ShutDown.wait(t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn controller_outcome_of_reconcile_maps_errors_and_panics_to_error() {
+        let span = reconcile_span(&ObjectKey::new(Some("default"), "web"), 1);
+        let ok: std::thread::Result<Result<Outcome, String>> =
+            Ok(Ok(Outcome::RequeueAfter(ms(30))));
+        assert_eq!(
+            Outcome::of_reconcile(ok, &span),
+            Outcome::RequeueAfter(ms(30))
+        );
+        let requeue: std::thread::Result<Result<Outcome, String>> = Ok(Ok(Outcome::Requeue));
+        assert_eq!(Outcome::of_reconcile(requeue, &span), Outcome::Requeue);
+        let failed: std::thread::Result<Result<Outcome, String>> = Ok(Err("boom".into()));
+        assert_eq!(Outcome::of_reconcile(failed, &span), Outcome::Error);
+        let panicked = std::panic::catch_unwind(|| -> Result<Outcome, String> {
+            panic!("a reconcile panicked")
+        });
+        assert!(panicked.is_err());
+        assert_eq!(Outcome::of_reconcile(panicked, &span), Outcome::Error);
+    }
+
+    #[test]
+    fn controller_settings_default_to_one_worker_and_five_minutes() {
+        let settings = Settings::default();
+        assert_eq!(settings.workers, 1);
+        assert_eq!(settings.sync_timeout, Duration::from_secs(300));
+        assert_eq!(settings.workers(0).workers, 1, "at least one worker");
+        let settings = settings.workers(4).sync_timeout(ms(50));
+        assert_eq!((settings.workers, settings.sync_timeout), (4, ms(50)));
+    }
+
+    #[test]
+    fn controller_shared_queue_wakes_workers_on_every_change_that_may_feed_one() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let t0 = Instant::now();
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let counted = wakes.clone();
+        let queue = SharedQueue::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        let woken = || wakes.load(Ordering::SeqCst);
+        let key = ObjectKey::new(Some("default"), "web");
+        queue.enqueue(key.clone());
+        assert_eq!(woken(), 1);
+        let later = ObjectKey::new(Some("default"), "db");
+        queue.enqueue_after(later.clone(), ms(20), t0);
+        assert_eq!(woken(), 2);
+        assert_eq!(
+            queue.next_turn(t0),
+            Turn::Reconcile {
+                key: key.clone(),
+                attempt: 1
+            }
+        );
+        assert_eq!(woken(), 2, "taking a key wakes nobody");
+        assert_eq!(queue.counters(t0).running, 1);
+        queue.finish(&key, Outcome::Success, t0 + ms(1));
+        assert_eq!(woken(), 3);
+        assert_eq!(
+            queue.next_turn(t0 + ms(1)),
+            Turn::Wait {
+                until: Some(t0 + ms(20))
+            }
+        );
+        queue.shut_down();
+        assert_eq!(woken(), 4);
+        assert_eq!(queue.counters(t0 + ms(1)).reconciles, 1);
+        // A delayed key is dropped by the shutdown; the queue is drained.
+        assert_eq!(queue.next_turn(t0 + ms(30)), Turn::ShutDown);
+    }
+
+    #[test]
+    fn controller_shared_queue_rate_limiter_replaces_the_queue() {
+        let t0 = Instant::now();
+        let queue = SharedQueue::new(|| {});
+        queue.set_rate_limiter(ItemExponentialFailure::new(ms(7), ms(1000)));
+        let key = ObjectKey::new(None, "node-1");
+        queue.enqueue(key.clone());
+        assert!(matches!(queue.next_turn(t0), Turn::Reconcile { .. }));
+        queue.finish(&key, Outcome::Error, t0);
+        assert_eq!(
+            queue.next_turn(t0),
+            Turn::Wait {
+                until: Some(t0 + ms(7))
+            }
+        );
+        assert_eq!(queue.lock().num_requeues(&key), 1);
+    }
+
+    #[test]
+    fn controller_shared_queue_survives_a_poisoned_lock() {
+        use std::sync::Arc;
+
+        let queue = Arc::new(SharedQueue::new(|| {}));
+        let holder = queue.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = holder.lock();
+            panic!("a worker panicked while holding the queue");
+        })
+        .join();
+        assert!(panicked.is_err());
+        queue.enqueue(ObjectKey::new(None, "a"));
+        assert_eq!(queue.counters(Instant::now()).depth, 1);
     }
 }

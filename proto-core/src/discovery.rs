@@ -224,6 +224,19 @@ impl Discovery {
             .ok_or_else(|| DiscoveryError::NotServed(gvk.to_string()))
     }
 
+    /// The [`ApiResource`] of `kind` of `group` in its preferred version (as
+    /// [`resolve_group_kind`](Self::resolve_group_kind)), for requests
+    /// ([`DiscoveryError::NotServed`] when there is none).
+    pub fn api_resource_for_kind(
+        &self,
+        group: &str,
+        kind: &str,
+    ) -> Result<ApiResource, DiscoveryError> {
+        self.resolve_group_kind(group, kind)
+            .map(|r| r.resource.clone())
+            .ok_or_else(|| DiscoveryError::NotServed(format!("kind {kind:?} of group {group:?}")))
+    }
+
     /// The resource serving exactly this group, version and kind.
     pub fn resolve(&self, gvk: &GroupVersionKind) -> Option<&DiscoveredResource> {
         self.group(&gvk.group)?

@@ -100,6 +100,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::rand::Rng;
+use crate::response::ApiError;
 use crate::retry::{ConflictRetry, DEFAULT_RETRY};
 
 /// client-go's `JitterFactor`: a follower waits `retry · (1 + rand · 1.2)`.
@@ -286,6 +287,15 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The id its result is handed back with.
+    pub fn id(&self) -> RequestId {
+        match self {
+            Action::Get { id } | Action::Create { id, .. } | Action::Update { id, .. } => *id,
+        }
+    }
+}
+
 /// Why a request on the Lease failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {
@@ -300,6 +310,22 @@ pub enum LeaseError {
     Failed(String),
 }
 
+impl LeaseError {
+    /// What a failed Lease request means for the elector: a 404 is
+    /// [`NotFound`](Self::NotFound); a 409, a stale write or a create that
+    /// found the Lease already there, is a [`Conflict`](Self::Conflict);
+    /// anything else (another status, or no status at all: `api` is `None`
+    /// for a connection error or a timeout) [`Failed`](Self::Failed) with
+    /// `error`'s message.
+    pub fn from_api(api: Option<&ApiError>, error: &dyn std::fmt::Display) -> Self {
+        match api {
+            Some(api) if api.is_not_found() => LeaseError::NotFound,
+            Some(api) if api.is_conflict() || api.is_already_exists() => LeaseError::Conflict,
+            _ => LeaseError::Failed(error.to_string()),
+        }
+    }
+}
+
 /// What the elector tells its user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -309,6 +335,23 @@ pub enum Event {
     StoppedLeading,
     /// The Lease names a new holder (possibly this candidate).
     NewLeader(String),
+}
+
+impl Event {
+    /// Logs a start or end of leadership (`info`, with the Lease's name and
+    /// `config`'s identity), as a runner does before acting on it; a new
+    /// leader is not logged (the runner hands it to its user).
+    pub fn trace(&self, config: &Config) {
+        match self {
+            Event::StartedLeading => {
+                tracing::info!(lease = %config.name, identity = %config.identity, "started leading")
+            }
+            Event::StoppedLeading => {
+                tracing::info!(lease = %config.name, identity = %config.identity, "stopped leading")
+            }
+            Event::NewLeader(_) => {}
+        }
+    }
 }
 
 /// One candidate in a Lease-based election.

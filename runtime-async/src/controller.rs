@@ -34,31 +34,28 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
-use windlass_proto::controller::{Controller as ProtoController, Counters, Outcome};
+use windlass_proto::controller::{
+    Counters, IDLE_WAIT, Outcome, Settings, SharedQueue, Turn, reconcile_span,
+};
 use windlass_proto::object::{Object, ObjectKey};
-use windlass_proto::queue::Next;
-use windlass_proto::ratelimit::{DynRateLimiter, RateLimiter, default_controller_rate_limiter};
+use windlass_proto::ratelimit::RateLimiter;
 
 use crate::runtime::{RuntimeClient, race, spawn_with_handle, timeout};
 use crate::{Client, Error, Informer};
 
-/// How long [`Controller::run`] waits for the informer's initial list by default.
-pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(300);
-
-type Queue = ProtoController<ObjectKey, DynRateLimiter<ObjectKey>>;
+pub use windlass_proto::controller::DEFAULT_SYNC_TIMEOUT;
 
 /// An informer, a work queue and N workers that reconcile its keys.
 pub struct Controller<K, C> {
     informer: Informer<K, C>,
-    workers: usize,
-    sync_timeout: Duration,
+    settings: Settings,
     shared: Arc<Shared>,
 }
 
@@ -66,55 +63,51 @@ impl<K, C> std::fmt::Debug for Controller<K, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("informer", &self.informer)
-            .field("workers", &self.workers)
+            .field("workers", &self.settings.workers)
             .finish_non_exhaustive()
     }
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
+    queue: SharedQueue,
     /// Wakes waiting workers: a key was enqueued, a reconcile finished, or shutdown.
-    wake: Event,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    wake: Arc<Event>,
 }
 
 impl<K: Object + DeserializeOwned + Send + Sync + 'static, C: RuntimeClient> Controller<K, C> {
     /// A controller over `informer`: every add, update, delete and resync
     /// enqueues the object's key. One worker, client-go's default rate limiter.
     pub fn new(informer: Informer<K, C>) -> Self {
-        let limiter: DynRateLimiter<ObjectKey> = Box::new(default_controller_rate_limiter());
+        let wake = Arc::new(Event::new());
+        let waker = wake.clone();
         Self {
             informer,
-            workers: 1,
-            sync_timeout: DEFAULT_SYNC_TIMEOUT,
+            settings: Settings::default(),
             shared: Arc::new(Shared {
-                queue: Mutex::new(ProtoController::new(limiter)),
-                wake: Event::new(),
+                queue: SharedQueue::new(move || {
+                    waker.notify(usize::MAX);
+                }),
+                wake,
             }),
         }
     }
 
     /// How many reconciles may run at once (at least 1).
     pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
+        self.settings = self.settings.workers(n);
         self
     }
 
     /// How failed keys wait before their retry (replaces the default; keys
     /// already queued keep their place).
     pub fn rate_limiter(self, limiter: impl RateLimiter<ObjectKey> + Send + 'static) -> Self {
-        *self.shared.lock() = ProtoController::new(Box::new(limiter));
+        self.shared.queue.set_rate_limiter(limiter);
         self
     }
 
     /// How long [`run`](Self::run) waits for the informer to sync.
     pub fn sync_timeout(mut self, timeout: Duration) -> Self {
-        self.sync_timeout = timeout;
+        self.settings = self.settings.sync_timeout(timeout);
         self
     }
 
@@ -151,7 +144,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static, C: RuntimeClient> Con
         });
         let informer = self.informer.run_unless_running();
         // Synced: the informer's initial list is in the store and every key of it in the queue.
-        if timeout(runtime, self.sync_timeout, synced.wait_for(true))
+        if timeout(runtime, self.settings.sync_timeout, synced.wait_for(true))
             .await
             .is_none()
         {
@@ -162,11 +155,11 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static, C: RuntimeClient> Con
             }
             return Err(Error::SyncTimeout {
                 resource: self.informer.resource().to_owned(),
-                after: self.sync_timeout,
+                after: self.settings.sync_timeout,
             });
         }
         let reconcile = Arc::new(reconcile);
-        let workers: Vec<_> = (0..self.workers)
+        let workers: Vec<_> = (0..self.settings.workers)
             .map(|_| {
                 let worker = work(client.clone(), self.shared.clone(), reconcile.clone());
                 spawn_with_handle(runtime, worker)
@@ -196,49 +189,22 @@ where
     loop {
         // Listen before looking, so a wake-up between the two is not lost.
         let woken = shared.wake.listen();
-        let (next, wake_at, attempt) = {
-            let mut queue = shared.lock();
-            let next = queue.next(Instant::now());
-            let attempt = next_attempt(&queue, &next);
-            (next, queue.poll_timeout(), attempt)
-        };
-        let key = match next {
-            Next::Item(key) => key,
-            Next::ShutDown => return,
-            Next::Wait => {
-                let wake_at = wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let (key, attempt) = match shared.queue.next_turn(Instant::now()) {
+            Turn::Reconcile { key, attempt } => (key, attempt),
+            Turn::ShutDown => return,
+            Turn::Wait { until } => {
+                let wake_at = until.unwrap_or_else(|| Instant::now() + IDLE_WAIT);
                 race(woken, client.runtime().sleep_until(wake_at)).await;
                 continue;
             }
         };
-        let span =
-            tracing::info_span!("reconcile", key = %key, attempt, outcome = tracing::field::Empty);
-        let outcome = AssertUnwindSafe(reconcile(key.clone()))
+        let span = reconcile_span(&key, attempt);
+        let result = AssertUnwindSafe(reconcile(key.clone()))
             .catch_unwind()
             .instrument(span.clone())
             .await;
-        let outcome = match outcome {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => {
-                tracing::warn!(parent: &span, %error, "reconcile failed");
-                Outcome::Error
-            }
-            Err(_) => {
-                tracing::error!(parent: &span, "reconcile panicked");
-                Outcome::Error
-            }
-        };
-        span.record("outcome", tracing::field::debug(outcome));
-        shared.lock().finish(&key, outcome, Instant::now());
-        shared.wake.notify(usize::MAX);
-    }
-}
-
-/// The attempt number of the key about to be reconciled (1 for a first try).
-fn next_attempt(queue: &Queue, next: &Next<ObjectKey>) -> u32 {
-    match next {
-        Next::Item(key) => queue.num_requeues(key) + 1,
-        _ => 0,
+        let outcome = Outcome::of_reconcile(result, &span);
+        shared.queue.finish(&key, outcome, Instant::now());
     }
 }
 
@@ -259,26 +225,23 @@ impl std::fmt::Debug for ControllerHandle {
 impl ControllerHandle {
     /// Asks for `key` to be reconciled (ignored once shutting down).
     pub fn enqueue(&self, key: ObjectKey) {
-        self.shared.lock().enqueue(key);
-        self.shared.wake.notify(usize::MAX);
+        self.shared.queue.enqueue(key);
     }
 
     /// Asks for `key` to be reconciled after `delay`.
     pub fn enqueue_after(&self, key: ObjectKey, delay: Duration) {
-        self.shared.lock().enqueue_after(key, delay, Instant::now());
-        self.shared.wake.notify(usize::MAX);
+        self.shared.queue.enqueue_after(key, delay, Instant::now());
     }
 
     /// The queue's counters now.
     pub fn counters(&self) -> Counters {
-        self.shared.lock().counters(Instant::now())
+        self.shared.queue.counters(Instant::now())
     }
 
     /// Shuts down gracefully: no new keys are taken, keys already queued are
     /// still reconciled, running reconciles finish; requeues are dropped.
     /// [`Controller::run`] returns once all that is done.
     pub fn shut_down(&self) {
-        self.shared.lock().shut_down_with_drain();
-        self.shared.wake.notify(usize::MAX);
+        self.shared.queue.shut_down();
     }
 }

@@ -8,7 +8,7 @@
 use std::ops::Deref;
 
 use futures_util::future::join_all;
-use windlass_proto::discovery::{self as proto, Discoverer, DiscoveryError, GroupVersionKind};
+use windlass_proto::discovery::{self as proto, Discoverer, GroupVersionKind};
 use windlass_proto::dynamic::DynamicObject;
 use windlass_proto::response;
 use windlass_proto::retry::RequestKind;
@@ -64,13 +64,8 @@ impl<C: RuntimeClient> Discovery<C> {
         kind: &str,
         namespace: Option<&str>,
     ) -> Result<Api<DynamicObject, C>, Error> {
-        let resource = self
-            .discovered
-            .resolve_group_kind(group, kind)
-            .ok_or_else(|| {
-                DiscoveryError::NotServed(format!("kind {kind:?} of group {group:?}"))
-            })?;
-        Api::dynamic(self.client.clone(), resource.resource.clone(), namespace)
+        let resource = self.discovered.api_resource_for_kind(group, kind)?;
+        Api::dynamic(self.client.clone(), resource, namespace)
     }
 }
 

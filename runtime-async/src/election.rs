@@ -121,7 +121,7 @@ impl<C: RuntimeClient> LeaderElector<C> {
         // The driving loop: perform, report, sleep until a result or the deadline.
         while !machine.is_stopped() {
             while let Some(action) = machine.poll_action() {
-                let id = action_id(&action);
+                let id = action.id();
                 requests.retain(|_, task| !task.is_finished());
                 let name = self.config.name.clone();
                 let task = perform(leases.clone(), name, action, tx.clone());
@@ -197,9 +197,9 @@ impl<C: RuntimeClient> LeaderElector<C> {
         F: FnOnce(Leadership) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        event.trace(&self.config);
         match event {
             Event::StartedLeading => {
-                tracing::info!(lease = %self.config.name, identity = %self.config.identity, "started leading");
                 self.shared.leading.set(true);
                 if let Some(lead) = lead.take() {
                     let leadership = Leadership {
@@ -212,7 +212,6 @@ impl<C: RuntimeClient> LeaderElector<C> {
                 }
             }
             Event::StoppedLeading => {
-                tracing::info!(lease = %self.config.name, identity = %self.config.identity, "stopped leading");
                 self.shared.leading.set(false);
             }
             Event::NewLeader(identity) => {
@@ -235,12 +234,6 @@ enum Wake {
     WorkDone,
 }
 
-fn action_id(action: &Action) -> RequestId {
-    match action {
-        Action::Get { id } | Action::Create { id, .. } | Action::Update { id, .. } => *id,
-    }
-}
-
 /// Performs one read or write of the Lease and reports its result.
 async fn perform<C: RuntimeClient>(
     leases: Api<Lease, C>,
@@ -248,21 +241,13 @@ async fn perform<C: RuntimeClient>(
     action: Action,
     tx: Sender<(RequestId, Box<Result<Lease, LeaseError>>)>,
 ) {
-    let id = action_id(&action);
+    let id = action.id();
     let result = match action {
         Action::Get { .. } => leases.get(&name).await,
         Action::Create { lease, .. } => leases.create(&PostParams::default(), &lease).await,
         Action::Update { lease, .. } => leases.replace(&name, &PostParams::default(), &lease).await,
     };
-    let result = result.map_err(|e| {
-        if e.is_not_found() {
-            LeaseError::NotFound
-        } else if e.is_conflict() || e.is_already_exists() {
-            LeaseError::Conflict
-        } else {
-            LeaseError::Failed(e.to_string())
-        }
-    });
+    let result = result.map_err(|e| LeaseError::from_api(e.api(), &e));
     let _ = tx.send((id, Box::new(result))).await;
 }
 

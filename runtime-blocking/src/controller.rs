@@ -27,27 +27,22 @@
 
 use std::fmt::Display;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use windlass_proto::controller::{Controller as ProtoController, Counters, Outcome};
+use windlass_proto::controller::{Counters, Outcome, Settings, SharedQueue, Turn, reconcile_span};
 use windlass_proto::object::{Object, ObjectKey};
-use windlass_proto::queue::Next;
-use windlass_proto::ratelimit::{DynRateLimiter, RateLimiter, default_controller_rate_limiter};
+use windlass_proto::ratelimit::RateLimiter;
 
 use crate::{Error, Informer};
 
-/// How long [`Controller::run`] waits for the informer's initial list by default.
-pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(300);
-
-type Queue = ProtoController<ObjectKey, DynRateLimiter<ObjectKey>>;
+pub use windlass_proto::controller::DEFAULT_SYNC_TIMEOUT;
 
 /// An informer, a work queue and N workers that reconcile its keys.
 pub struct Controller<K> {
     informer: Informer<K>,
-    workers: usize,
-    sync_timeout: Duration,
+    settings: Settings,
     shared: Arc<Shared>,
 }
 
@@ -55,55 +50,50 @@ impl<K> std::fmt::Debug for Controller<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("informer", &self.informer)
-            .field("workers", &self.workers)
+            .field("workers", &self.settings.workers)
             .finish_non_exhaustive()
     }
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
-    /// Wakes waiting workers: a key was enqueued, a reconcile finished, or shutdown.
-    wake: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    queue: SharedQueue,
+    /// Wakes waiting workers (paired with the queue's lock): a key was
+    /// enqueued, a reconcile finished, or shutdown.
+    wake: Arc<Condvar>,
 }
 
 impl<K: Object + DeserializeOwned + Send + Sync + 'static> Controller<K> {
     /// A controller over `informer`: every add, update, delete and resync
     /// enqueues the object's key. One worker, client-go's default rate limiter.
     pub fn new(informer: Informer<K>) -> Self {
-        let limiter: DynRateLimiter<ObjectKey> = Box::new(default_controller_rate_limiter());
+        let wake = Arc::new(Condvar::new());
+        let waker = wake.clone();
         Self {
             informer,
-            workers: 1,
-            sync_timeout: DEFAULT_SYNC_TIMEOUT,
+            settings: Settings::default(),
             shared: Arc::new(Shared {
-                queue: Mutex::new(ProtoController::new(limiter)),
-                wake: Condvar::new(),
+                queue: SharedQueue::new(move || waker.notify_all()),
+                wake,
             }),
         }
     }
 
     /// How many reconciles may run at once (at least 1).
     pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
+        self.settings = self.settings.workers(n);
         self
     }
 
     /// How failed keys wait before their retry (replaces the default; keys
     /// already queued keep their place).
     pub fn rate_limiter(self, limiter: impl RateLimiter<ObjectKey> + Send + 'static) -> Self {
-        *self.shared.lock() = ProtoController::new(Box::new(limiter));
+        self.shared.queue.set_rate_limiter(limiter);
         self
     }
 
     /// How long [`run`](Self::run) waits for the informer to sync.
     pub fn sync_timeout(mut self, timeout: Duration) -> Self {
-        self.sync_timeout = timeout;
+        self.settings = self.settings.sync_timeout(timeout);
         self
     }
 
@@ -139,11 +129,11 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Controller<K> {
         // Every initial-list key is in the queue before a worker starts.
         let synced = self
             .informer
-            .wait_for_handler_sync(subscription_id, self.sync_timeout);
+            .wait_for_handler_sync(subscription_id, self.settings.sync_timeout);
         if synced.is_ok() {
             let reconcile = &reconcile;
             std::thread::scope(|scope| {
-                for i in 0..self.workers {
+                for i in 0..self.settings.workers {
                     std::thread::Builder::new()
                         .name(format!("controller-worker-{i}"))
                         .spawn_scoped(scope, || work(&self.shared, reconcile))
@@ -171,48 +161,28 @@ where
 {
     loop {
         let (key, attempt) = {
-            let mut queue = shared.lock();
+            let mut queue = shared.queue.lock();
             loop {
                 let now = Instant::now();
-                match queue.next(now) {
-                    Next::Item(key) => {
-                        let attempt = queue.num_requeues(&key) + 1;
-                        break (key, attempt);
-                    }
-                    Next::ShutDown => return,
-                    Next::Wait => {
-                        let wait = queue
-                            .poll_timeout()
-                            .map_or(Duration::from_secs(3600), |at| {
-                                at.saturating_duration_since(now)
-                            });
+                let turn = queue.next_turn(now);
+                match turn {
+                    Turn::Reconcile { key, attempt } => break (key, attempt),
+                    Turn::ShutDown => return,
+                    Turn::Wait { .. } => {
                         queue = shared
                             .wake
-                            .wait_timeout(queue, wait)
+                            .wait_timeout(queue, turn.wait(now))
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
                     }
                 }
             }
         };
-        let span =
-            tracing::info_span!("reconcile", key = %key, attempt, outcome = tracing::field::Empty);
-        let outcome =
+        let span = reconcile_span(&key, attempt);
+        let result =
             span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| reconcile(key.clone()))));
-        let outcome = match outcome {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => {
-                tracing::warn!(parent: &span, %error, "reconcile failed");
-                Outcome::Error
-            }
-            Err(_) => {
-                tracing::error!(parent: &span, "reconcile panicked");
-                Outcome::Error
-            }
-        };
-        span.record("outcome", tracing::field::debug(outcome));
-        shared.lock().finish(&key, outcome, Instant::now());
-        shared.wake.notify_all();
+        let outcome = Outcome::of_reconcile(result, &span);
+        shared.queue.finish(&key, outcome, Instant::now());
     }
 }
 
@@ -233,26 +203,23 @@ impl std::fmt::Debug for ControllerHandle {
 impl ControllerHandle {
     /// Asks for `key` to be reconciled (ignored once shutting down).
     pub fn enqueue(&self, key: ObjectKey) {
-        self.shared.lock().enqueue(key);
-        self.shared.wake.notify_all();
+        self.shared.queue.enqueue(key);
     }
 
     /// Asks for `key` to be reconciled after `delay`.
     pub fn enqueue_after(&self, key: ObjectKey, delay: Duration) {
-        self.shared.lock().enqueue_after(key, delay, Instant::now());
-        self.shared.wake.notify_all();
+        self.shared.queue.enqueue_after(key, delay, Instant::now());
     }
 
     /// The queue's counters now.
     pub fn counters(&self) -> Counters {
-        self.shared.lock().counters(Instant::now())
+        self.shared.queue.counters(Instant::now())
     }
 
     /// Shuts down gracefully: no new keys are taken, keys already queued are
     /// still reconciled, running reconciles finish; requeues are dropped.
     /// [`Controller::run`] returns once all that is done.
     pub fn shut_down(&self) {
-        self.shared.lock().shut_down_with_drain();
-        self.shared.wake.notify_all();
+        self.shared.queue.shut_down();
     }
 }

@@ -177,9 +177,9 @@ impl LeaderElector {
     where
         F: FnOnce(Leadership) + Send + 'static,
     {
+        event.trace(&self.config);
         match event {
             Event::StartedLeading => {
-                tracing::info!(lease = %self.config.name, identity = %self.config.identity, "started leading");
                 self.shared.set_leading(true);
                 if let Some(lead) = lead.take() {
                     let leadership = Leadership {
@@ -193,7 +193,6 @@ impl LeaderElector {
                 }
             }
             Event::StoppedLeading => {
-                tracing::info!(lease = %self.config.name, identity = %self.config.identity, "stopped leading");
                 self.shared.set_leading(false);
             }
             Event::NewLeader(identity) => {
@@ -213,15 +212,7 @@ fn perform(leases: &Api<Lease>, name: &str, action: Action, inbox: &Sender<Input
         Action::Create { id, lease } => (id, leases.create(&PostParams::default(), &lease)),
         Action::Update { id, lease } => (id, leases.replace(name, &PostParams::default(), &lease)),
     };
-    let result = result.map_err(|e| {
-        if e.is_not_found() {
-            LeaseError::NotFound
-        } else if e.is_conflict() || e.is_already_exists() {
-            LeaseError::Conflict
-        } else {
-            LeaseError::Failed(e.to_string())
-        }
-    });
+    let result = result.map_err(|e| LeaseError::from_api(e.api(), &e));
     let _ = inbox.send(Input::Result(id, Box::new(result)));
 }
 

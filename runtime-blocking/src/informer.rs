@@ -37,10 +37,10 @@ use http::response::Parts;
 use serde::de::DeserializeOwned;
 use windlass_proto::informer::wire::StandardCodec;
 use windlass_proto::informer::{
-    Action, HandlerId, IndexFn, InformerConfig, InformerError, NAMESPACE_INDEX, Notification,
-    ReflectorError, RequestId, SharedInformer, TransportError,
+    Action, HandlerId, IndexFn, InformerConfig, InformerError, Notification, ReflectorError,
+    RequestId, SharedInformer, TransportError,
 };
-use windlass_proto::object::{Object, ObjectKey};
+use windlass_proto::object::Object;
 use windlass_proto::retry::RequestKind;
 
 use crate::client::CancelHandle;
@@ -76,7 +76,7 @@ impl<K> std::fmt::Debug for Informer<K> {
 struct Shared<K> {
     client: Client,
     resource: String,
-    state: Mutex<State<K>>,
+    state: Arc<Mutex<State<K>>>,
     /// Signalled when notifications are queued, the sync state changes, a
     /// handler is removed, or the informer stops.
     changed: Condvar,
@@ -93,6 +93,12 @@ struct State<K> {
     running: bool,
     stopped: bool,
     synced: bool,
+}
+
+impl<K> AsRef<SharedInformer<K>> for State<K> {
+    fn as_ref(&self) -> &SharedInformer<K> {
+        &self.machine
+    }
 }
 
 /// What reaches the driving loop.
@@ -118,7 +124,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Informer<K> {
             shared: Arc::new(Shared {
                 client: api.client().clone(),
                 resource: api.builder().resource().plural.clone(),
-                state: Mutex::new(State {
+                state: Arc::new(Mutex::new(State {
                     machine,
                     handlers: HashSet::new(),
                     handler_threads: Vec::new(),
@@ -126,7 +132,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Informer<K> {
                     running: false,
                     stopped: false,
                     synced: false,
-                }),
+                })),
                 changed: Condvar::new(),
             }),
         }
@@ -180,9 +186,7 @@ impl<K: Object + DeserializeOwned + Send + Sync + 'static> Informer<K> {
 
     /// Read access to the store.
     pub fn lister(&self) -> Lister<K> {
-        Lister {
-            shared: self.shared.clone(),
-        }
+        Lister::new(self.shared.state.clone(), &self.shared.resource)
     }
 
     /// Whether [`run`](Self::run) is driving it now.
@@ -523,76 +527,7 @@ impl<K: Object + Send + Sync + 'static> Drop for Subscription<K> {
 }
 
 /// Read access to an informer's store and its indices (client-go's
-/// Lister and Indexer). Cheap to clone; reads see the store as it is now.
-pub struct Lister<K> {
-    shared: Arc<Shared<K>>,
-}
-
-impl<K> Clone for Lister<K> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl<K> std::fmt::Debug for Lister<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lister")
-            .field("resource", &self.shared.resource)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: Object + Send + Sync + 'static> Lister<K> {
-    /// The object stored under `key`.
-    pub fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
-        self.shared.lock().machine.store().get(key).cloned()
-    }
-
-    /// Every stored object (in no particular order).
-    pub fn list(&self) -> Vec<Arc<K>> {
-        self.shared.lock().machine.store().list().cloned().collect()
-    }
-
-    /// The stored objects of `namespace` (the namespace index).
-    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.by_index(NAMESPACE_INDEX, namespace)
-            .unwrap_or_default()
-    }
-
-    /// The objects an index files under `value`.
-    pub fn by_index(&self, index: &str, value: &str) -> Result<Vec<Arc<K>>, Error> {
-        let state = self.shared.lock();
-        let found = state.machine.store().by_index(index, value);
-        Ok(found.map_err(InformerError::from)?)
-    }
-
-    /// The keys an index files under `value`, sorted.
-    pub fn index_keys(&self, index: &str, value: &str) -> Result<Vec<ObjectKey>, Error> {
-        let state = self.shared.lock();
-        let found = state.machine.store().index_keys(index, value);
-        Ok(found.map_err(InformerError::from)?)
-    }
-
-    /// Every stored key.
-    pub fn keys(&self) -> Vec<ObjectKey> {
-        self.shared.lock().machine.store().keys().cloned().collect()
-    }
-
-    /// How many objects are stored.
-    pub fn len(&self) -> usize {
-        self.shared.lock().machine.store().len()
-    }
-
-    /// Whether the store is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The resourceVersion the store is at.
-    pub fn resource_version(&self) -> Option<String> {
-        let state = self.shared.lock();
-        state.machine.store().resource_version().map(str::to_owned)
-    }
-}
+/// Lister and Indexer): windlass-proto's [`Lister`](windlass_proto::informer::Lister),
+/// reading the store under the informer's own lock, its index errors as [`Error`].
+/// Cheap to clone; reads see the store as it is now.
+pub type Lister<K> = windlass_proto::informer::Lister<K, Error>;

@@ -539,3 +539,33 @@ proptest! {
         let _ = walk.finish();
     }
 }
+
+#[test]
+fn discovery_api_resource_for_kind_takes_the_preferred_version_or_says_not_served() {
+    let mut walk = Discoverer::new();
+    drive(&mut walk, |path, _| match path {
+        "/api" => (StatusCode::OK, AGGREGATED_TYPE, bytes(&core_doc())),
+        "/apis" => (StatusCode::OK, AGGREGATED_TYPE, bytes(&groups_doc())),
+        other => panic!("unexpected request {other}"),
+    })
+    .unwrap();
+    let discovery = walk.finish().unwrap();
+    let deployments = discovery
+        .api_resource_for_kind("apps", "Deployment")
+        .unwrap();
+    assert_eq!(
+        Some(&deployments),
+        discovery
+            .resolve_group_kind("apps", "Deployment")
+            .map(|r| &r.resource)
+    );
+    assert_eq!(deployments.plural, "deployments");
+    assert!(matches!(
+        discovery.api_resource_for_kind("apps", "Pod"),
+        Err(DiscoveryError::NotServed(what)) if what == "kind \"Pod\" of group \"apps\""
+    ));
+    assert!(matches!(
+        discovery.api_resource_for_kind("nowhere.example.com", "Widget"),
+        Err(DiscoveryError::NotServed(what)) if what.contains("nowhere.example.com")
+    ));
+}

@@ -491,3 +491,64 @@ fn lease_leader_that_sees_another_holder_stops_at_once() {
     e.handle_result(id, Ok(lease("b", "9", 0)), t2);
     assert!(e.is_stopped());
 }
+
+/// The error a runner's client would hand back for `code` with this `Status` reason.
+fn api(method: http::Method, code: u16, reason: &str) -> crate::response::ApiError {
+    let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "reason": reason, "code": code, "message": "from the server"});
+    crate::response::api_error(
+        &method,
+        http::StatusCode::from_u16(code).unwrap(),
+        &http::HeaderMap::new(),
+        body.to_string().as_bytes(),
+    )
+    .expect("an error status")
+}
+
+#[test]
+fn election_lease_error_from_api_sorts_statuses_as_the_elector_reads_them() {
+    let not_found = api(http::Method::GET, 404, "NotFound");
+    assert_eq!(
+        LeaseError::from_api(Some(&not_found), &not_found),
+        LeaseError::NotFound
+    );
+    let stale = api(http::Method::PUT, 409, "Conflict");
+    assert_eq!(
+        LeaseError::from_api(Some(&stale), &stale),
+        LeaseError::Conflict
+    );
+    let exists = api(http::Method::POST, 409, "AlreadyExists");
+    assert_eq!(
+        LeaseError::from_api(Some(&exists), &exists),
+        LeaseError::Conflict,
+        "a create that lost the race"
+    );
+    let forbidden = api(http::Method::PUT, 403, "Forbidden");
+    assert_eq!(
+        LeaseError::from_api(Some(&forbidden), &"403 Forbidden: leases"),
+        LeaseError::Failed("403 Forbidden: leases".into())
+    );
+    assert_eq!(
+        LeaseError::from_api(None, &"connection refused"),
+        LeaseError::Failed("connection refused".into()),
+        "no status: a transport failure"
+    );
+}
+
+#[test]
+fn election_action_id_is_the_id_its_result_goes_back_with() {
+    let now = Instant::now();
+    let mut e = elector("pod-a", now);
+    let get = next_action(&mut e, now);
+    let Action::Get { id } = get else {
+        panic!("a follower reads first: {get:?}")
+    };
+    assert_eq!(get.id(), id);
+    e.handle_result(id, Err(LeaseError::NotFound), now);
+    let create = e.poll_action().expect("a create after a 404");
+    let Action::Create { id: create_id, .. } = &create else {
+        panic!("{create:?}")
+    };
+    assert_eq!(create.id(), *create_id);
+    assert_ne!(create.id(), id);
+}

@@ -56,6 +56,7 @@ pub mod backoff;
 pub mod delta;
 pub mod delta_fifo;
 pub mod index;
+pub mod lister;
 pub mod real_fifo;
 pub mod reflector;
 pub mod shared;
@@ -65,6 +66,7 @@ pub mod wire;
 pub use delta::{DeletedObject, Delta};
 pub use delta_fifo::DeltaFifo;
 pub use index::{IndexFn, NAMESPACE_INDEX, namespace_index_fn};
+pub use lister::{Lister, LockedStore};
 pub use real_fifo::RealFifo;
 pub use reflector::{
     Action, Mutation, Reflector, ReflectorConfig, ReflectorError, ReflectorEvent, RequestId,

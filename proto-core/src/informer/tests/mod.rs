@@ -3,6 +3,7 @@
 
 mod fifo;
 mod formats;
+mod lister;
 mod prop;
 mod reflector;
 mod shared;
