@@ -27,6 +27,7 @@
 
 pub mod core;
 pub mod discovery;
+pub mod facade;
 pub mod h2;
 pub mod runners;
 
