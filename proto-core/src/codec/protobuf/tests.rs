@@ -534,7 +534,8 @@ fn pod_with_fields_v1(fields_v1: &[u8]) -> Vec<u8> {
 
 #[test]
 fn protobuf_embedded_json_decodes_as_its_text_does() {
-    let text = r#"{"f:metadata":{"f:labels":{"f:app":{},"f:café":{}}},"f:note":"naïve \u00e9 \"q\""}"#;
+    let text =
+        r#"{"f:metadata":{"f:labels":{"f:app":{},"f:café":{}}},"f:note":"naïve \u00e9 \"q\""}"#;
     let pod: Pod = decode(&pod_with_fields_v1(text.as_bytes())).unwrap();
     let entry = &pod.metadata.managed_fields.as_ref().unwrap()[0];
     assert_eq!(entry.manager.as_deref(), Some("kubectl"));
