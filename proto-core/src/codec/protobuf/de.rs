@@ -87,6 +87,8 @@ use super::wire::{Raw, Reader, WireError};
 /// The deepest nesting of messages decoded; deeper input is an error.
 pub const MAX_DEPTH: usize = 100;
 
+#[cold]
+#[inline(never)]
 fn wire_error(message: &'static Message, field: &'static str, e: WireError) -> DeError {
     Error::Malformed {
         message: message.name,
@@ -96,6 +98,8 @@ fn wire_error(message: &'static Message, field: &'static str, e: WireError) -> D
     .into()
 }
 
+#[cold]
+#[inline(never)]
 fn malformed(message: &'static Message, field: &'static str, what: impl Into<String>) -> DeError {
     Error::Malformed {
         message: message.name,
@@ -107,6 +111,8 @@ fn malformed(message: &'static Message, field: &'static str, what: impl Into<Str
 
 /// Give an error from a field's value the message and field it came from,
 /// unless it already names a deeper one.
+#[cold]
+#[inline(never)]
 fn in_field(mut e: DeError, message: &'static Message, field: &'static str) -> DeError {
     if let DeError::Failed(e) = &mut e
         && let Error::Custom(what) = &mut **e
@@ -198,17 +204,23 @@ impl<'de> MessageDe<'de> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for MessageDe<'de> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.depth.level > MAX_DEPTH {
-            return Err(Error::TooDeep {
-                message: self.message.name,
-                limit: MAX_DEPTH,
-            }
-            .into());
+impl<'de> MessageDe<'de> {
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> DeError {
+        Error::TooDeep {
+            message: self.message.name,
+            limit: MAX_DEPTH,
         }
+        .into()
+    }
+
+    /// The messages that are not JSON objects (other than times), kept out
+    /// of line: every target type's `deserialize_any` stays small on the
+    /// hot path (a struct) instead of carrying these shapes and an embedded
+    /// JSON parser.
+    #[inline(never)]
+    fn special<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.message.shape {
             Shape::Struct => visitor.visit_map(FieldsAccess::new(self)),
             Shape::Time => self.time(visitor, false),
@@ -251,7 +263,12 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     inner.type_meta = Some((envelope.api_version, envelope.kind));
                     return de::Deserializer::deserialize_any(inner, visitor);
                 }
-                let mut json = serde_json::Deserializer::from_slice(bytes);
+                // One validation of the whole text (long runs of ASCII go by
+                // words), then no per-string check in serde_json: what
+                // `from_slice` would do for each string.
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|e| malformed(self.message, "raw", format!("embedded JSON: {e}")))?;
+                let mut json = serde_json::Deserializer::from_str(text);
                 let value = de::Deserializer::deserialize_any(&mut json, visitor)
                     .and_then(|v| json.end().map(|()| v))
                     .map_err(|e| malformed(self.message, "raw", format!("embedded JSON: {e}")))?;
@@ -315,6 +332,22 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
                     _ => Err(malformed(self.message, "schema", "wrong wire type")),
                 }
             }
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for MessageDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if self.depth.level > MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        match self.message.shape {
+            Shape::Struct => visitor.visit_map(FieldsAccess::new(self)),
+            Shape::Time => self.time(visitor, false),
+            Shape::MicroTime => self.time(visitor, true),
+            _ => self.special(visitor),
         }
     }
 
@@ -392,12 +425,15 @@ impl<'de> FieldsAccess<'de> {
 
     /// Move to the next field to hand over (skipping unknown fields and
     /// later occurrences of gathered ones, stepping into inline messages);
-    /// leave it in `pending` and return its JSON name.
-    fn advance(&mut self) -> Result<Option<&'static str>, DeError> {
+    /// leave it in `pending` and return it (its JSON name is the key).
+    ///
+    /// The field comes back as one pointer (the result fits in two
+    /// registers); an inline message's fields are its own.
+    fn advance(&mut self) -> Result<Option<&'static Field>, DeError> {
         if let Some(inline) = self.inline.as_mut() {
-            if let Some(json) = inline.advance()? {
+            if let Some(field) = inline.advance()? {
                 self.pending = Pending::Inline;
-                return Ok(Some(json));
+                return Ok(Some(field));
             }
             self.inline = None;
         }
@@ -415,19 +451,7 @@ impl<'de> FieldsAccess<'de> {
             };
             let field = &self.message.fields[i];
             if field.json.is_empty() {
-                let (Type::Message(m), Raw::Len(bytes)) = (field.ty, raw) else {
-                    return Err(malformed(
-                        self.message,
-                        "",
-                        format!("inline field {tag} is not a message"),
-                    ));
-                };
-                self.inline = Some(Box::new(FieldsAccess::new(MessageDe::new(
-                    bytes,
-                    table::message(m),
-                    self.depth.deeper(),
-                ))));
-                return self.advance();
+                return self.enter_inline(field, tag, raw);
             }
             if self.index.is_gathered(i) {
                 let bit = 1u64 << i;
@@ -443,8 +467,33 @@ impl<'de> FieldsAccess<'de> {
                 }
             }
             self.pending = Pending::Field { field, raw, from };
-            return Ok(Some(field.json));
+            return Ok(Some(field));
         }
+    }
+
+    /// Step into inline message field `field` and hand over its first field
+    /// (or go on after it when it has none).
+    #[cold]
+    #[inline(never)]
+    fn enter_inline(
+        &mut self,
+        field: &'static Field,
+        tag: u32,
+        raw: Raw<'de>,
+    ) -> Result<Option<&'static Field>, DeError> {
+        let (Type::Message(m), Raw::Len(bytes)) = (field.ty, raw) else {
+            return Err(malformed(
+                self.message,
+                "",
+                format!("inline field {tag} is not a message"),
+            ));
+        };
+        self.inline = Some(Box::new(FieldsAccess::new(MessageDe::new(
+            bytes,
+            table::message(m),
+            self.depth.deeper(),
+        ))));
+        self.advance()
     }
 }
 
@@ -499,8 +548,8 @@ impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
         }
         match self.advance()? {
             None => Ok(None),
-            Some(json) => seed
-                .deserialize(BorrowedStrDeserializer::new(json))
+            Some(field) => seed
+                .deserialize(BorrowedStrDeserializer::new(field.json))
                 .map(Some),
         }
     }
@@ -569,6 +618,8 @@ struct ValueDe<'de> {
 }
 
 impl<'de> ValueDe<'de> {
+    #[cold]
+    #[inline(never)]
     fn wrong(&self) -> DeError {
         malformed(
             self.parent,

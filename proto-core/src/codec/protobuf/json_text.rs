@@ -72,6 +72,13 @@ impl TimeText {
         self.len += 1;
     }
 
+    /// `value` (under 100) as two digits.
+    fn two(&mut self, value: u32) {
+        self.bytes[self.len] = b'0' + (value / 10 % 10) as u8;
+        self.bytes[self.len + 1] = b'0' + (value % 10) as u8;
+        self.len += 2;
+    }
+
     /// `value`'s last `width` decimal digits, zero-padded.
     fn digits(&mut self, mut value: u32, width: usize) {
         let end = self.len + width;
@@ -104,15 +111,15 @@ pub(crate) fn format_time(seconds: i64, nanos: i32, micro: bool) -> Result<TimeT
     };
     out.digits(y as u32, 4);
     out.push(b'-');
-    out.digits(m, 2);
+    out.two(m);
     out.push(b'-');
-    out.digits(d, 2);
+    out.two(d);
     out.push(b'T');
-    out.digits(secs / 3600, 2);
+    out.two(secs / 3600);
     out.push(b':');
-    out.digits(secs / 60 % 60, 2);
+    out.two(secs / 60 % 60);
     out.push(b':');
-    out.digits(secs % 60, 2);
+    out.two(secs % 60);
     if micro {
         out.push(b'.');
         out.digits(nanos as u32 / 1000, 6);

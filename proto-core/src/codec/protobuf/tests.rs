@@ -516,3 +516,45 @@ fn protobuf_every_message_of_the_schema_fits_its_lookup_index() {
         let _ = index;
     }
 }
+
+/// A Pod whose one `managedFields` entry holds `fields_v1` as its raw JSON.
+fn pod_with_fields_v1(fields_v1: &[u8]) -> Vec<u8> {
+    let mut fields = Vec::new();
+    wire::put_bytes(&mut fields, 1, fields_v1);
+    let mut entry = Vec::new();
+    wire::put_bytes(&mut entry, 1, b"kubectl");
+    wire::put_bytes(&mut entry, 7, &fields);
+    let mut meta = Vec::new();
+    wire::put_bytes(&mut meta, 1, b"web-0");
+    wire::put_bytes(&mut meta, 17, &entry);
+    let mut pod = Vec::new();
+    wire::put_bytes(&mut pod, 1, &meta);
+    pod_body(&pod)
+}
+
+#[test]
+fn protobuf_embedded_json_decodes_as_its_text_does() {
+    let text =
+        r#"{"f:metadata":{"f:labels":{"f:app":{},"f:café":{}}},"f:note":"naïve \u00e9 \"q\""}"#;
+    let pod: Pod = decode(&pod_with_fields_v1(text.as_bytes())).unwrap();
+    let entry = &pod.metadata.managed_fields.as_ref().unwrap()[0];
+    assert_eq!(entry.manager.as_deref(), Some("kubectl"));
+    let fields = entry.fields_v1.as_ref().unwrap();
+    let expected: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(fields.0, expected);
+}
+
+#[test]
+fn protobuf_embedded_json_with_invalid_utf8_is_an_error_naming_its_field() {
+    // `"f:\xff"`: a key that is not UTF-8, inside otherwise valid JSON.
+    let err = decode::<Pod>(&pod_with_fields_v1(b"{\"f:\xff\":{}}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FieldsV1.raw"), "{err}");
+    assert!(err.contains("embedded JSON"), "{err}");
+    // And truncated JSON: an error too, never a panic.
+    let err = decode::<Pod>(&pod_with_fields_v1(b"{\"f:metadata\":"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("embedded JSON"), "{err}");
+}
