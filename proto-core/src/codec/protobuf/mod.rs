@@ -352,7 +352,7 @@ fn serialize_message<T: serde::Serialize + ?Sized>(
             message,
             depth: 0,
         })
-        .map_err(|e| in_message(e, message.name))
+        .map_err(|e| in_message(*e, message.name))
 }
 
 #[cfg(test)]
