@@ -31,18 +31,19 @@ use windlass_smol::{
     Error, Informer, JoinHandle, LeaderElector, Spawner,
 };
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying, Runners,
+    Runtime, Target,
 };
 
 windlass_testkit::e2e_suite! {
     e2e_smol: Smol::<OnSmol>::new();
-    runs [Core, Discovery, Runners];
+    runs [Core, Discovery, Runners, Proxy];
     lacks [];
 }
 
 windlass_testkit::e2e_suite! {
     e2e_async_std: Smol::<OnAsyncStd>::new();
-    runs [Core, Discovery, Runners];
+    runs [Core, Discovery, Runners, Proxy];
     lacks [];
 }
 
@@ -117,6 +118,7 @@ fn failure(e: Error) -> Failure {
             _ => None,
         },
         sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        proxy: e.proxy().cloned(),
         message: e.to_string(),
     }
 }
@@ -159,6 +161,12 @@ impl<E: Executor> Runtime for Smol<E> {
         }
         if let Some(format) = options.format {
             builder = builder.format(format);
+        }
+        if let Some(proxy) = options.proxy {
+            builder = builder.proxy(proxy);
+        }
+        if let Some(env) = options.proxy_env {
+            builder = builder.proxy_env(env);
         }
         builder.build().unwrap()
     }
@@ -378,6 +386,11 @@ impl<E: Executor> Discovering for Smol<E> {
         };
         client.send_for_bytes(request, call).await.map_err(failure)
     }
+}
+
+/// The transport writes absolute-form requests to a forwarding proxy.
+impl<E: Executor> Proxying for Smol<E> {
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy = PlainHttpThroughAProxy::AbsoluteForm;
 }
 
 impl<E: Executor> Runners for Smol<E> {

@@ -27,7 +27,8 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying, Runners,
+    Runtime, Target,
 };
 use windlass_tokio::{
     Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
@@ -36,7 +37,7 @@ use windlass_tokio::{
 
 windlass_testkit::e2e_suite! {
     e2e_tokio: Tokio::new();
-    runs [Core, Discovery, Runners];
+    runs [Core, Discovery, Runners, Proxy];
     lacks [];
 }
 
@@ -68,6 +69,7 @@ fn failure(e: Error) -> Failure {
             _ => None,
         },
         sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        proxy: e.proxy().cloned(),
         message: e.to_string(),
     }
 }
@@ -105,6 +107,12 @@ impl Runtime for Tokio {
         }
         if let Some(format) = options.format {
             builder = builder.format(format);
+        }
+        if let Some(proxy) = options.proxy {
+            builder = builder.proxy(proxy);
+        }
+        if let Some(env) = options.proxy_env {
+            builder = builder.proxy_env(env);
         }
         let _runtime = self.runtime.enter();
         builder.build().unwrap()
@@ -325,6 +333,11 @@ impl Discovering for Tokio {
         };
         client.send_for_bytes(request, call).await.map_err(failure)
     }
+}
+
+/// hyper-util writes absolute-form requests to a forwarding proxy.
+impl Proxying for Tokio {
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy = PlainHttpThroughAProxy::AbsoluteForm;
 }
 
 impl Runners for Tokio {
