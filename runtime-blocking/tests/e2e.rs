@@ -33,8 +33,8 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    self, BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying, Runners,
-    Runtime, Target,
+    self, BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Target,
 };
 
 windlass_testkit::e2e_suite! {

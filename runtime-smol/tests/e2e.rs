@@ -31,8 +31,8 @@ use windlass_smol::{
     Error, Informer, JoinHandle, LeaderElector, Spawner,
 };
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying, Runners,
-    Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Target,
 };
 
 windlass_testkit::e2e_suite! {

@@ -27,8 +27,8 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying, Runners,
-    Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Target,
 };
 use windlass_tokio::{
     Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,

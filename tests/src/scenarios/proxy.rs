@@ -151,10 +151,7 @@ pub async fn proxy_502_is_a_clear_error<R: Proxying>(ctx: Ctx<R>) {
         "{error}"
     );
     assert!(error.message.contains("502 Bad Gateway"), "{error}");
-    assert!(
-        error.message.contains(&proxy.addr().to_string()),
-        "{error}"
-    );
+    assert!(error.message.contains(&proxy.addr().to_string()), "{error}");
     assert!(!error.is_timeout());
     assert_eq!(proxy.refused(), 1);
     assert_eq!(proxy.tunnels(), 0);
