@@ -40,7 +40,7 @@ use windlass_testkit::scenarios::{
 windlass_testkit::e2e_suite! {
     e2e_blocking: Blocking;
     runs [Core, Discovery, Runners, Proxy];
-    lacks [];
+    lacks [H2 => "windlass-blocking speaks HTTP/1.1 only (ureq): one connection per watch, no shards"];
 }
 
 /// windlass-blocking behind the suite's async facade: every `async fn`

@@ -31,19 +31,19 @@ use windlass_smol::{
     Error, Informer, JoinHandle, LeaderElector, Spawner,
 };
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
-    Runners, Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, H2Options, Kind, PlainHttpThroughAProxy,
+    Proxying, Runners, Runtime, Sharding, Target,
 };
 
 windlass_testkit::e2e_suite! {
     e2e_smol: Smol::<OnSmol>::new();
-    runs [Core, Discovery, Runners, Proxy];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
 windlass_testkit::e2e_suite! {
     e2e_async_std: Smol::<OnAsyncStd>::new();
-    runs [Core, Discovery, Runners, Proxy];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
@@ -104,42 +104,10 @@ impl<E: Executor> Smol<E> {
     fn new() -> Self {
         Smol { executor: E::new() }
     }
-}
 
-fn failure(e: Error) -> Failure {
-    Failure {
-        code: e.api().map(|a| a.code()),
-        conflict: e.is_conflict(),
-        already_exists: e.is_already_exists(),
-        not_found: e.is_not_found(),
-        expired: e.is_expired(),
-        timeout: match &e {
-            Error::Timeout { waiting_for, .. } => Some(*waiting_for),
-            _ => None,
-        },
-        sync_timeout: matches!(e, Error::SyncTimeout { .. }),
-        proxy: e.proxy().cloned(),
-        message: e.to_string(),
-    }
-}
-
-impl<E: Executor> Runtime for Smol<E> {
-    const NAME: &'static str = E::NAME;
-    const TLS_HANDSHAKE_STALL: &'static str = "connection";
-    type Client = Client;
-    type Api<K: Kind> = Api<K>;
-    type Watch<K: Kind> = Pin<Box<dyn Stream<Item = Result<WatchEvent<K>, Error>>>>;
-
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        self.executor.block_on(future)
-    }
-
-    async fn sleep(duration: Duration) {
-        // async-io's timer works under any executor.
-        smol::Timer::after(duration).await;
-    }
-
-    fn client(&self, options: ClientOptions) -> Client {
+    /// The builder for `options` (the facade's `client`, and `h2_client`
+    /// with more set on it).
+    fn builder(&self, options: ClientOptions) -> ClientBuilder {
         let mut builder = match options.target {
             Target::Config(config) => {
                 ClientBuilder::from_config(&config, self.executor.spawner()).unwrap()
@@ -168,7 +136,58 @@ impl<E: Executor> Runtime for Smol<E> {
         if let Some(env) = options.proxy_env {
             builder = builder.proxy_env(env);
         }
+        builder
+    }
+}
+
+fn failure(e: Error) -> Failure {
+    Failure {
+        code: e.api().map(|a| a.code()),
+        conflict: e.is_conflict(),
+        already_exists: e.is_already_exists(),
+        not_found: e.is_not_found(),
+        expired: e.is_expired(),
+        timeout: match &e {
+            Error::Timeout { waiting_for, .. } => Some(*waiting_for),
+            _ => None,
+        },
+        sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        proxy: e.proxy().cloned(),
+        message: e.to_string(),
+    }
+}
+
+impl<E: Executor> Sharding for Smol<E> {
+    fn h2_client(&self, options: ClientOptions, h2: H2Options) -> Client {
+        let mut builder = self
+            .builder(options)
+            .http2_watches(h2.http2_watches)
+            .flow_control(h2.flow_control);
+        if let Some(shards) = h2.watch_shards {
+            builder = builder.watch_shards(shards);
+        }
         builder.build().unwrap()
+    }
+}
+
+impl<E: Executor> Runtime for Smol<E> {
+    const NAME: &'static str = E::NAME;
+    const TLS_HANDSHAKE_STALL: &'static str = "connection";
+    type Client = Client;
+    type Api<K: Kind> = Api<K>;
+    type Watch<K: Kind> = Pin<Box<dyn Stream<Item = Result<WatchEvent<K>, Error>>>>;
+
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        self.executor.block_on(future)
+    }
+
+    async fn sleep(duration: Duration) {
+        // async-io's timer works under any executor.
+        smol::Timer::after(duration).await;
+    }
+
+    fn client(&self, options: ClientOptions) -> Client {
+        self.builder(options).build().unwrap()
     }
 
     fn default_namespace(client: &Client) -> String {

@@ -27,8 +27,8 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
-    Runners, Runtime, Target,
+    BoxFuture, ClientOptions, Discovering, Failure, H2Options, Kind, PlainHttpThroughAProxy,
+    Proxying, Runners, Runtime, Sharding, Target,
 };
 use windlass_tokio::{
     Api, Call, Client, ClientBuilder, Controller, ControllerHandle, Discovery, ElectorHandle,
@@ -37,7 +37,7 @@ use windlass_tokio::{
 
 windlass_testkit::e2e_suite! {
     e2e_tokio: Tokio::new();
-    runs [Core, Discovery, Runners, Proxy];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
@@ -74,6 +74,47 @@ fn failure(e: Error) -> Failure {
     }
 }
 
+/// The builder for `options` (the facade's `client`, and `h2_client` with
+/// more set on it).
+fn builder(options: ClientOptions) -> ClientBuilder {
+    let mut builder = match options.target {
+        Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
+        Target::Url(url, tls) => ClientBuilder::new(url, tls.map(|t| t.client_config().unwrap())),
+    };
+    if let Some(timeout) = options.read_timeout {
+        builder = builder.read_timeout(timeout);
+    }
+    if let Some(timeout) = options.connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(retries) = options.max_retries {
+        builder = builder.max_retries(retries);
+    }
+    if let Some(format) = options.format {
+        builder = builder.format(format);
+    }
+    if let Some(proxy) = options.proxy {
+        builder = builder.proxy(proxy);
+    }
+    if let Some(env) = options.proxy_env {
+        builder = builder.proxy_env(env);
+    }
+    builder
+}
+
+impl Sharding for Tokio {
+    fn h2_client(&self, options: ClientOptions, h2: H2Options) -> Client {
+        let mut builder = builder(options)
+            .http2_watches(h2.http2_watches)
+            .flow_control(h2.flow_control);
+        if let Some(shards) = h2.watch_shards {
+            builder = builder.watch_shards(shards);
+        }
+        let _runtime = self.runtime.enter();
+        builder.build().unwrap()
+    }
+}
+
 impl Runtime for Tokio {
     const NAME: &'static str = "tokio";
     const TLS_HANDSHAKE_STALL: &'static str = "connection";
@@ -90,32 +131,8 @@ impl Runtime for Tokio {
     }
 
     fn client(&self, options: ClientOptions) -> Client {
-        let mut builder = match options.target {
-            Target::Config(config) => ClientBuilder::from_config(&config).unwrap(),
-            Target::Url(url, tls) => {
-                ClientBuilder::new(url, tls.map(|t| t.client_config().unwrap()))
-            }
-        };
-        if let Some(timeout) = options.read_timeout {
-            builder = builder.read_timeout(timeout);
-        }
-        if let Some(timeout) = options.connect_timeout {
-            builder = builder.connect_timeout(timeout);
-        }
-        if let Some(retries) = options.max_retries {
-            builder = builder.max_retries(retries);
-        }
-        if let Some(format) = options.format {
-            builder = builder.format(format);
-        }
-        if let Some(proxy) = options.proxy {
-            builder = builder.proxy(proxy);
-        }
-        if let Some(env) = options.proxy_env {
-            builder = builder.proxy_env(env);
-        }
         let _runtime = self.runtime.enter();
-        builder.build().unwrap()
+        builder(options).build().unwrap()
     }
 
     fn default_namespace(client: &Client) -> String {

@@ -27,6 +27,7 @@
 
 pub mod core;
 pub mod discovery;
+pub mod h2;
 pub mod proxy;
 pub mod runners;
 
@@ -59,6 +60,8 @@ use windlass_proto::resource::ApiResource;
 use windlass_proto::watch::WatchEvent;
 
 use crate::apiserver::{ApiServerBuilder, RequestRecord, RunningServer};
+pub use h2::{H2Options, Sharding};
+pub use proxy::{PlainHttpThroughAProxy, Proxying};
 
 /// Every scenario of the suite as `(group, name)`; a runtime runs a group
 /// whole or says why it cannot.
@@ -143,6 +146,24 @@ pub const SCENARIOS: &[(Group, &str)] = &[
         Group::Runners,
         "leader_election_hands_over_when_the_leader_releases",
     ),
+    (
+        Group::H2,
+        "h2_250_watches_spread_over_ceil_250_over_cap_connections",
+    ),
+    (
+        Group::H2,
+        "h2_watch_shards_follow_a_lower_server_stream_limit",
+    ),
+    (Group::H2, "h2_configured_cap_sets_the_shard_count"),
+    (
+        Group::H2,
+        "h2_switched_off_gives_each_watch_an_http1_connection",
+    ),
+    (Group::H2, "h2_cancelled_watch_leaves_its_siblings_running"),
+    (
+        Group::H2,
+        "h2_killed_connection_reopens_and_its_watches_resume",
+    ),
     (Group::Proxy, "proxy_connect_tunnel_carries_list_and_watch"),
     (
         Group::Proxy,
@@ -196,6 +217,8 @@ pub enum Group {
     Discovery,
     /// Informer, controller, leader election: [`Runners`].
     Runners,
+    /// HTTP/2 watch shards: [`Sharding`].
+    H2,
     /// HTTP `CONNECT`, SOCKS5 and https:// proxies, `NO_PROXY`, refusals
     /// and stalls: [`Proxying`].
     Proxy,
@@ -632,29 +655,6 @@ pub trait Runners: Runtime {
     fn stop_campaign(handle: &Self::ElectorHandle);
 }
 
-/// Proxies: a [`Runtime`] whose [`Runtime::client`] honours
-/// [`ClientOptions::proxy`], [`ClientOptions::proxy_env`] and a
-/// [`Config`]'s `proxy_url`, and whose [`Failure`]s carry the runtime
-/// error's `proxy()`. An https:// proxy is verified with the client's TLS
-/// roots (the kubeconfig's CA, or [`Target::Url`]'s description), as Go's
-/// transport does.
-pub trait Proxying: Runtime {
-    /// How the runtime sends a request for an http:// API server through an
-    /// HTTP proxy.
-    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy;
-}
-
-/// How an http:// API server is reached through an http:// or https:// proxy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlainHttpThroughAProxy {
-    /// Each request in absolute form (`GET http://host:port/path`) with
-    /// `Proxy-Authorization`, as Go's transport sends it.
-    AbsoluteForm,
-    /// A `CONNECT` tunnel, then origin-form requests inside it (ureq writes
-    /// only origin-form request lines).
-    Tunnel,
-}
-
 /// A boxed, sendable future (a reconcile's).
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -882,20 +882,15 @@ macro_rules! e2e_suite {
             leader_election_hands_over_when_the_leader_releases {60, default}
         ]);
     };
-    (@each $rt:expr, $group:ident, $names:ident, [$($name:ident {$secs:expr, $server:ident}),*]) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::scenarios::run(
-                    $rt,
-                    $crate::scenarios::server(stringify!($server)),
-                    $secs,
-                    $crate::scenarios::$group::$name,
-                );
-            }
-        )*
-        #[allow(dead_code)]
-        const $names: &[&str] = &[$(stringify!($name)),*];
+    (@group H2, $rt:expr) => {
+        $crate::e2e_suite!(@each $rt, h2, H2, [
+            h2_250_watches_spread_over_ceil_250_over_cap_connections {60, default},
+            h2_watch_shards_follow_a_lower_server_stream_limit {60, streams30},
+            h2_configured_cap_sets_the_shard_count {60, default},
+            h2_switched_off_gives_each_watch_an_http1_connection {60, default},
+            h2_cancelled_watch_leaves_its_siblings_running {60, default},
+            h2_killed_connection_reopens_and_its_watches_resume {60, default}
+        ]);
     };
     (@group Proxy, $rt:expr) => {
         $crate::e2e_suite!(@each $rt, proxy, PROXY, [
@@ -916,19 +911,37 @@ macro_rules! e2e_suite {
             proxy_stalled_https_handshake_ends_in_a_connect_timeout {60, default}
         ]);
     };
+    (@each $rt:expr, $group:ident, $names:ident, [$($name:ident {$secs:expr, $server:ident}),*]) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::scenarios::run(
+                    $rt,
+                    $crate::scenarios::server(stringify!($server)),
+                    $secs,
+                    $crate::scenarios::$group::$name,
+                );
+            }
+        )*
+        #[allow(dead_code)]
+        const $names: &[&str] = &[$(stringify!($name)),*];
+    };
     (@names Core) => { CORE };
     (@names Discovery) => { DISCOVERY };
     (@names Runners) => { RUNNERS };
+    (@names H2) => { H2 };
     (@names Proxy) => { PROXY };
 }
 
-/// The server a scenario starts: `default` (TLS), `plain` (HTTP), or
-/// `bookmarks` (TLS, a bookmark every 500 ms).
+/// The server a scenario starts: `default` (TLS), `plain` (HTTP),
+/// `bookmarks` (TLS, a bookmark every 500 ms), or `streams30` (TLS, at most
+/// 30 concurrent HTTP/2 streams per connection).
 pub fn server(kind: &str) -> ApiServerBuilder {
     let builder = crate::apiserver::ApiServer::builder();
     match kind {
         "plain" => builder.tls(false),
         "bookmarks" => builder.bookmark_interval(Duration::from_millis(500)),
+        "streams30" => builder.max_concurrent_streams(30),
         "default" => builder,
         other => panic!("no server kind {other:?}"),
     }

@@ -23,9 +23,32 @@ use windlass_proto::params::{ListParams, WatchParams};
 use windlass_proto::proxy::ProxyError;
 
 use super::core::{config_map, next_events};
-use super::{ClientOptions, Ctx, Failure, PlainHttpThroughAProxy, Proxying, silent_server};
+use super::{ClientOptions, Ctx, Failure, Runtime, silent_server};
 use crate::apiserver::Credentials;
 use crate::proxy::{Behaviour, TestProxy};
+
+/// Proxies: a [`Runtime`] whose [`Runtime::client`] honours
+/// [`ClientOptions::proxy`], [`ClientOptions::proxy_env`] and a
+/// [`Config`]'s `proxy_url`, and whose [`Failure`]s carry the runtime
+/// error's `proxy()`. An https:// proxy is verified with the client's TLS
+/// roots (the kubeconfig's CA, or [`Target::Url`](super::Target::Url)'s
+/// description), as Go's transport does.
+pub trait Proxying: Runtime {
+    /// How the runtime sends a request for an http:// API server through an
+    /// HTTP proxy.
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy;
+}
+
+/// How an http:// API server is reached through an http:// or https:// proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainHttpThroughAProxy {
+    /// Each request in absolute form (`GET http://host:port/path`) with
+    /// `Proxy-Authorization`, as Go's transport sends it.
+    AbsoluteForm,
+    /// A `CONNECT` tunnel, then origin-form requests inside it (ureq writes
+    /// only origin-form request lines).
+    Tunnel,
+}
 
 /// `Proxy-Authorization` for alice:s3cret.
 const ALICE: &str = "Basic YWxpY2U6czNjcmV0";
