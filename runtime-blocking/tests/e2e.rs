@@ -33,12 +33,13 @@ use windlass_proto::resource::{ApiResource, TopLevelScope};
 use windlass_proto::retry::RequestKind;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    self, BoxFuture, ClientOptions, Discovering, Failure, Kind, Runners, Runtime, Target,
+    self, BoxFuture, ClientOptions, Discovering, Failure, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Target,
 };
 
 windlass_testkit::e2e_suite! {
     e2e_blocking: Blocking;
-    runs [Core, Discovery, Runners];
+    runs [Core, Discovery, Runners, Proxy];
     lacks [H2 => "windlass-blocking speaks HTTP/1.1 only (ureq): one connection per watch, no shards"];
 }
 
@@ -60,6 +61,7 @@ fn failure(e: Error) -> Failure {
             _ => None,
         },
         sync_timeout: matches!(e, Error::SyncTimeout { .. }),
+        proxy: e.proxy().cloned(),
         message: e.to_string(),
     }
 }
@@ -95,6 +97,12 @@ impl Runtime for Blocking {
         }
         if let Some(format) = options.format {
             builder = builder.format(format);
+        }
+        if let Some(proxy) = options.proxy {
+            builder = builder.proxy(proxy);
+        }
+        if let Some(env) = options.proxy_env {
+            builder = builder.proxy_env(env);
         }
         builder.build().unwrap()
     }
@@ -304,6 +312,11 @@ impl Discovering for Blocking {
         };
         client.send_for_bytes(request, call).map_err(failure)
     }
+}
+
+/// ureq writes only origin-form request lines: an http:// server is tunnelled.
+impl Proxying for Blocking {
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy = PlainHttpThroughAProxy::Tunnel;
 }
 
 impl Runners for Blocking {

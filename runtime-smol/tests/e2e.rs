@@ -18,18 +18,19 @@ use windlass_smol::{
     JoinHandle, Spawner,
 };
 use windlass_testkit::scenarios::{
-    ClientOptions, Discovering, Failure, H2Options, Kind, Runners, Runtime, Sharding, Target,
+    ClientOptions, Discovering, Failure, H2Options, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Sharding, Target,
 };
 
 windlass_testkit::e2e_suite! {
     e2e_smol: Smol::<OnSmol>::new();
-    runs [Core, Discovery, Runners, H2];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
 windlass_testkit::e2e_suite! {
     e2e_async_std: Smol::<OnAsyncStd>::new();
-    runs [Core, Discovery, Runners, H2];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
@@ -116,6 +117,12 @@ impl<E: Executor> Smol<E> {
         if let Some(format) = options.format {
             builder = builder.format(format);
         }
+        if let Some(proxy) = options.proxy {
+            builder = builder.proxy(proxy);
+        }
+        if let Some(env) = options.proxy_env {
+            builder = builder.proxy_env(env);
+        }
         builder
     }
 }
@@ -160,6 +167,11 @@ impl<E: Executor> Runtime for Smol<E> {
 
 impl<E: Executor> Discovering for Smol<E> {
     windlass_testkit::async_facade!(discovering, windlass_smol);
+}
+
+/// The transport writes absolute-form requests to a forwarding proxy.
+impl<E: Executor> Proxying for Smol<E> {
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy = PlainHttpThroughAProxy::AbsoluteForm;
 }
 
 impl<E: Executor> Runners for Smol<E> {

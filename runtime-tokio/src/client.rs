@@ -96,7 +96,9 @@ impl Runtime for Tokio {
 /// errors can be read.
 async fn run_exec(request: ExecRequest) -> ExecOutcome {
     let mut command = tokio::process::Command::from(request.command());
-    command.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    command
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
     let output = match command.spawn() {
         Ok(child) => child.wait_with_output().await,
         Err(e) => Err(e),

@@ -160,12 +160,12 @@ impl Service<Uri> for ProxyConnector {
                 let io = ProxyIo::Tls(TokioIo::new(Box::new(tls)));
                 Ok(ProxyStream { io, forward })
             };
+            // The same error as [`Bounded`]'s, whichever of the two equal
+            // deadlines fires first: the pool reports a timeout waiting
+            // for the connection, as without a proxy.
             match tokio::time::timeout(timeout, connecting).await {
                 Ok(result) => result,
-                Err(_) => Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection through proxy {address} within {timeout:?}"),
-                ))),
+                Err(_) => Err(Box::new(ConnectTimedOut(timeout)) as BoxError),
             }
         })
     }

@@ -488,7 +488,7 @@ async fn client_cold_burst_over_http2_opens_one_connection() {
 
 #[tokio::test]
 async fn client_from_config_takes_an_https_proxy_and_refuses_one_without_a_tls_name() {
-    // http://, https:// and socks5:// proxies are served (tests/e2e_proxy.rs);
+    // http://, https:// and socks5:// proxies are served (the e2e suite's proxy group);
     // an https:// proxy whose host cannot be a TLS server name is refused
     // at build rather than silently bypassed.
     let config = |proxy: &str| {

@@ -13,7 +13,8 @@ use futures_util::Stream;
 use windlass_proto::object::Object;
 use windlass_proto::watch::WatchEvent;
 use windlass_testkit::scenarios::{
-    ClientOptions, Discovering, Failure, H2Options, Kind, Runners, Runtime, Sharding, Target,
+    ClientOptions, Discovering, Failure, H2Options, Kind, PlainHttpThroughAProxy, Proxying,
+    Runners, Runtime, Sharding, Target,
 };
 use windlass_tokio::{
     Api, Client, ClientBuilder, Controller, ControllerHandle, ElectorHandle, Error, Informer,
@@ -21,7 +22,7 @@ use windlass_tokio::{
 
 windlass_testkit::e2e_suite! {
     e2e_tokio: Tokio::new();
-    runs [Core, Discovery, Runners, H2];
+    runs [Core, Discovery, Runners, H2, Proxy];
     lacks [];
 }
 
@@ -61,6 +62,12 @@ fn builder(options: ClientOptions) -> ClientBuilder {
     }
     if let Some(format) = options.format {
         builder = builder.format(format);
+    }
+    if let Some(proxy) = options.proxy {
+        builder = builder.proxy(proxy);
+    }
+    if let Some(env) = options.proxy_env {
+        builder = builder.proxy_env(env);
     }
     builder
 }
@@ -103,6 +110,11 @@ impl Runtime for Tokio {
 
 impl Discovering for Tokio {
     windlass_testkit::async_facade!(discovering, windlass_tokio);
+}
+
+/// hyper-util writes absolute-form requests to a forwarding proxy.
+impl Proxying for Tokio {
+    const PLAIN_HTTP_THROUGH_A_PROXY: PlainHttpThroughAProxy = PlainHttpThroughAProxy::AbsoluteForm;
 }
 
 impl Runners for Tokio {

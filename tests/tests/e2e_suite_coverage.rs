@@ -2,6 +2,8 @@
 //! crate's `tests/e2e.rs` invokes `windlass_testkit::e2e_suite!` for each
 //! of its executors, which generates a test per scenario and the check
 //! that no group of `scenarios::SCENARIOS` is left out without a reason.
+//! The core scenarios and the proxy scenarios run on every executor, and no
+//! runtime keeps a proxy test file of its own beside the suite (issue 8).
 
 use std::path::Path;
 
@@ -32,6 +34,17 @@ fn e2e_suite_is_invoked_by_every_runtime_for_every_executor() {
                 "{}: {module} runs the core scenarios: {runs:?}",
                 path.display()
             );
+            assert!(
+                runs.contains(" Proxy]") || runs.contains(" Proxy,"),
+                "{}: {module} runs the proxy scenarios: {runs:?}",
+                path.display()
+            );
         }
+        let own_copy = root.join(krate).join("tests/e2e_proxy.rs");
+        assert!(
+            !own_copy.exists(),
+            "{}: the proxy scenarios live in windlass_testkit::scenarios::proxy",
+            own_copy.display()
+        );
     }
 }

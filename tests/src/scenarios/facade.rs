@@ -27,6 +27,7 @@ macro_rules! async_facade {
                     _ => None,
                 },
                 sync_timeout: matches!(e, $krate::Error::SyncTimeout { .. }),
+                proxy: e.proxy().cloned(),
                 message: e.to_string(),
             }
         }

@@ -29,6 +29,7 @@ pub mod core;
 pub mod discovery;
 pub mod facade;
 pub mod h2;
+pub mod proxy;
 pub mod runners;
 
 use std::future::Future;
@@ -42,7 +43,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use windlass_proto::codec::Format;
-use windlass_proto::config::{Config, ContextOptions, Kubeconfig, TlsDescription};
+use windlass_proto::config::{
+    Config, ContextOptions, Kubeconfig, ProxyEnv, ProxyUrl, TlsDescription,
+};
 use windlass_proto::controller::{Counters, Outcome};
 use windlass_proto::discovery::{Discovery, GroupVersionKind};
 use windlass_proto::dynamic::{DynamicObject, PartialObjectMetadata};
@@ -51,6 +54,7 @@ use windlass_proto::informer::Notification;
 use windlass_proto::list::ObjectList;
 use windlass_proto::object::{Object, ObjectKey};
 use windlass_proto::params::{ListParams, WatchParams};
+use windlass_proto::proxy::ProxyError;
 use windlass_proto::ratelimit::RateLimiter;
 use windlass_proto::request::Patch;
 use windlass_proto::resource::ApiResource;
@@ -58,6 +62,7 @@ use windlass_proto::watch::WatchEvent;
 
 use crate::apiserver::{ApiServerBuilder, RequestRecord, RunningServer};
 pub use h2::{H2Options, Sharding};
+pub use proxy::{PlainHttpThroughAProxy, Proxying};
 
 /// Every scenario of the suite as `(group, name)`; a runtime runs a group
 /// whole or says why it cannot.
@@ -160,6 +165,48 @@ pub const SCENARIOS: &[(Group, &str)] = &[
         Group::H2,
         "h2_killed_connection_reopens_and_its_watches_resume",
     ),
+    (Group::Proxy, "proxy_connect_tunnel_carries_list_and_watch"),
+    (
+        Group::Proxy,
+        "proxy_authentication_basic_from_the_url_userinfo",
+    ),
+    (Group::Proxy, "proxy_502_is_a_clear_error"),
+    (Group::Proxy, "proxy_407_is_not_retried"),
+    (
+        Group::Proxy,
+        "proxy_no_proxy_bypasses_the_environment_proxy",
+    ),
+    (Group::Proxy, "proxy_carries_plain_http_with_credentials"),
+    (
+        Group::Proxy,
+        "proxy_socks5_list_and_watch_through_the_tunnel",
+    ),
+    (
+        Group::Proxy,
+        "proxy_socks5h_domain_name_with_username_and_password",
+    ),
+    (
+        Group::Proxy,
+        "proxy_socks5_authentication_refused_is_a_clear_error",
+    ),
+    (Group::Proxy, "proxy_socks5_reply_failure_names_the_code"),
+    (
+        Group::Proxy,
+        "proxy_https_list_and_watch_through_tls_to_the_proxy",
+    ),
+    (
+        Group::Proxy,
+        "proxy_https_untrusted_proxy_certificate_is_a_clear_error",
+    ),
+    (Group::Proxy, "proxy_https_carries_plain_http_inside_tls"),
+    (
+        Group::Proxy,
+        "proxy_stalled_connect_ends_in_a_connect_timeout",
+    ),
+    (
+        Group::Proxy,
+        "proxy_stalled_https_handshake_ends_in_a_connect_timeout",
+    ),
 ];
 
 /// What a scenario needs of a runtime, in groups a runtime takes whole.
@@ -173,6 +220,9 @@ pub enum Group {
     Runners,
     /// HTTP/2 watch shards: [`Sharding`].
     H2,
+    /// HTTP `CONNECT`, SOCKS5 and https:// proxies, `NO_PROXY`, refusals
+    /// and stalls: [`Proxying`].
+    Proxy,
 }
 
 /// The names of `group`'s scenarios, in [`SCENARIOS`] order.
@@ -213,6 +263,8 @@ pub struct Failure {
     pub timeout: Option<&'static str>,
     /// An informer's `wait_for_sync` gave up.
     pub sync_timeout: bool,
+    /// Why a proxy would not open a tunnel (the runtime error's `proxy()`).
+    pub proxy: Option<ProxyError>,
 }
 
 impl Failure {
@@ -227,6 +279,7 @@ impl Failure {
             expired: false,
             timeout: None,
             sync_timeout: false,
+            proxy: None,
         }
     }
 
@@ -255,6 +308,12 @@ pub struct ClientOptions {
     pub max_retries: Option<u32>,
     /// `format` on the builder, if set (a [`Discovering`] runtime only).
     pub format: Option<Format>,
+    /// `proxy` on the builder, if set: this proxy whatever the environment
+    /// says (a [`Target::Config`] may name one as its `proxy_url` too).
+    pub proxy: Option<ProxyUrl>,
+    /// `proxy_env` on the builder, if set: the proxy variables read instead
+    /// of the process's (`ProxyEnv::default()`: none, go directly).
+    pub proxy_env: Option<ProxyEnv>,
 }
 
 /// Where a client goes.
@@ -284,6 +343,8 @@ impl ClientOptions {
             connect_timeout: None,
             max_retries: None,
             format: None,
+            proxy: None,
+            proxy_env: None,
         }
     }
 
@@ -308,6 +369,21 @@ impl ClientOptions {
     /// Asking for `format`.
     pub fn format(mut self, format: Format) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// Through `proxy` (`http://`, `https://`, `socks5://`, `socks5h://`).
+    ///
+    /// # Panics
+    /// If `proxy` does not parse (a scenario's mistake).
+    pub fn proxy(mut self, proxy: &str) -> Self {
+        self.proxy = Some(ProxyUrl::parse(proxy).expect("a proxy URL"));
+        self
+    }
+
+    /// Reading the proxy from `env`, not the process's environment.
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy_env = Some(env);
         self
     }
 }
@@ -817,6 +893,25 @@ macro_rules! e2e_suite {
             h2_killed_connection_reopens_and_its_watches_resume {60, default}
         ]);
     };
+    (@group Proxy, $rt:expr) => {
+        $crate::e2e_suite!(@each $rt, proxy, PROXY, [
+            proxy_connect_tunnel_carries_list_and_watch {60, default},
+            proxy_authentication_basic_from_the_url_userinfo {60, default},
+            proxy_502_is_a_clear_error {60, default},
+            proxy_407_is_not_retried {60, default},
+            proxy_no_proxy_bypasses_the_environment_proxy {60, default},
+            proxy_carries_plain_http_with_credentials {60, plain},
+            proxy_socks5_list_and_watch_through_the_tunnel {60, default},
+            proxy_socks5h_domain_name_with_username_and_password {60, default},
+            proxy_socks5_authentication_refused_is_a_clear_error {60, default},
+            proxy_socks5_reply_failure_names_the_code {60, default},
+            proxy_https_list_and_watch_through_tls_to_the_proxy {60, default},
+            proxy_https_untrusted_proxy_certificate_is_a_clear_error {60, default},
+            proxy_https_carries_plain_http_inside_tls {60, plain},
+            proxy_stalled_connect_ends_in_a_connect_timeout {60, default},
+            proxy_stalled_https_handshake_ends_in_a_connect_timeout {60, default}
+        ]);
+    };
     (@each $rt:expr, $group:ident, $names:ident, [$($name:ident {$secs:expr, $server:ident}),*]) => {
         $(
             #[test]
@@ -836,6 +931,7 @@ macro_rules! e2e_suite {
     (@names Discovery) => { DISCOVERY };
     (@names Runners) => { RUNNERS };
     (@names H2) => { H2 };
+    (@names Proxy) => { PROXY };
 }
 
 /// The server a scenario starts: `default` (TLS), `plain` (HTTP),
