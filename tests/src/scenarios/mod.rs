@@ -812,7 +812,7 @@ pub fn silent_server() -> SocketAddr {
 /// when the runtime leaves a group out without a reason or a group's tests
 /// drift from [`SCENARIOS`](crate::scenarios::SCENARIOS).
 ///
-/// ```ignore
+/// ```text
 /// windlass_testkit::e2e_suite! {
 ///     e2e_smol: Smol::new();
 ///     runs [Core];
