@@ -18,14 +18,15 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use crate::tls::TlsTransport;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector,
-    Transport, TransportAdapter,
+    ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector, Transport,
+    TransportAdapter,
 };
 use windlass_proto::config::{ProxyUrl, TlsDescription, TlsError};
 use windlass_proto::proxy::{ProxyError, Route, Tunnel};
@@ -164,48 +165,11 @@ impl<In: Transport> Connector<In> for ProxyConnector {
         handshake(tunnel, &mut stream, &address, details.timeout)?;
         let input = details.config.input_buffer_size();
         let output = details.config.output_buffer_size();
-        Ok(Some(Either::B(Box::new(ProxyTlsTransport {
-            buffers: LazyBuffers::new(input, output),
+        Ok(Some(Either::B(Box::new(TlsTransport::new(
+            LazyBuffers::new(input, output),
             stream,
-        }))))
-    }
-}
-
-/// The TLS connection to an https:// proxy as a ureq transport. It is not
-/// `is_tls`: the TLS link still runs the API server's handshake inside it.
-struct ProxyTlsTransport {
-    buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TransportAdapter>,
-}
-
-impl std::fmt::Debug for ProxyTlsTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyTlsTransport")
-            .field("inner", &self.stream.sock.inner())
-            .finish()
-    }
-}
-
-impl Transport for ProxyTlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.stream.sock.set_timeout(timeout);
-        self.stream.write_all(&self.buffers.output()[..amount])?;
-        Ok(())
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.sock.set_timeout(timeout);
-        let read = self.stream.read(self.buffers.input_append_buf())?;
-        self.buffers.input_appended(read);
-        Ok(read > 0)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.stream.sock.get_mut().is_open()
+            false,
+        )))))
     }
 }
 

@@ -94,17 +94,36 @@ impl<In: Transport> Connector<In> for TlsConnector {
             .map_err(|e| self.handshake_error(&server, e))?;
         let input = details.config.input_buffer_size();
         let output = details.config.output_buffer_size();
-        Ok(Some(Either::B(TlsTransport {
-            buffers: LazyBuffers::new(input, output),
-            stream: StreamOwned::new(connection, socket),
-        })))
+        Ok(Some(Either::B(TlsTransport::new(
+            LazyBuffers::new(input, output),
+            StreamOwned::new(connection, socket),
+            true,
+        ))))
     }
 }
 
-/// An established TLS connection as a ureq transport.
+/// An established TLS connection as a ureq transport: to the API server,
+/// or to an https:// proxy (then not `is_tls`: the API server's own
+/// handshake still runs inside it).
 pub(crate) struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
+    to_server: bool,
+}
+
+impl TlsTransport {
+    /// `stream` as a transport; `to_server` when its peer is the API server.
+    pub(crate) fn new(
+        buffers: LazyBuffers,
+        stream: StreamOwned<ClientConnection, TransportAdapter>,
+        to_server: bool,
+    ) -> Self {
+        Self {
+            buffers,
+            stream,
+            to_server,
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsTransport {
@@ -138,6 +157,6 @@ impl Transport for TlsTransport {
     }
 
     fn is_tls(&self) -> bool {
-        true
+        self.to_server
     }
 }
