@@ -558,3 +558,47 @@ fn protobuf_embedded_json_with_invalid_utf8_is_an_error_naming_its_field() {
         .to_string();
     assert!(err.contains("embedded JSON"), "{err}");
 }
+
+/// A Pod whose metadata has `name` and one label `key: value`.
+fn pod_with_name_and_label(name: &[u8], key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::new();
+    wire::put_bytes(&mut entry, 1, key);
+    wire::put_bytes(&mut entry, 2, value);
+    let mut meta = Vec::new();
+    wire::put_bytes(&mut meta, 1, name);
+    wire::put_bytes(&mut meta, 11, &entry);
+    let mut pod = Vec::new();
+    wire::put_bytes(&mut pod, 1, &meta);
+    pod_body(&pod)
+}
+
+#[test]
+fn protobuf_strings_are_checked_as_utf8_past_the_ascii_fast_path() {
+    // ASCII (the fast path), then multi-byte UTF-8 in a string field, a map
+    // key and a map value (the full check).
+    let pod: Pod = decode(&pod_with_name_and_label(b"web-0", b"app", b"web")).unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some("web-0"));
+    let pod: Pod = decode(&pod_with_name_and_label(
+        "caf\u{e9}-0".as_bytes(),
+        "r\u{f4}le".as_bytes(),
+        "na\u{ef}ve \u{1f980}".as_bytes(),
+    ))
+    .unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some("caf\u{e9}-0"));
+    let labels = pod.metadata.labels.unwrap();
+    assert_eq!(labels["r\u{f4}le"], "na\u{ef}ve \u{1f980}");
+
+    // Bytes that are not UTF-8, wherever a string is read: an error naming
+    // the field, never a string with them in it.
+    for (name, key, value) in [
+        (&b"web-\xff"[..], &b"app"[..], &b"web"[..]),
+        (b"web-0", b"a\xc3", b"web"),
+        (b"web-0", b"app", b"\xe2\x82"),
+    ] {
+        let err = decode::<Pod>(&pod_with_name_and_label(name, key, value))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ObjectMeta"), "{err}");
+        assert!(err.contains("utf-8") || err.contains("UTF-8"), "{err}");
+    }
+}
