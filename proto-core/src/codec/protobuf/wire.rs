@@ -242,8 +242,8 @@ pub(crate) fn close_len_width(out: &mut Vec<u8>, start: usize, width: usize) {
 /// The length of `value` as a varint.
 #[inline]
 pub(crate) fn varint_len(value: u64) -> usize {
-    // 1 + one byte for each further 7 bits: (bits + 6) / 7, at least 1.
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    // One byte for each 7 bits, at least one.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Fill in the length of the field [`open_len`] started at `start`, now that
@@ -363,6 +363,25 @@ mod tests {
             out.extend_from_slice(&payload);
             close_len_wide(&mut out, start);
             assert_eq!(out, expected, "length {len}, two-byte placeholder");
+        }
+    }
+
+    #[test]
+    fn protobuf_wire_varint_len_matches_put_varint() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
         }
     }
 
