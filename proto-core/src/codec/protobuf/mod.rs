@@ -302,18 +302,22 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
         kind: kind.to_owned(),
     })?;
     // One buffer: the envelope, then the message written in place as its
-    // `raw` field (the length widened once at the end if it needs to be),
-    // sized by the last body encoded (objects of a stream are alike).
+    // `raw` field, sized by the last body encoded (objects of a stream are
+    // alike) with some room to spare, and its length placeholder as wide as
+    // that body's length needs (the bytes move at the end only when this
+    // one's length needs a different width).
     static LAST_LEN: AtomicUsize = AtomicUsize::new(512);
-    let mut body = Vec::with_capacity(LAST_LEN.load(Relaxed).clamp(64, 64 << 10));
+    let last = LAST_LEN.load(Relaxed).clamp(64, 64 << 10);
+    let mut body = Vec::with_capacity(last + last / 8 + 32);
     body.extend_from_slice(MAGIC);
     let type_meta = wire::open_len(&mut body, 1);
     wire::put_bytes(&mut body, 1, api_version.as_bytes());
     wire::put_bytes(&mut body, 2, kind.as_bytes());
     wire::close_len(&mut body, type_meta);
-    let raw = wire::open_len(&mut body, 2);
+    let width = wire::varint_len(last as u64);
+    let raw = wire::open_len_width(&mut body, 2, width);
     serialize_message(object, message, &mut body)?;
-    wire::close_len(&mut body, raw);
+    wire::close_len_width(&mut body, raw, width);
     wire::put_bytes(&mut body, 3, b"");
     wire::put_bytes(&mut body, 4, b"");
     LAST_LEN.store(body.len(), Relaxed);

@@ -904,22 +904,42 @@ impl<'o> StructSer<'o> {
     }
 
     fn finish(self) {
-        if !self.index.inline.is_empty() {
-            let inline = self.rare.map(|rare| rare.inline).unwrap_or_default();
-            flush_inline(self.message, self.out, inline);
+        let StructSer {
+            out,
+            start,
+            wide,
+            wrapped,
+            message,
+            index,
+            rare,
+            ..
+        } = self;
+        // Inline messages and map-written state, out of line: most
+        // messages have neither (and then nothing is dropped here).
+        if rare.is_some() || !index.inline.is_empty() {
+            finish_rare(message, out, rare);
         }
-        if self.wrapped != 0 {
-            close_len(self.out, self.wrapped);
+        if wrapped != 0 {
+            close_len(out, wrapped);
         }
-        if self.start == 0 {
+        if start == 0 {
             return;
         }
-        self.index.set_long(self.out.len() - self.start >= 0x80);
-        if self.wide {
-            close_len_wide(self.out, self.start);
+        index.set_long(out.len() - start >= 0x80);
+        if wide {
+            close_len_wide(out, start);
         } else {
-            close_len(self.out, self.start);
+            close_len(out, start);
         }
+    }
+}
+
+/// [`StructSer::finish`] for a message with inline fields or [`RareState`].
+#[inline(never)]
+fn finish_rare(message: &'static Message, out: &mut Vec<u8>, rare: Option<Box<RareState>>) {
+    if !message.index().inline.is_empty() {
+        let inline = rare.map(|rare| rare.inline).unwrap_or_default();
+        flush_inline(message, out, inline);
     }
 }
 
@@ -1098,6 +1118,337 @@ impl MapSer<'_> {
     }
 }
 
+macro_rules! key_not_string {
+    ($($name:ident($ty:ty)),*) => {
+        $(fn $name(self, _: $ty) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        })*
+    };
+}
+
+impl<'o> MapSer<'o> {
+    /// One whole entry. A `map<string, string>` entry (labels, annotations,
+    /// selectors) goes through [`EntryKeySer`] and [`EntryValueSer`], which
+    /// hold the key's text until the value's is known: then the entry is
+    /// written length first, in one reservation.
+    #[inline]
+    fn entry<K: ?Sized + Serialize, V: ?Sized + Serialize>(
+        &mut self,
+        key: &K,
+        value: &V,
+    ) -> Result<(), SerError> {
+        if self.value == Type::String && self.entry == 0 {
+            return key.serialize(EntryKeySer { map: self, value });
+        }
+        self.key(key)?;
+        self.value(value)
+    }
+}
+
+/// The key of a `map<string, string>` entry: as [`MapKeySer`], but the
+/// key's text goes on to the value's serializer instead of being written.
+struct EntryKeySer<'m, 'o, V: ?Sized> {
+    map: &'m mut MapSer<'o>,
+    value: &'m V,
+}
+
+impl<V: ?Sized> EntryKeySer<'_, '_, V> {
+    fn not_a_string(&self) -> SerError {
+        unsupported(
+            self.map.parent,
+            self.map.json,
+            "a map key that is not a string",
+        )
+    }
+}
+
+/// The value of a `map<string, string>` entry whose key is `key`.
+struct EntryValueSer<'m, 'o, 'k> {
+    map: &'m mut MapSer<'o>,
+    key: &'k str,
+}
+
+impl EntryValueSer<'_, '_, '_> {
+    /// Any value but a short string: the entry opened, its key written,
+    /// the value written as any string field's would be, the entry closed.
+    #[inline(never)]
+    fn general(
+        self,
+        value: impl FnOnce(FieldSer<'_>) -> Result<(), SerError>,
+    ) -> Result<(), SerError> {
+        let map = self.map;
+        let start = open_len(map.out, map.tag);
+        put_bytes(map.out, 1, self.key.as_bytes());
+        value(FieldSer {
+            out: map.out,
+            tag: 2,
+            ty: Type::String,
+            json: map.json,
+            repeated: false,
+            parent: map.parent,
+            depth: map.depth,
+        })?;
+        close_len(map.out, start);
+        Ok(())
+    }
+
+    #[cold]
+    fn not_a_string(&self, what: &str) -> SerError {
+        unsupported(
+            self.map.parent,
+            self.map.json,
+            &format!("{what} for a String field"),
+        )
+    }
+}
+
+macro_rules! entry_value_via_field {
+    ($($name:ident($ty:ty)),*) => {
+        $(fn $name(self, v: $ty) -> Result<(), SerError> {
+            self.general(|field| ser::Serializer::$name(field, v))
+        })*
+    };
+}
+
+macro_rules! entry_value_compound_is_error {
+    ($($name:ident($($ty:ty),*) -> $ret:ident: $what:literal),*) => {
+        $(fn $name(self, $(_: $ty),*) -> Result<Self::$ret, SerError> {
+            Err(self.not_a_string($what))
+        })*
+    };
+}
+
+impl ser::Serializer for EntryValueSer<'_, '_, '_> {
+    type Ok = ();
+    type Error = SerError;
+    type SerializeSeq = Impossible<(), SerError>;
+    type SerializeTuple = Impossible<(), SerError>;
+    type SerializeTupleStruct = Impossible<(), SerError>;
+    type SerializeTupleVariant = Impossible<(), SerError>;
+    type SerializeMap = Impossible<(), SerError>;
+    type SerializeStruct = Impossible<(), SerError>;
+    type SerializeStructVariant = Impossible<(), SerError>;
+
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<(), SerError> {
+        let (key, value) = (self.key.as_bytes(), v.as_bytes());
+        let tag = (self.map.tag << 3) | 2;
+        // `{1: key, 2: value}`: 4 bytes of keys and lengths, one byte each
+        // when the entry is under 128 bytes.
+        let len = key.len() + value.len() + 4;
+        if len < 0x80 && tag < 0x80 {
+            let out = &mut *self.map.out;
+            out.reserve(len + 2);
+            out.extend_from_slice(&[tag as u8, len as u8, 0x0a, key.len() as u8]);
+            out.extend_from_slice(key);
+            out.extend_from_slice(&[0x12, value.len() as u8]);
+            out.extend_from_slice(value);
+            return Ok(());
+        }
+        self.general(|field| ser::Serializer::serialize_str(field, v))
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), SerError> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    entry_value_via_field!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str)
+    );
+
+    fn serialize_none(self) -> Result<(), SerError> {
+        self.general(|field| ser::Serializer::serialize_none(field))
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), SerError> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), SerError> {
+        self.general(|field| ser::Serializer::serialize_unit(field))
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), SerError> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), SerError> {
+        // As a string field's: the value itself.
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), SerError> {
+        Err(self.not_a_string("an enum"))
+    }
+
+    entry_value_compound_is_error!(
+        serialize_seq(Option<usize>) -> SerializeSeq: "an array",
+        serialize_tuple(usize) -> SerializeTuple: "a tuple",
+        serialize_tuple_struct(&'static str, usize) -> SerializeTupleStruct: "a tuple",
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> SerializeTupleVariant: "an enum",
+        serialize_map(Option<usize>) -> SerializeMap: "an object",
+        serialize_struct(&'static str, usize) -> SerializeStruct: "an object",
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> SerializeStructVariant: "an enum"
+    );
+}
+
+impl<V: ?Sized + Serialize> ser::Serializer for EntryKeySer<'_, '_, V> {
+    type Ok = ();
+    type Error = SerError;
+    type SerializeSeq = Impossible<(), SerError>;
+    type SerializeTuple = Impossible<(), SerError>;
+    type SerializeTupleStruct = Impossible<(), SerError>;
+    type SerializeTupleVariant = Impossible<(), SerError>;
+    type SerializeMap = Impossible<(), SerError>;
+    type SerializeStruct = Impossible<(), SerError>;
+    type SerializeStructVariant = Impossible<(), SerError>;
+
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<(), SerError> {
+        self.value.serialize(EntryValueSer {
+            map: self.map,
+            key: v,
+        })
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), SerError> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), SerError> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), SerError> {
+        value.serialize(self)
+    }
+
+    key_not_string!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_bytes(&[u8])
+    );
+
+    fn serialize_none(self) -> Result<(), SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_unit(self) -> Result<(), SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, SerError> {
+        Err(self.not_a_string())
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, SerError> {
+        Err(self.not_a_string())
+    }
+}
+
 /// A proto map's key, written as field 1 of its entry: a string (or
 /// anything serde writes as one, such as a unit enum variant).
 struct MapKeySer<'o> {
@@ -1110,14 +1461,6 @@ impl MapKeySer<'_> {
     fn not_a_string(&self) -> SerError {
         unsupported(self.parent, self.json, "a map key that is not a string")
     }
-}
-
-macro_rules! key_not_string {
-    ($($name:ident($ty:ty)),*) => {
-        $(fn $name(self, _: $ty) -> Result<(), SerError> {
-            Err(self.not_a_string())
-        })*
-    };
 }
 
 impl ser::Serializer for MapKeySer<'_> {
@@ -1408,8 +1751,7 @@ impl ser::SerializeMap for Compound<'_> {
         value: &V,
     ) -> Result<(), SerError> {
         if let Compound::Map(m) = self {
-            m.key(key)?;
-            return m.value(value);
+            return m.entry(key, value);
         }
         self.other_key(key)?;
         self.other_value(value)
@@ -1474,7 +1816,8 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
-    use super::super::{decode, encode};
+    use super::super::wire::put_bytes;
+    use super::super::{MAGIC, decode, encode, encode_message};
 
     /// Pods of different sizes and shapes, so that the encoder's shared
     /// caches (field addresses, each message kind's long-length guess, the
@@ -1563,5 +1906,111 @@ mod tests {
         for (pod, body) in pods.iter().zip(&expected).rev() {
             assert_eq!(&encode(pod).unwrap(), body);
         }
+    }
+
+    /// The whole body as Go writes it, each length before its bytes: the
+    /// bare message (which no guess of the body's size touches) wrapped in
+    /// the envelope.
+    fn length_first(pod: &Pod) -> Vec<u8> {
+        let raw = encode_message("k8s.io.api.core.v1.Pod", pod).unwrap();
+        let mut type_meta = Vec::new();
+        put_bytes(&mut type_meta, 1, b"v1");
+        put_bytes(&mut type_meta, 2, b"Pod");
+        let mut body = MAGIC.to_vec();
+        put_bytes(&mut body, 1, &type_meta);
+        put_bytes(&mut body, 2, &raw);
+        put_bytes(&mut body, 3, b"");
+        put_bytes(&mut body, 4, b"");
+        body
+    }
+
+    #[test]
+    fn protobuf_encode_envelope_is_length_first_whatever_the_last_size() {
+        // Bodies whose `raw` length takes one, two and three bytes, in an
+        // order that makes every guess (from the body before) wrong in
+        // each direction, and right.
+        let sizes = [
+            0usize, 20_000, 20_000, 200, 0, 200, 200, 20_000, 0, 0, 100, 16_300,
+        ];
+        for (n, size) in sizes.into_iter().enumerate() {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": "web", "annotations": {"note": "x".repeat(size)}},
+            }))
+            .unwrap();
+            let body = encode(&pod).unwrap();
+            assert_eq!(body, length_first(&pod), "body {n}, {size}-byte annotation");
+            assert_eq!(decode::<Pod>(&body).unwrap(), pod);
+        }
+    }
+
+    /// `ObjectMeta` holding only these labels, as written length first.
+    fn labels_length_first(labels: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut expected = Vec::new();
+        for (key, value) in labels {
+            let mut entry = Vec::new();
+            put_bytes(&mut entry, 1, key.as_bytes());
+            if let Some(value) = value {
+                put_bytes(&mut entry, 2, value.as_bytes());
+            }
+            put_bytes(&mut expected, 11, &entry);
+        }
+        expected
+    }
+
+    #[test]
+    fn protobuf_map_string_entries_match_length_first() {
+        // Entries under 128 bytes take the one-piece path; from 128 bytes
+        // (key + value + 4) on, the general one.
+        let (k60, v60, k62, v62) = (
+            "k".repeat(60),
+            "v".repeat(60),
+            "K".repeat(62),
+            "V".repeat(62),
+        );
+        let (k200, v300) = ("l".repeat(200), "w".repeat(300));
+        let labels = [
+            ("", Some("")),
+            ("a", Some("b")),
+            (k60.as_str(), Some(v60.as_str())),
+            (k62.as_str(), Some(v62.as_str())),
+            (k200.as_str(), Some("x")),
+            ("y", Some(v300.as_str())),
+        ];
+        let mut sorted = labels.to_vec();
+        sorted.sort();
+        let meta: serde_json::Value = json!({
+            "labels": sorted.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(meta.clone()).unwrap();
+        let name = "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+        let expected = labels_length_first(&sorted);
+        assert_eq!(
+            encode_message(name, &typed).unwrap(),
+            expected,
+            "BTreeMap<String, String>"
+        );
+        assert_eq!(
+            encode_message(name, &meta).unwrap(),
+            expected,
+            "a JSON object"
+        );
+    }
+
+    #[test]
+    fn protobuf_map_string_entries_of_other_values_take_the_general_path() {
+        let name = "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+        // `null` is no value (the entry holds its key only), as a string
+        // field's `None` is no field.
+        let meta = json!({"labels": {"a": null, "b": "c"}});
+        assert_eq!(
+            encode_message(name, &meta).unwrap(),
+            labels_length_first(&[("a", None), ("b", Some("c"))])
+        );
+        // A number is no string: an error naming the field, not a panic.
+        let err = encode_message(name, &json!({"labels": {"a": 1}})).unwrap_err();
+        assert!(err.to_string().contains("labels"), "{err}");
+        let err = encode_message(name, &json!({"labels": {"a": ["b"]}})).unwrap_err();
+        assert!(err.to_string().contains("labels"), "{err}");
     }
 }

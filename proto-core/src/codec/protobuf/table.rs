@@ -11,10 +11,11 @@
 //! impl passes (`SerializeStruct::serialize_field`), the same few literals
 //! over and over. [`Index::by_static_json`] remembers each literal's address
 //! once its text has matched a name, so a repeated key is found by its
-//! address alone: no hash of its text, no comparison of bytes.
+//! address alone: one load of one word and a compare, no hash of its text,
+//! no comparison of bytes.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use super::schema::{KINDS, MESSAGES, PACKAGES};
 
@@ -138,14 +139,11 @@ pub(crate) struct Index {
     pub gathered: u64,
     /// The indexes of the inline fields (empty JSON name), in tag order.
     pub inline: Box<[u8]>,
-    /// By [`address_hash`] of a `&'static str` key, two slots a key (two
-    /// choices, no chains): an index into `names` + 1, 0 when empty. Shared
-    /// by every thread; a slot may be overwritten by another key at any time.
-    address_slots: Box<[AtomicU8]>,
-    /// For each of `names`: the address of a `&'static str` whose text is
-    /// that name, 0 when none has been seen. Written only after the text
-    /// matched, so an address read here is always one of such a key.
-    seen: Box<[AtomicUsize]>,
+    /// The keys [`Index::by_static_json`] found by text, by [`address_hash`]
+    /// of the key's address: each word a [`KeyEntry`] (0 when empty), two
+    /// ways a hash (the slot and its neighbour, in one cache line). Shared
+    /// by every thread; a word may be overwritten by another key at any time.
+    key_cache: Box<[AtomicU64]>,
     /// The last message of this kind written as a field took 128 bytes or
     /// more (a two-byte length): the encoder's guess for the next one.
     long: AtomicBool,
@@ -183,59 +181,60 @@ impl Index {
 
     /// [`Index::by_json`] for a key that lives for the whole program, such
     /// as a field name `Serialize` impls pass: found by its address when
-    /// this key was looked up before.
+    /// this key was looked up before — one load of one word and a compare.
     ///
-    /// Sound under any interleaving of threads: `seen[e]` only ever holds
-    /// the address of a static key whose bytes equal name `e`, and static
-    /// bytes never change, so a key at that address with that length has
-    /// those bytes. A race can only cost a miss (the slow path, by text).
+    /// Sound under any interleaving of threads: a word of `key_cache` is
+    /// written whole (one atomic store), and only after the text of the key
+    /// it names (address and length) was looked up by text, with the answer
+    /// that lookup gave (the names never change). Static bytes never change
+    /// either, so any later key with that same address and length has that
+    /// same text and that same answer. A word read is always one some
+    /// thread wrote whole (atomic loads do not tear), so a stale or
+    /// overwritten word can only name another key, which the compare of
+    /// address and length rejects: a race costs a miss (the slow path, by
+    /// text), never a wrong field.
     #[inline]
     pub fn by_static_json(&self, json: &'static str) -> Option<(usize, bool)> {
-        let address = json.as_ptr() as usize;
-        let hash = address_hash(address);
-        let slot = hash & (self.address_slots.len() - 1);
-        if let Some(found) = self.at_slot(slot, json) {
-            return Some(found);
+        let key = KeyEntry::key(json);
+        let hash = address_hash(json.as_ptr() as usize);
+        let word = self.key_cache[hash & (self.key_cache.len() - 1)].load(Relaxed);
+        if word & KeyEntry::KEY_MASK == key {
+            return KeyEntry::found(word);
         }
-        self.by_static_json_slow(json, hash)
+        self.by_static_json_slow(json, key, hash)
     }
 
-    /// The name in address slot `slot`, if `json` is the key remembered for it.
-    #[inline(always)]
-    fn at_slot(&self, slot: usize, json: &'static str) -> Option<(usize, bool)> {
-        let entry = usize::from(self.address_slots[slot].load(Relaxed)).checked_sub(1)?;
-        let (name, field, direct) = self.names[entry];
-        (self.seen[entry].load(Relaxed) == json.as_ptr() as usize && name.len() == json.len())
-            .then_some((usize::from(field), direct))
-    }
-
-    /// [`Index::by_static_json`] after its first slot: the second, then by text.
+    /// [`Index::by_static_json`] after its first way: the second (another
+    /// part of the hash), then by text, remembering the answer (found or
+    /// not, such as `apiVersion`) when the key can be.
     #[inline(never)]
-    fn by_static_json_slow(&self, json: &'static str, hash: usize) -> Option<(usize, bool)> {
-        let second = (hash >> 12) & (self.address_slots.len() - 1);
-        self.at_slot(second, json)
-            .or_else(|| self.remember(json, hash))
-    }
-
-    /// The slow path of [`Index::by_static_json`]: by text, then remember
-    /// the key's address in the first of its two slots that is free (or
-    /// the first).
-    #[inline(never)]
-    fn remember(&self, json: &'static str, hash: usize) -> Option<(usize, bool)> {
-        let entry = self.entry_by_json(json)?;
-        self.seen[entry].store(json.as_ptr() as usize, Relaxed);
-        let mask = self.address_slots.len() - 1;
+    fn by_static_json_slow(
+        &self,
+        json: &'static str,
+        key: u64,
+        hash: usize,
+    ) -> Option<(usize, bool)> {
+        let mask = self.key_cache.len() - 1;
         let (first, second) = (hash & mask, (hash >> 12) & mask);
-        let slot = if self.address_slots[first].load(Relaxed) != 0
-            && self.address_slots[second].load(Relaxed) == 0
-        {
-            second
-        } else {
-            first
-        };
-        self.address_slots[slot].store(entry as u8 + 1, Relaxed);
-        let (_, field, direct) = self.names[entry];
-        Some((usize::from(field), direct))
+        let other = self.key_cache[second].load(Relaxed);
+        if other & KeyEntry::KEY_MASK == key {
+            return KeyEntry::found(other);
+        }
+        let found = self.entry_by_json(json).map(|entry| {
+            let (_, field, direct) = self.names[entry];
+            (usize::from(field), direct)
+        });
+        if key != KeyEntry::UNCACHED {
+            // Into the first way unless it holds another key and the
+            // second is free.
+            let way = if self.key_cache[first].load(Relaxed) != 0 && other == 0 {
+                second
+            } else {
+                first
+            };
+            self.key_cache[way].store(key | KeyEntry::value(found), Relaxed);
+        }
+        found
     }
 
     /// Whether the last such message written took 128 bytes or more.
@@ -278,7 +277,55 @@ fn name_hash(name: &str) -> usize {
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize
 }
 
-/// A hash of a static key's address, for [`Index::address_slots`].
+/// The packing of one word of [`Index::key_cache`]: bits 0–46 the key's
+/// address, 47–54 its length, 55–60 the field's index, 61 whether the
+/// field holds the name itself, 62 whether the message has the name at all.
+/// A key that does not fit (an address of 2^47 or more, a length of 256 or
+/// more) is not remembered: its key part is [`KeyEntry::UNCACHED`], which
+/// no stored word holds. An empty word (0) matches no key, whose address is
+/// never 0.
+struct KeyEntry;
+
+impl KeyEntry {
+    const ADDRESS_BITS: u32 = 47;
+    const KEY_MASK: u64 = (1 << (Self::ADDRESS_BITS + 8)) - 1;
+    /// The key part of a key that is not remembered (never stored).
+    const UNCACHED: u64 = Self::KEY_MASK;
+    const DIRECT: u64 = 1 << 61;
+    const FOUND: u64 = 1 << 62;
+
+    /// The key part of the word for `json`, [`KeyEntry::UNCACHED`] when it
+    /// cannot be remembered.
+    #[inline(always)]
+    fn key(json: &'static str) -> u64 {
+        let (address, len) = (json.as_ptr() as u64, json.len() as u64);
+        if address >> Self::ADDRESS_BITS != 0 || len > 0xff {
+            return Self::UNCACHED;
+        }
+        address | (len << Self::ADDRESS_BITS)
+    }
+
+    /// The value part of a word: the field index (under 64, which
+    /// `build_index` asserts) and whether it is direct, or none.
+    #[inline]
+    fn value(found: Option<(usize, bool)>) -> u64 {
+        match found {
+            Some((field, direct)) => {
+                Self::FOUND | ((field as u64 & 0x3f) << 55) | if direct { Self::DIRECT } else { 0 }
+            }
+            None => 0,
+        }
+    }
+
+    /// The answer a word holds.
+    #[inline(always)]
+    fn found(word: u64) -> Option<(usize, bool)> {
+        (word & Self::FOUND != 0)
+            .then_some((((word >> 55) & 0x3f) as usize, word & Self::DIRECT != 0))
+    }
+}
+
+/// A hash of a static key's address, for [`Index::key_cache`].
 #[inline]
 fn address_hash(address: usize) -> usize {
     ((address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize
@@ -344,13 +391,14 @@ fn build_index(message: &'static Message) -> Index {
         }
         name_slots[slot] = u8::try_from(entry + 1).expect("under 255 names");
     }
-    // Four slots a name keeps address collisions of one message's keys rare.
-    let address_slots = (names.len() * 4).next_power_of_two().max(4);
+    // Four words a name, two ways a key: collisions of one message's keys
+    // are rare (and one name may come from several keys, one literal of
+    // each copy of a `Serialize` impl).
+    let key_cache = (names.len() * 4).next_power_of_two().max(8);
     Index {
         by_tag: by_tag.into(),
         name_slots: name_slots.into(),
-        address_slots: (0..address_slots).map(|_| AtomicU8::new(0)).collect(),
-        seen: names.iter().map(|_| AtomicUsize::new(0)).collect(),
+        key_cache: (0..key_cache).map(|_| AtomicU64::new(0)).collect(),
         long: AtomicBool::new(false),
         names: names.into(),
         gathered,
@@ -416,4 +464,100 @@ pub(crate) fn message_for_kind(api_version: &str, kind: &str) -> Option<&'static
             name.push_str(kind);
             message_by_name(&name)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object_meta() -> &'static Message {
+        message_by_name("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta").expect("ObjectMeta")
+    }
+
+    /// A `&'static str` with `text` at an address of its own.
+    fn leaked(text: &str) -> &'static str {
+        Box::leak(text.to_owned().into_boxed_str())
+    }
+
+    #[test]
+    fn protobuf_key_cache_finds_keys_by_address_and_length() {
+        let index = object_meta().index();
+        let name = index.by_json("name").expect("name");
+        let namespace = index.by_json("namespace").expect("namespace");
+        assert_ne!(name, namespace);
+        // Twice each: the first by text, the second by address.
+        for _ in 0..2 {
+            assert_eq!(index.by_static_json("name"), Some(name));
+            assert_eq!(index.by_static_json("namespace"), Some(namespace));
+        }
+        // The same address as a remembered key but another length is
+        // another key: "name" is the start of "namespace".
+        let long: &'static str = leaked("namespace");
+        for _ in 0..3 {
+            assert_eq!(index.by_static_json(long), Some(namespace));
+            assert_eq!(index.by_static_json(&long[..4]), Some(name));
+            assert_eq!(index.by_static_json(&long[..5]), None);
+        }
+        // Unknown keys stay unknown, found or not by address.
+        let unknown = leaked("nonsense");
+        assert_eq!(index.by_static_json(unknown), None);
+        assert_eq!(index.by_static_json(unknown), None);
+    }
+
+    #[test]
+    fn protobuf_key_cache_skips_keys_longer_than_255_bytes() {
+        let index = object_meta().index();
+        let long = leaked(&"n".repeat(300));
+        assert_eq!(KeyEntry::key(long), KeyEntry::UNCACHED);
+        assert_eq!(index.by_static_json(long), None);
+        assert_eq!(index.by_static_json(long), None);
+        // A key of 255 bytes is remembered (and still not a field).
+        let edge = leaked(&"n".repeat(255));
+        assert_ne!(KeyEntry::key(edge), KeyEntry::UNCACHED);
+        assert_eq!(index.by_static_json(edge), None);
+        // Known keys are unaffected.
+        assert_eq!(index.by_static_json("name"), index.by_json("name"));
+    }
+
+    #[test]
+    fn protobuf_key_cache_packs_every_field_index() {
+        for field in [0, 1, 31, 62, 63] {
+            for direct in [false, true] {
+                let found = Some((field, direct));
+                let word = KeyEntry::key("labels") | KeyEntry::value(found);
+                assert_eq!(word & KeyEntry::KEY_MASK, KeyEntry::key("labels"));
+                assert_eq!(KeyEntry::found(word), found);
+            }
+        }
+        let word = KeyEntry::key("kind") | KeyEntry::value(None);
+        assert_eq!(word & KeyEntry::KEY_MASK, KeyEntry::key("kind"));
+        assert_eq!(KeyEntry::found(word), None);
+    }
+
+    #[test]
+    fn protobuf_key_cache_is_right_under_threads_that_evict_each_other() {
+        // A small message (few words of cache) and many keys of its names at
+        // addresses of their own, looked up from several threads at once:
+        // words are overwritten all the time, and every answer must still
+        // be the one found by text.
+        let message = message_by_name("k8s.io.api.core.v1.ObjectReference").expect("message");
+        let index = message.index();
+        let names: Vec<&'static str> = message.fields.iter().map(|f| f.json).collect();
+        let keys: Vec<&'static str> = (0..16)
+            .flat_map(|_| names.iter().map(|n| leaked(n)))
+            .chain(["bogus", "nam", "names"].map(leaked))
+            .collect();
+        let expected: Vec<_> = keys.iter().map(|k| index.by_json(k)).collect();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (keys, expected) = (&keys, &expected);
+                scope.spawn(move || {
+                    for round in 0..2_000 {
+                        let k = (round * (2 * t + 1) + t) % keys.len();
+                        assert_eq!(index.by_static_json(keys[k]), expected[k], "{:?}", keys[k]);
+                    }
+                });
+            }
+        });
+    }
 }

@@ -220,6 +220,32 @@ pub(crate) fn open_len_wide(out: &mut Vec<u8>, tag: u32) -> usize {
     out.len()
 }
 
+/// [`open_len`] with a length placeholder of `width` bytes (1 to 3): for
+/// a field whose length is guessed to take that many, such as a whole
+/// object like the last one written. [`close_len_width`] fills it in.
+#[inline]
+pub(crate) fn open_len_width(out: &mut Vec<u8>, tag: u32, width: usize) -> usize {
+    put_key(out, tag, WireType::Len);
+    let width = width.clamp(1, 3);
+    out.extend_from_slice(&[0x80, 0x80, 0][3 - width..]);
+    out.len()
+}
+
+/// Fill in the length of the field [`open_len_width`] started at `start`
+/// with a placeholder of `width` bytes: no move when the length takes that
+/// many, else the bytes move down or up.
+pub(crate) fn close_len_width(out: &mut Vec<u8>, start: usize, width: usize) {
+    let len = out.len() - start;
+    resize_len(out, start, width.clamp(1, 3), len);
+}
+
+/// The length of `value` as a varint.
+#[inline]
+pub(crate) fn varint_len(value: u64) -> usize {
+    // One byte for each 7 bits, at least one.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Fill in the length of the field [`open_len`] started at `start`, now that
 /// its bytes run to the end of `out`. A length of 128 or more needs a longer
 /// varint: the bytes move up to make room (once per such field), so the
@@ -337,6 +363,25 @@ mod tests {
             out.extend_from_slice(&payload);
             close_len_wide(&mut out, start);
             assert_eq!(out, expected, "length {len}, two-byte placeholder");
+        }
+    }
+
+    #[test]
+    fn protobuf_wire_varint_len_matches_put_varint() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
         }
     }
 
