@@ -1118,6 +1118,133 @@ impl MapSer<'_> {
     }
 }
 
+/// The rest of a serializer that takes only a string (a map key): a
+/// `char` or a unit variant as its text, a newtype as its value, anything
+/// else an error from `self.not_a_string()`. The impl writes `serialize_str`.
+macro_rules! only_a_string {
+    () => {
+        type Ok = ();
+        type Error = SerError;
+        type SerializeSeq = Impossible<(), SerError>;
+        type SerializeTuple = Impossible<(), SerError>;
+        type SerializeTupleStruct = Impossible<(), SerError>;
+        type SerializeTupleVariant = Impossible<(), SerError>;
+        type SerializeMap = Impossible<(), SerError>;
+        type SerializeStruct = Impossible<(), SerError>;
+        type SerializeStructVariant = Impossible<(), SerError>;
+
+        fn serialize_char(self, v: char) -> Result<(), SerError> {
+            self.serialize_str(v.encode_utf8(&mut [0; 4]))
+        }
+
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<(), SerError> {
+            self.serialize_str(variant)
+        }
+
+        fn serialize_newtype_struct<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<(), SerError> {
+            value.serialize(self)
+        }
+
+        key_not_string!(
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_bytes(&[u8])
+        );
+
+        fn serialize_none(self) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_unit(self) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_newtype_variant<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, SerError> {
+            Err(self.not_a_string())
+        }
+
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, SerError> {
+            Err(self.not_a_string())
+        }
+    };
+}
+
 macro_rules! key_not_string {
     ($($name:ident($ty:ty)),*) => {
         $(fn $name(self, _: $ty) -> Result<(), SerError> {
@@ -1320,16 +1447,6 @@ impl ser::Serializer for EntryValueSer<'_, '_, '_> {
 }
 
 impl<V: ?Sized + Serialize> ser::Serializer for EntryKeySer<'_, '_, V> {
-    type Ok = ();
-    type Error = SerError;
-    type SerializeSeq = Impossible<(), SerError>;
-    type SerializeTuple = Impossible<(), SerError>;
-    type SerializeTupleStruct = Impossible<(), SerError>;
-    type SerializeTupleVariant = Impossible<(), SerError>;
-    type SerializeMap = Impossible<(), SerError>;
-    type SerializeStruct = Impossible<(), SerError>;
-    type SerializeStructVariant = Impossible<(), SerError>;
-
     #[inline]
     fn serialize_str(self, v: &str) -> Result<(), SerError> {
         self.value.serialize(EntryValueSer {
@@ -1338,115 +1455,7 @@ impl<V: ?Sized + Serialize> ser::Serializer for EntryKeySer<'_, '_, V> {
         })
     }
 
-    fn serialize_char(self, v: char) -> Result<(), SerError> {
-        self.serialize_str(v.encode_utf8(&mut [0; 4]))
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), SerError> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), SerError> {
-        value.serialize(self)
-    }
-
-    key_not_string!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_bytes(&[u8])
-    );
-
-    fn serialize_none(self) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(self.not_a_string())
-    }
+    only_a_string!();
 }
 
 /// A proto map's key, written as field 1 of its entry: a string (or
@@ -1464,130 +1473,12 @@ impl MapKeySer<'_> {
 }
 
 impl ser::Serializer for MapKeySer<'_> {
-    type Ok = ();
-    type Error = SerError;
-    type SerializeSeq = Impossible<(), SerError>;
-    type SerializeTuple = Impossible<(), SerError>;
-    type SerializeTupleStruct = Impossible<(), SerError>;
-    type SerializeTupleVariant = Impossible<(), SerError>;
-    type SerializeMap = Impossible<(), SerError>;
-    type SerializeStruct = Impossible<(), SerError>;
-    type SerializeStructVariant = Impossible<(), SerError>;
-
     fn serialize_str(self, v: &str) -> Result<(), SerError> {
         put_bytes(self.out, 1, v.as_bytes());
         Ok(())
     }
 
-    fn serialize_char(self, v: char) -> Result<(), SerError> {
-        self.serialize_str(v.encode_utf8(&mut [0; 4]))
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), SerError> {
-        self.serialize_str(variant)
-    }
-
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), SerError> {
-        value.serialize(self)
-    }
-
-    key_not_string!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_bytes(&[u8])
-    );
-
-    fn serialize_none(self) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerError> {
-        Err(self.not_a_string())
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(self.not_a_string())
-    }
+    only_a_string!();
 }
 
 fn key_string<T: ?Sized + Serialize>(
