@@ -391,10 +391,12 @@ fn build_index(message: &'static Message) -> Index {
         }
         name_slots[slot] = u8::try_from(entry + 1).expect("under 255 names");
     }
-    // Four words a name, two ways a key: collisions of one message's keys
+    // Two words a name, two ways a key: collisions of one message's keys
     // are rare (and one name may come from several keys, one literal of
-    // each copy of a `Serialize` impl).
-    let key_cache = (names.len() * 4).next_power_of_two().max(8);
+    // each copy of a `Serialize` impl). Four words a name find a few more
+    // keys at the first try but spread a message's keys over twice the
+    // cache lines, which a walk of a Pod touches each time.
+    let key_cache = (names.len() * 2).next_power_of_two().max(8);
     Index {
         by_tag: by_tag.into(),
         name_slots: name_slots.into(),
