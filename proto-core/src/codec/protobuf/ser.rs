@@ -1779,9 +1779,9 @@ fn key_string<T: ?Sized + Serialize>(
 // times over (2.6 KB a copy, 0.8 MB in all), and the walk ran out of the
 // instruction cache (callgrind: 4x JSON's I1 misses). A message's field is
 // a store of its key and a call through [`Slot`], which looks it up in
-// shared code: looking it up here, inline, put ~200 bytes of lookup and
-// `FieldSer` moves into every field of every type's `Serialize` (a Pod's
-// hot code 63 KB against JSON's 41 KB; now 50 KB).
+// shared code: looking it up here put the lookup and a 7-word `FieldSer`
+// into each of this method's copies (~370 bytes each), and a Pod's hot
+// code was 80 KB against JSON's 41 KB; now 62 KB (BENCHMARKS.md, session 7).
 
 impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
