@@ -394,8 +394,9 @@ fn build_index(message: &'static Message) -> Index {
     // Two words a name, two ways a key: collisions of one message's keys
     // are rare (and one name may come from several keys, one literal of
     // each copy of a `Serialize` impl). Four words a name find a few more
-    // keys at the first try but spread a message's keys over twice the
-    // cache lines, which a walk of a Pod touches each time.
+    // keys at the first try but take twice the memory (~196 KB in all) and
+    // cache lines: on a Pod encode the two come out even (callgrind, pod-2k:
+    // 0.4 M fewer instructions of 42.8 M, 19 k more D1 misses).
     let key_cache = (names.len() * 2).next_power_of_two().max(8);
     Index {
         by_tag: by_tag.into(),
