@@ -346,7 +346,7 @@ fn row(input: &str, store: &str, n: usize, m: &Measured, kube: Option<&Measured>
 /// k8s-openapi object.
 fn wire_bytes<K>(n: usize, strip: bool, make: &dyn Fn(usize, u64) -> K) -> (usize, usize)
 where
-    K: Object + k8s_openapi::Resource + serde::Serialize,
+    K: Object + k8s_openapi::Resource + serde::Serialize + 'static,
 {
     let sample = n.clamp(1, 1000);
     let (mut json, mut proto) = (0, 0);

@@ -315,7 +315,7 @@ impl<K> Api<K> {
 
     /// As [`negotiated`](Self::negotiated), with `object` as the body in
     /// the negotiated encoding.
-    fn negotiated_body<T, O: Serialize + ?Sized>(
+    fn negotiated_body<T, O: Serialize + 'static>(
         &self,
         verb: &'static str,
         kind: RequestKind,
@@ -497,7 +497,7 @@ impl<K: DeserializeOwned> Api<K> {
     }
 }
 
-impl<K: Serialize + DeserializeOwned> Api<K> {
+impl<K: Serialize + DeserializeOwned + 'static> Api<K> {
     /// `POST` a new object.
     pub fn create(&self, params: &PostParams, object: &K) -> Result<Call<K>, CallError> {
         self.negotiated_body(

@@ -377,7 +377,7 @@ impl<K: DeserializeOwned, C: RuntimeClient> Api<K, C> {
     }
 }
 
-impl<K: Serialize + DeserializeOwned, C: RuntimeClient> Api<K, C> {
+impl<K: Serialize + DeserializeOwned + 'static, C: RuntimeClient> Api<K, C> {
     /// `POST` a new object.
     pub async fn create(&self, params: &PostParams, object: &K) -> Result<K, Error> {
         self.run(self.api.create(params, object)).await

@@ -351,7 +351,7 @@ impl<K: DeserializeOwned> Api<K> {
     }
 }
 
-impl<K: Serialize + DeserializeOwned> Api<K> {
+impl<K: Serialize + DeserializeOwned + 'static> Api<K> {
     /// `POST` a new object.
     pub fn create(&self, params: &PostParams, object: &K) -> Result<K, Error> {
         self.run(self.api.create(params, object))

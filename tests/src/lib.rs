@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod fuzzing;
 pub mod kinds;
 pub mod model;
+pub mod protobuf_direct;
 pub mod protobuf_schema;
 pub mod proxy;
 #[cfg(feature = "scenarios")]

@@ -61,7 +61,7 @@ pub fn registry_source(name: &str) -> Result<PathBuf, String> {
 }
 
 /// Generate the table from the two crates found in cargo's registry cache.
-pub fn generate_from_registry(fixtures: &Path) -> Result<String, String> {
+pub fn generate_from_registry(fixtures: &Path) -> Result<Generated, String> {
     generate(
         &registry_source(K8S_PB)?,
         &registry_source(K8S_OPENAPI)?,
@@ -69,22 +69,35 @@ pub fn generate_from_registry(fixtures: &Path) -> Result<String, String> {
     )
 }
 
+/// One field of a proto message, as the generator reads it.
 #[derive(Debug)]
-struct ProtoField {
-    rust: String,
-    tag: u32,
+pub struct ProtoField {
+    /// The prost field name.
+    pub rust: String,
+    /// The field number.
+    pub tag: u32,
     /// `string`, `bytes`, `bool`, `int32`, …, `message`, or `map:<value>`.
-    kind: String,
-    repeated: bool,
+    pub kind: String,
+    /// `repeated` (a JSON array).
+    pub repeated: bool,
     /// The message this field holds (full proto name), for `message` and `map:message`.
-    message: Option<String>,
+    pub message: Option<String>,
     /// The JSON name; empty for an inline (embedded) message.
-    json: String,
+    pub json: String,
 }
 
-/// Generate the table's Rust source from the k8s-pb and k8s-openapi source
-/// folders and the fixtures folder (for fields newer than k8s-pb).
-pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<String, String> {
+/// The two generated files' sources.
+pub struct Generated {
+    /// The schema table ([`OUTPUT`]).
+    pub schema: String,
+    /// The direct encoders ([`crate::protobuf_direct::OUTPUT`]).
+    pub direct: String,
+}
+
+/// Generate the table's Rust source and the direct encoders' from the k8s-pb
+/// and k8s-openapi source folders and the fixtures folder (for fields newer
+/// than k8s-pb).
+pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<Generated, String> {
     let mut messages: BTreeMap<String, Vec<ProtoField>> = BTreeMap::new();
     let mut kinds: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut files = Vec::new();
@@ -232,7 +245,11 @@ pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<St
     for folder in FIXTURE_FOLDERS {
         learner.learn_folder(&fixtures.join(folder), &kinds)?;
     }
-    let messages = learner.messages;
+    let mut messages = learner.messages;
+    for fields in messages.values_mut() {
+        fields.sort_by_key(|f| f.tag);
+    }
+    let messages = messages;
 
     // A list kind for every kind whose `<Message>List` exists.
     let listed: Vec<((String, String), String)> = kinds
@@ -312,9 +329,8 @@ pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<St
     writeln!(out).unwrap();
     writeln!(out, "/// Every message, sorted by full proto name.").unwrap();
     writeln!(out, "pub(super) static MESSAGES: &[Message] = &[").unwrap();
+    let mut shapes: BTreeMap<String, &'static str> = BTreeMap::new();
     for (name, fields) in &messages {
-        let mut fields: Vec<&ProtoField> = fields.iter().collect();
-        fields.sort_by_key(|f| f.tag);
         // A Go named slice (`type ExtraValue []string`): `{repeated string
         // items = 1}` on the wire, a JSON array.
         let shape = match &fields[..] {
@@ -329,6 +345,10 @@ pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<St
             }
             _ => shape_of(name),
         };
+        shapes.insert(name.clone(), shape);
+    }
+    for (name, fields) in &messages {
+        let shape = shapes[name];
         writeln!(out, "    Message {{").unwrap();
         writeln!(out, "        name: {name:?},").unwrap();
         writeln!(out, "        shape: Shape::{shape},").unwrap();
@@ -412,7 +432,19 @@ pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<St
     if messages.len() > u16::MAX as usize {
         return Err("more messages than a u16 index holds".into());
     }
-    Ok(out)
+    let direct = crate::protobuf_direct::render(
+        &crate::protobuf_direct::Schema {
+            messages: &messages,
+            index: &index,
+            shapes: &shapes,
+        },
+        &versions,
+        &canon,
+    )?;
+    Ok(Generated {
+        schema: out,
+        direct,
+    })
 }
 
 /// Whether `field` is a message whose fields (through further inline
@@ -1277,6 +1309,7 @@ fn fits(spec: &Spec, values: &[Wire<'_>], json: &Ordered, exact: bool) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
+    /// Both generated files: the table and the direct encoders beside it.
     fn protobuf_schema_generated_file_is_current() {
         let Some(fixtures) = crate::fixtures::dir() else {
             return;
@@ -1285,7 +1318,14 @@ mod tests {
         let path = super::repo_root().join(super::OUTPUT);
         let committed = std::fs::read_to_string(&path).expect("read the committed schema");
         assert!(
-            generated == committed,
+            generated.schema == committed,
+            "{} is stale: run `WINDLASS_FIXTURES=… cargo run -p windlass-testkit --bin gen-protobuf-schema`",
+            path.display()
+        );
+        let path = super::repo_root().join(crate::protobuf_direct::OUTPUT);
+        let committed = std::fs::read_to_string(&path).expect("read the committed encoders");
+        assert!(
+            generated.direct == committed,
             "{} is stale: run `WINDLASS_FIXTURES=… cargo run -p windlass-testkit --bin gen-protobuf-schema`",
             path.display()
         );

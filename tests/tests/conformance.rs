@@ -32,6 +32,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::Resource;
 use serde::Serialize;
@@ -84,11 +85,15 @@ macro_rules! kind_checks {
 }
 windlass_testkit::for_each_kind!(kind_checks);
 
+/// Set when a fixture's protobuf encode went through generated code
+/// (checked byte for byte against the serde path).
+static DIRECT: AtomicUsize = AtomicUsize::new(0);
+
 /// Check one fixture (`stem` = file name without extension) as `K`: the
 /// JSON outcome, and the protobuf outcome when a `.pb` exists.
 fn check<K>(dir: &Path, stem: &str) -> (Result<(), String>, Option<Result<(), String>>)
 where
-    K: Resource + Serialize + DeserializeOwned + PartialEq + Debug,
+    K: Resource + Serialize + DeserializeOwned + PartialEq + Debug + 'static,
 {
     let json_bytes = match std::fs::read(dir.join(format!("{stem}.json"))) {
         Ok(b) => b,
@@ -111,6 +116,28 @@ where
             &serde_json::to_value(&from_pb).map_err(|e| e.to_string())?,
         )?;
         let body = protobuf::encode(&from_pb).map_err(|e| format!("protobuf encode: {e}"))?;
+        if protobuf::encodes_directly::<K>() {
+            // The generated encoder and the serde path give the same bytes,
+            // for the object as protobuf gives it and as JSON gives it.
+            for object in [&from_pb, typed] {
+                let direct = protobuf::encode(object).map_err(|e| format!("direct encode: {e}"))?;
+                let serde = protobuf::encode_as(K::API_VERSION, K::KIND, object)
+                    .map_err(|e| format!("serde encode: {e}"))?;
+                if direct != serde {
+                    let at = direct
+                        .iter()
+                        .zip(&serde)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    return Err(format!(
+                        "direct and serde encodes differ at byte {at} of {} / {}",
+                        direct.len(),
+                        serde.len()
+                    ));
+                }
+            }
+            DIRECT.fetch_add(1, Ordering::Relaxed);
+        }
         let back: K = protobuf::decode(&body).map_err(|e| format!("protobuf re-decode: {e}"))?;
         if back != from_pb {
             let (a, b) = (
@@ -232,6 +259,7 @@ fn conformance_fixtures_decode_and_round_trip_in_json_and_protobuf() {
         stems.sort();
         let (mut json_ok, mut json_all, mut pb_ok, mut pb_all) = (0, 0, 0, 0);
         let mut lacking = Vec::new();
+        let (mut direct, mut serde_only) = (0, Vec::new());
         for stem in &stems {
             let kind = stem.trim_end_matches(".after_roundtrip");
             let check: Check = match checks.get(kind) {
@@ -242,6 +270,7 @@ fn conformance_fixtures_decode_and_round_trip_in_json_and_protobuf() {
                     continue;
                 }
             };
+            DIRECT.store(0, Ordering::Relaxed);
             let (json, protobuf) = check(&dir, stem);
             if let Some(reason) = gap(folder, stem) {
                 println!("conformance k8s-openapi gap {folder}/{stem}: {reason}");
@@ -259,6 +288,10 @@ fn conformance_fixtures_decode_and_round_trip_in_json_and_protobuf() {
             }
             if let Some(protobuf) = protobuf {
                 pb_all += 1;
+                match DIRECT.load(Ordering::Relaxed) {
+                    0 => serde_only.push(stem.as_str()),
+                    _ => direct += 1,
+                }
                 match protobuf {
                     Ok(()) => pb_ok += 1,
                     Err(e) => failures.push(format!("protobuf {folder}/{stem}: {e}")),
@@ -267,6 +300,11 @@ fn conformance_fixtures_decode_and_round_trip_in_json_and_protobuf() {
         }
         println!("conformance json {folder}: {json_ok}/{json_all}");
         println!("conformance protobuf {folder}: {pb_ok}/{pb_all}");
+        println!(
+            "conformance protobuf direct encode {folder}: {direct}/{pb_all} by generated code, \
+             the same bytes as the serde path; by the serde path only: {}",
+            serde_only.join(", ")
+        );
         println!(
             "conformance {folder}: {} kinds k8s-openapi lacks: {}",
             lacking.len(),

@@ -119,7 +119,7 @@ fn key(resource: &ApiResource) -> (String, String) {
 /// actually used. An object the encoder refuses — a `DynamicObject` holding
 /// a field the kind's protobuf message lacks — goes as JSON, which every
 /// server reads.
-pub(super) fn encode_body<T: Serialize + ?Sized>(
+pub(super) fn encode_body<T: Serialize + 'static>(
     resource: &ApiResource,
     format: Format,
     object: &T,
@@ -127,7 +127,9 @@ pub(super) fn encode_body<T: Serialize + ?Sized>(
     let encoded = match format {
         Format::Json => None,
         Format::Cbor => cbor::encode(object).ok(),
-        Format::Protobuf => protobuf::encode_as(&resource.api_version, &resource.kind, object).ok(),
+        Format::Protobuf => {
+            protobuf::encode_object(&resource.api_version, &resource.kind, object).ok()
+        }
     };
     match encoded {
         Some(body) => Ok((body.into(), format)),

@@ -7,8 +7,12 @@
 //! k8s-pb's field tags and k8s-openapi's JSON names) maps every Kubernetes
 //! proto message to its fields. Decoding walks the protobuf bytes with that
 //! table as a `serde::Deserializer`, handing the target type's own
-//! `Deserialize` impl its JSON field names; encoding is a `serde::Serializer`
-//! that turns the type's own `Serialize` output into protobuf. Special
+//! `Deserialize` impl its JSON field names; encoding a k8s-openapi type is
+//! code generated per type beside the table (`direct_gen.rs`: each field
+//! written straight from the struct, a `Time` as its seconds), and encoding
+//! anything else (a `DynamicObject`, a `serde_json::Value`) is a
+//! `serde::Serializer` that turns the type's own `Serialize` output into
+//! protobuf — the same bytes for the same object either way. Special
 //! messages take their JSON shapes: `Time`/`MicroTime` (`{seconds, nanos}` ↔
 //! RFC 3339), `Quantity`, `IntOrString`, `FieldsV1`/`RawExtension`/`JSON`
 //! (raw JSON bytes; a `RawExtension` may also hold a `k8s\0` body), bytes
@@ -38,6 +42,9 @@
 //! to [`MAX_DEPTH`] messages.
 
 mod de;
+mod direct;
+#[rustfmt::skip] // generated; `protobuf_schema_generated_file_is_current` checks it
+mod direct_gen;
 mod json_text;
 #[rustfmt::skip] // generated; `protobuf_schema_generated_file_is_current` checks it
 mod schema;
@@ -47,6 +54,7 @@ mod wire;
 
 pub use de::MAX_DEPTH;
 
+use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use serde::de::DeserializeOwned;
@@ -283,15 +291,53 @@ fn type_meta_text(b: &[u8]) -> Result<&str, Error> {
 /// `K`'s `apiVersion` and `kind`, and empty `contentEncoding` and
 /// `contentType` as Go writes them.
 ///
+/// A k8s-openapi type is written by code generated for it (its fields read
+/// directly, a `Time` as its seconds); any other type through its
+/// `Serialize` impl, as [`encode_as`] does. Both give the same bytes.
+///
 /// Fails when `K`'s kind has no proto message (custom resources: send JSON)
 /// or when the object holds a field the message lacks.
-pub fn encode<K: k8s_openapi::Resource + serde::Serialize>(object: &K) -> Result<Vec<u8>, Error> {
-    encode_as(K::API_VERSION, K::KIND, object)
+pub fn encode<K: k8s_openapi::Resource + serde::Serialize + 'static>(
+    object: &K,
+) -> Result<Vec<u8>, Error> {
+    encode_object(K::API_VERSION, K::KIND, object)
+}
+
+/// Whether [`encode`] writes a `K` by code generated for it (every
+/// k8s-openapi type with a proto message, but the `JSONSchemaProps` family)
+/// rather than through its `Serialize` impl.
+pub fn encodes_directly<K: 'static>() -> bool {
+    direct::encoder(TypeId::of::<K>()).is_some()
+}
+
+/// Encode `object` as a protobuf body of `kind` in `api_version`, by the
+/// code generated for `T` when `T` has it for that kind's message (as
+/// [`encode`]), else through its `Serialize` impl (as [`encode_as`]): for
+/// a client whose object type is generic. A `T` written under another
+/// kind's name goes the serde way, which refuses the fields that kind's
+/// message lacks.
+pub fn encode_object<T: serde::Serialize + 'static>(
+    api_version: &str,
+    kind: &str,
+    object: &T,
+) -> Result<Vec<u8>, Error> {
+    let found = table::message_for_kind(api_version, kind);
+    match direct::encoder(TypeId::of::<T>()) {
+        Some((message, write))
+            if found.is_some_and(|m| std::ptr::eq(m, table::message(message))) =>
+        {
+            in_envelope(api_version, kind, |body| {
+                write(object, body).map_err(|e| in_message(*e, table::message(message).name))
+            })
+        }
+        _ => encode_as(api_version, kind, object),
+    }
 }
 
 /// Encode `object` as a protobuf body of `kind` in `api_version`: as
 /// [`encode`], for a type that is not a k8s-openapi resource (a
-/// `DynamicObject`, a `serde_json::Value` in the kind's JSON shape).
+/// `DynamicObject`, a `serde_json::Value` in the kind's JSON shape),
+/// through its `Serialize` impl.
 pub fn encode_as<T: serde::Serialize + ?Sized>(
     api_version: &str,
     kind: &str,
@@ -301,6 +347,17 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
         api_version: api_version.to_owned(),
         kind: kind.to_owned(),
     })?;
+    in_envelope(api_version, kind, |body| {
+        serialize_message(object, message, body)
+    })
+}
+
+/// The envelope around the message `write` appends.
+fn in_envelope(
+    api_version: &str,
+    kind: &str,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
     // One buffer: the envelope, then the message written in place as its
     // `raw` field, sized by the last body encoded (objects of a stream are
     // alike) with some room to spare, and its length placeholder as wide as
@@ -316,7 +373,7 @@ pub fn encode_as<T: serde::Serialize + ?Sized>(
     wire::close_len(&mut body, type_meta);
     let width = wire::varint_len(last as u64);
     let raw = wire::open_len_width(&mut body, 2, width);
-    serialize_message(object, message, &mut body)?;
+    write(&mut body)?;
     wire::close_len_width(&mut body, raw, width);
     wire::put_bytes(&mut body, 3, b"");
     wire::put_bytes(&mut body, 4, b"");

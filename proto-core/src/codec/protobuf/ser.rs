@@ -385,6 +385,18 @@ impl<'o> ser::Serializer for MessageSer<'o> {
     }
 }
 
+/// Field `i` of `parent` holding `value`, written as a message's field is
+/// (nothing for `None`): the generated direct code's way into this path.
+pub(crate) fn serde_field<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+    parent: &'static Message,
+    i: usize,
+    depth: usize,
+) -> Result<(), SerError> {
+    value.serialize(FieldSer::of(out, parent, i, depth))
+}
+
 /// One field's value, written with its key into `out` (nothing for `None`).
 struct FieldSer<'o> {
     out: &'o mut Vec<u8>,

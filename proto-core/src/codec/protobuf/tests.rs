@@ -318,16 +318,42 @@ fn protobuf_raw_extension_holding_k8s_body_is_sniffed() {
     }
 }
 
+#[test]
+fn protobuf_encode_object_uses_generated_code_only_for_its_own_kind() {
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("p".into());
+    pod.spec = Some(Default::default());
+    assert!(encodes_directly::<Pod>());
+    assert!(!encodes_directly::<serde_json::Value>());
+    let direct = encode_object("v1", "Pod", &pod).unwrap();
+    assert_eq!(direct, encode(&pod).unwrap());
+    assert_eq!(direct, encode_as("v1", "Pod", &pod).unwrap());
+    // A Pod sent as a ConfigMap is not written as a Pod under that name:
+    // ConfigMap's message has no `spec`.
+    let err = encode_object("v1", "ConfigMap", &pod).unwrap_err();
+    assert!(err.to_string().contains("spec"), "{err}");
+    // The same object as a JSON value goes the serde way, to the same bytes.
+    let value = serde_json::to_value(&pod).unwrap();
+    assert_eq!(encode_object("v1", "Pod", &value).unwrap(), direct);
+}
+
 mod props {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, ResourceRequirements};
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, HostPathVolumeSource,
+        Pod, PodSpec, ResourceRequirements, Volume,
+    };
+    use k8s_openapi::api::events::v1::{Event, EventSeries};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, ManagedFieldsEntry, MicroTime, ObjectMeta, Time,
+    };
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use k8s_openapi::jiff::Timestamp;
     use proptest::prelude::*;
 
-    use super::super::{decode, encode};
+    use super::super::{decode, encode, encode_as};
 
     fn name() -> impl Strategy<Value = String> {
         "[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?"
@@ -349,6 +375,13 @@ mod props {
         // Seconds precision: what Time keeps.
         (0i64..4_102_444_800)
             .prop_map(|s| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap()))
+    }
+
+    /// Any instant RFC 3339 text holds (years 0001 to 9999), to the nanosecond.
+    fn any_time() -> impl Strategy<Value = Timestamp> {
+        (-62_135_596_800i64..253_402_300_800, 0i32..1_000_000_000).prop_map(|(s, n)| {
+            Timestamp::new(s, n).unwrap_or_else(|_| Timestamp::from_second(s).unwrap())
+        })
     }
 
     fn meta() -> impl Strategy<Value = ObjectMeta> {
@@ -445,6 +478,58 @@ mod props {
             let body = encode(&cm).unwrap();
             let back: ConfigMap = decode(&body).unwrap();
             prop_assert_eq!(back, cm);
+        }
+
+        #[test]
+        fn protobuf_direct_encode_gives_the_serde_paths_bytes_for_generated_objects(
+            pod in pod(),
+            volumes in prop::collection::vec((name(), 0u8..4, name()), 0..4),
+            times in prop::collection::vec(any_time(), 4),
+            managed in prop::option::of(name()),
+        ) {
+            // `pod()` and more: inline volume sources, times before 1970
+            // and with fractions, a MicroTime, FieldsV1 (the serde path's).
+            let mut pod = pod;
+            let [created, deleted, event_at, series_at] = times.try_into().unwrap();
+            pod.metadata.creation_timestamp = Some(Time(created));
+            pod.metadata.deletion_timestamp = Some(Time(deleted));
+            pod.metadata.managed_fields = managed.map(|manager| vec![ManagedFieldsEntry {
+                manager: Some(manager),
+                fields_v1: Some(FieldsV1(serde_json::json!({"f:metadata": {"f:labels": {}}}))),
+                time: Some(Time(created)),
+                ..ManagedFieldsEntry::default()
+            }]);
+            let spec = pod.spec.get_or_insert_with(PodSpec::default);
+            spec.volumes = Some(volumes.into_iter().map(|(name, source, other)| {
+                let mut volume = Volume { name, ..Volume::default() };
+                match source {
+                    0 => volume.empty_dir = Some(EmptyDirVolumeSource::default()),
+                    1 => volume.config_map = Some(ConfigMapVolumeSource {
+                        name: other,
+                        optional: Some(true),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    2 => volume.host_path = Some(HostPathVolumeSource {
+                        path: format!("/{other}"),
+                        ..HostPathVolumeSource::default()
+                    }),
+                    _ => {}
+                }
+                volume
+            }).collect());
+            let direct = encode(&pod).unwrap();
+            prop_assert_eq!(&direct, &encode_as("v1", "Pod", &pod).unwrap());
+            prop_assert_eq!(decode::<Pod>(&direct).unwrap(), decode::<Pod>(&encode_as("v1", "Pod", &pod).unwrap()).unwrap());
+
+            let event = Event {
+                metadata: pod.metadata.clone(),
+                event_time: Some(MicroTime(event_at)),
+                series: Some(EventSeries { count: 3, last_observed_time: MicroTime(series_at) }),
+                reporting_controller: Some("windlass".into()),
+                ..Event::default()
+            };
+            let direct = encode(&event).unwrap();
+            prop_assert_eq!(&direct, &encode_as("events.k8s.io/v1", "Event", &event).unwrap());
         }
 
         #[test]
