@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::protobuf_schema::ProtoField;
+use super::protobuf_schema::{ProtoField, collect_files, module_of};
 
 /// Where the generated encoders live, relative to the repository root.
 pub const OUTPUT: &str = "proto-core/src/codec/protobuf/direct_gen.rs";
@@ -62,7 +62,7 @@ fn parse_version(
     out: &mut Vec<Parsed>,
 ) -> Result<(), String> {
     let mut files = Vec::new();
-    collect(dir, &mut files)?;
+    collect_files(dir, &mut files)?;
     files.sort();
     for file in files {
         let text =
@@ -74,17 +74,7 @@ fn parse_version(
         else {
             continue;
         };
-        let module = file
-            .strip_prefix(dir)
-            .ok()
-            .and_then(Path::parent)
-            .map(|p| {
-                p.iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("::")
-            })
-            .unwrap_or_default();
+        let module = module_of(&file, dir);
         let message = canon(&format!("k8s.io.{}", definition.trim().replace('-', "_")));
         if let Some((name, keys)) = parse_serialize(&text) {
             out.push(Parsed {
@@ -144,18 +134,6 @@ fn parse_serialize(text: &str) -> Option<(String, Vec<Key>)> {
         });
     }
     saw_struct.then(|| (name.to_owned(), keys))
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 impl Schema<'_> {

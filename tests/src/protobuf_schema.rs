@@ -153,18 +153,7 @@ pub fn generate(k8s_pb: &Path, k8s_openapi: &Path, fixtures: &Path) -> Result<Ge
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             parse_openapi_file(&text, &mut json_names, &mut global_names, &mut kinds);
-            let module = file
-                .strip_prefix(version)
-                .ok()
-                .and_then(Path::parent)
-                .map(|p| {
-                    p.iter()
-                        .map(|c| c.to_string_lossy().into_owned())
-                        .collect::<Vec<_>>()
-                        .join("::")
-                })
-                .unwrap_or_default();
-            types.parse(&text, &module);
+            types.parse(&text, &module_of(&file, version));
         }
     }
 
@@ -468,7 +457,23 @@ fn inlines_into(
         })
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// The Rust module of a k8s-openapi source file below its version folder
+/// (`api/core/v1/pod.rs` → `api::core::v1`).
+pub(crate) fn module_of(file: &Path, version: &Path) -> String {
+    file.strip_prefix(version)
+        .ok()
+        .and_then(Path::parent)
+        .map(|p| {
+            p.iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("::")
+        })
+        .unwrap_or_default()
+}
+
+/// Every `.rs` file below `dir`.
+pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.is_dir() {

@@ -30,8 +30,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::ser::{SerError, serde_field};
 use super::table;
 use super::wire::{
-    WireType, close_len, close_len_wide, open_len, open_len_wide, put_bytes, put_key, put_varint,
-    put_varint_at, varint_len,
+    WireType, close_len, close_len_wide, open_len, open_len_wide, put_bytes, put_key, put_time,
+    put_varint, varint_len,
 };
 
 /// A type with generated code: its message and how to write its fields.
@@ -141,20 +141,6 @@ impl<V: Put> Put for BTreeMap<String, V> {
         }
         Ok(())
     }
-}
-
-/// `{1: seconds, 2: nanos}`, at most 22 bytes: its length is one byte.
-#[inline]
-fn put_time(out: &mut Vec<u8>, tag: u32, seconds: i64, nanos: i32) {
-    let mut body = [0u8; 23];
-    let mut len = 1;
-    body[len] = 0x08;
-    len += 1 + put_varint_at(&mut body[len + 1..], seconds as u64);
-    body[len] = 0x10;
-    len += 1 + put_varint_at(&mut body[len + 1..], i64::from(nanos) as u64);
-    body[0] = (len - 1) as u8;
-    put_key(out, tag, WireType::Len);
-    out.extend_from_slice(&body[..len]);
 }
 
 /// A timestamp's whole seconds and nanoseconds, the nanoseconds in

@@ -16,8 +16,8 @@ use super::de::MAX_DEPTH;
 use super::json_text::{base64_decode, parse_time};
 use super::table::{self, Index, Message, Shape, Type};
 use super::wire::{
-    WireType, close_len, close_len_wide, open_len, open_len_wide, put_bytes, put_key, put_varint,
-    put_varint_at,
+    WireType, close_len, close_len_wide, open_len, open_len_wide, put_bytes, put_key, put_time,
+    put_varint,
 };
 
 /// The serializer's error: [`Error`] boxed, so that `Result<(), SerError>`
@@ -464,15 +464,7 @@ impl<'o> FieldSer<'o> {
             field: self.json,
             what,
         })?;
-        let mut body = [0u8; 23];
-        let mut len = 1;
-        body[len] = 0x08;
-        len += 1 + put_varint_at(&mut body[len + 1..], seconds as u64);
-        body[len] = 0x10;
-        len += 1 + put_varint_at(&mut body[len + 1..], i64::from(nanos) as u64);
-        body[0] = (len - 1) as u8;
-        put_key(self.out, self.tag, WireType::Len);
-        self.out.extend_from_slice(&body[..len]);
+        put_time(self.out, self.tag, seconds, nanos);
         Ok(())
     }
 

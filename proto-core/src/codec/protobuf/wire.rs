@@ -299,6 +299,21 @@ fn resize_len(out: &mut Vec<u8>, start: usize, placeholder: usize, len: usize) {
     out[at..at + n].copy_from_slice(&varint[..n]);
 }
 
+/// Append a `Time`/`MicroTime` field, `{1: seconds, 2: nanos}` (both
+/// written, as Go does): at most 22 bytes, so its length is one byte.
+#[inline]
+pub(crate) fn put_time(out: &mut Vec<u8>, tag: u32, seconds: i64, nanos: i32) {
+    let mut body = [0u8; 23];
+    let mut len = 1;
+    body[len] = 0x08;
+    len += 1 + put_varint_at(&mut body[len + 1..], seconds as u64);
+    body[len] = 0x10;
+    len += 1 + put_varint_at(&mut body[len + 1..], i64::from(nanos) as u64);
+    body[0] = (len - 1) as u8;
+    put_key(out, tag, WireType::Len);
+    out.extend_from_slice(&body[..len]);
+}
+
 /// Append a length-delimited field.
 #[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
